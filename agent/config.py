@@ -1,0 +1,264 @@
+"""The agent's configuration: one YAML file, validated by pydantic, every error with file and line.
+
+`config/example-school.yaml` is the complete, commented reference. Secrets (SNMP communities and
+keys, MQTT passwords) are never written in the file itself: each comes from a file (`*_file`) or an
+environment variable (`*_env`), read when it is used, and never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from agent.yamlfile import YamlDoc, YamlFileError, load_yaml, validation_errors
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `30`, `2.5s`, `500ms`, `5m`, `1h`, `1d`.
+
+    >>> parse_duration("5m"), parse_duration(2), parse_duration("500ms")
+    (300.0, 2.0, 0.5)
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h'")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 500ms, 5m, 1h)")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Secret(Strict):
+    """Where a secret comes from: a file (first line, stripped) or an environment variable."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Secret:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of `file` or `env`")
+        return self
+
+    def read(self, what: str) -> str:
+        """The secret's value; `what` names it in the error (never the value)."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecretError(f"{what}: environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError) as e:
+            reason = getattr(e, "strerror", None) or "file is empty"
+            raise SecretError(f"{what}: cannot read secret file {self.file}: {reason}") from None
+
+
+class SecretError(Exception):
+    pass
+
+
+class SnmpCredentials(Strict):
+    version: Literal["1", "2c", "3"] = "2c"
+    community: Secret | None = None
+    user: str | None = None
+    auth_proto: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = None
+    auth_key: Secret | None = None
+    priv_proto: Literal["DES", "AES", "AES128", "AES192", "AES256"] | None = None
+    priv_key: Secret | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_str(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("version"), int | float):
+            data = {**data, "version": {1: "1", 2: "2c", 3: "3"}.get(int(data["version"]), str(data["version"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpCredentials:
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError("SNMP v1/v2c credentials need `community` (from a file or env)")
+            if self.user or self.auth_key or self.priv_key:
+                raise ValueError("`user`, `auth_key`, `priv_key` are for version 3 only")
+        else:
+            if not self.user:
+                raise ValueError("SNMPv3 credentials need `user`")
+            if (self.auth_proto is None) != (self.auth_key is None):
+                raise ValueError("give `auth_proto` and `auth_key` together")
+            if (self.priv_proto is None) != (self.priv_key is None):
+                raise ValueError("give `priv_proto` and `priv_key` together")
+            if self.priv_proto and not self.auth_proto:
+                raise ValueError("privacy (`priv_*`) needs authentication (`auth_*`) too")
+        return self
+
+
+class SnmpDefaults(Strict):
+    timeout: Duration = 2.0
+    retries: int = Field(1, ge=0, le=5)
+    max_repetitions: int = Field(20, ge=1, le=100)
+    oids_per_request: int = Field(20, ge=1, le=60)
+    rate_limit_rps: float | None = Field(50, gt=0)
+    deadline: Duration = 20.0
+    interval: Duration = 60.0
+    static_refresh: Duration = 3600.0
+    concurrency: int = Field(64, ge=1, le=4096)
+
+
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+)(?::(\d{1,5}))?$")
+
+
+def split_host_port(value: str, default_port: int = 161) -> tuple[str, int]:
+    """`10.0.0.1` -> (10.0.0.1, 161); `127.0.0.1:1161`; `[::1]:1161`.
+
+    >>> split_host_port("127.0.0.1:1161")
+    ('127.0.0.1', 1161)
+    """
+    m = _HOSTPORT.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not HOST or HOST:PORT")
+    host = m.group(1).strip("[]")
+    port = int(m.group(2)) if m.group(2) else default_port
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return host, port
+
+
+DeviceRole = Literal["core", "distribution", "access", "router", "firewall", "wlc", "ap", "printer",
+                     "ups", "projector", "nvr", "other"]
+
+
+class SnmpDevice(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    host: str
+    credentials: str
+    role: DeviceRole = "other"
+    profile: str | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: int | None = Field(None, ge=0, le=5)
+    deadline: Duration | None = None
+    rate_limit_rps: float | None = Field(None, gt=0)
+    zone: str | None = None
+    room: str | None = None
+
+    @model_validator(mode="after")
+    def _host(self) -> SnmpDevice:
+        split_host_port(self.host)
+        return self
+
+
+class TrapConfig(Strict):
+    enabled: bool = False
+    listen: str = "0.0.0.0:162"
+    community: Secret | None = None
+
+
+class SnmpConfig(Strict):
+    defaults: SnmpDefaults = SnmpDefaults()
+    credentials: dict[str, SnmpCredentials] = {}
+    devices: list[SnmpDevice] = []
+    profile_dirs: list[Path] = []
+    traps: TrapConfig = TrapConfig()
+
+    @model_validator(mode="after")
+    def _refs(self) -> SnmpConfig:
+        names: set[str] = set()
+        for i, d in enumerate(self.devices):
+            if d.credentials not in self.credentials:
+                known = ", ".join(sorted(self.credentials)) or "none defined"
+                raise ValueError(f"devices[{i}] ({d.name}): credentials {d.credentials!r} are not defined "
+                                 f"under snmp.credentials ({known})")
+            if d.name in names:
+                raise ValueError(f"devices[{i}]: device name {d.name!r} is used twice")
+            names.add(d.name)
+        return self
+
+
+SchoolType = Literal["primary", "secondary", "secondary-vocational", "kindergarten", "vocational-college",
+                     "nine-year", "teaching-point"]
+
+
+class Enrolment(Strict):
+    students: int = Field(ge=0)
+    teachers: int = Field(ge=0)
+
+
+class School(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    name: str
+    city: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    district: str | None = None
+    type: SchoolType
+    enrolment: Enrolment | None = None
+
+
+class AgentSection(Strict):
+    id: str | None = None
+    data_dir: Path = Path("/var/lib/eduedge")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HostConfig(Strict):
+    enabled: bool = True
+    interval: Duration = 60.0
+    wan_interface: str | None = None
+
+
+class AgentConfig(Strict):
+    school: School
+    agent: AgentSection = AgentSection()
+    snmp: SnmpConfig = SnmpConfig()
+    host: HostConfig = HostConfig()
+
+
+class ConfigError(YamlFileError):
+    pass
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_config(path: Path | str) -> AgentConfig:
+    """Read and validate a configuration file; raise `ConfigError` listing every problem."""
+    doc: YamlDoc
+    try:
+        doc = load_yaml(path)
+    except YamlFileError as e:
+        raise ConfigError(path, e.problems) from None
+    if not isinstance(doc.data, dict):
+        raise ConfigError(path, [f"{path}:1: the configuration must be a YAML mapping"])
+    try:
+        cfg = AgentConfig.model_validate(doc.data)
+    except ValidationError as e:
+        raise ConfigError(path, validation_errors(doc, e)) from None
+    cfg_path = Path(path)
+    base = cfg_path.resolve().parent
+    for d in cfg.snmp.profile_dirs:
+        if not (base / d).is_dir():
+            raise ConfigError(path, [f"{path}: snmp.profile_dirs: {d} is not a directory"])
+    cfg.snmp.profile_dirs = [base / d for d in cfg.snmp.profile_dirs]
+    return cfg
+
+
+def config_digest(path: Path | str) -> str:
+    """A short digest of the configuration file, reported in the agent's birth message."""
+    return _digest(Path(path).read_text(encoding="utf-8"))

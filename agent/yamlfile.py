@@ -1,0 +1,118 @@
+"""YAML files whose errors point at a line: configuration, firmware profiles and rule packs.
+
+A technician fixing `/etc/eduedge/eduedge.yaml` needs "line 42, snmp.devices[3].host: ...", not a
+Python traceback. `load_yaml` keeps the line of every mapping key and sequence item, and
+`validation_errors` turns a pydantic `ValidationError` into one such line per problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+Loc = tuple[str | int, ...]
+
+
+class YamlFileError(Exception):
+    """A YAML file that cannot be used; `problems` are ready-to-print lines naming file and line."""
+
+    def __init__(self, path: Path | str, problems: Sequence[str]):
+        self.path = str(path)
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass
+class YamlDoc:
+    path: str
+    data: Any
+    lines: dict[Loc, int]
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of `loc` or of its nearest enclosing key that has one."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), None)
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            _walk(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            child = (*loc, i)
+            lines[child] = item.start_mark.line + 1
+            _walk(item, child, lines)
+
+
+def parse_yaml(text: str, path: Path | str = "<string>") -> YamlDoc:
+    """Parse YAML text, remembering where every key and item sits.
+
+    >>> doc = parse_yaml("a:\\n  b: [1, 2]\\n")
+    >>> doc.data, doc.line_of(("a", "b", 1))
+    ({'a': {'b': [1, 2]}}, 2)
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise YamlFileError(path, [f"{where}: not valid YAML: {e.problem or e.context}"]) from None
+    except yaml.YAMLError as e:
+        raise YamlFileError(path, [f"{path}: not valid YAML: {e}"]) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return YamlDoc(str(path), data, lines)
+
+
+def load_yaml(path: Path | str) -> YamlDoc:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise YamlFileError(path, [f"{path}: cannot read: {e.strerror}"]) from None
+    except UnicodeDecodeError as e:
+        raise YamlFileError(path, [f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+    return parse_yaml(text, p)
+
+
+def dotted(loc: Loc) -> str:
+    """`("snmp", "devices", 3, "host")` -> `snmp.devices[3].host`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def validation_errors(doc: YamlDoc, err: ValidationError, prefix: Loc = ()) -> list[str]:
+    """One line per pydantic error: `FILE:LINE: field.path: message`."""
+    out = []
+    for e in err.errors(include_url=False):
+        # pydantic puts the tag of a tagged union or a validator name into `loc`; drop what is not in the file
+        loc = tuple(p for p in (*prefix, *e["loc"]) if not (isinstance(p, str) and p.startswith("function-")))
+        line = doc.line_of(loc)
+        where = f"{doc.path}:{line}" if line else doc.path
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (a typo?)"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        out.append(f"{where}: {dotted(loc)}: {msg}")
+    return out

@@ -1,0 +1,414 @@
+"""Poll one SNMP device through its firmware profile, and many devices at once within bounds.
+
+What a poll does, per device:
+1. GET the system group (sysObjectID, sysDescr, sysUpTime, snmpEngineTime) and the profile's scalars.
+   Uptime going backwards means a reboot: every counter delta of the device is discarded.
+2. On the first poll, after a reboot, and every `static_refresh`: match the profile, read the identity
+   (vendor, model, OS version, serial) and the static columns (names, aliases, speeds).
+3. GETBULK-walk only the columns the profile's metrics need (a column the device lacks is replaced by its
+   `fallback`, e.g. 32-bit ifInOctets for ifHCInOctets, and that choice is remembered).
+4. Turn rows into `Sample`s: gauges scaled, states mapped, counters into rates (agent/rates.py).
+
+Every device has a deadline: when it passes, the poll stops, keeps what it has and says so. Errors name
+the device and the OID; a device that fails never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agent.rates import RateTracker
+from agent.samples import Sample
+from collectors.snmp.client import SnmpClient, SnmpRequestError, Value
+from collectors.snmp.profiles import Metric, Profile, ProfileError, ProfileSet, Source, Tag, match_profile
+
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+ENGINE_TIME = "1.3.6.1.6.3.10.2.1.3.0"
+SYSTEM_OIDS = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME, ENGINE_TIME]
+
+_PRINTABLE = re.compile(r"^[\t\r\n\x20-\x7e\u00a0-\uffff]*$")
+
+
+def as_text(value: Value) -> str:
+    """An SNMP value as text: printable UTF-8 as is, anything else (MACs, binary ids) as hex.
+
+    >>> as_text(b"Gi0/1"), as_text(b"\\x00\\x1e\\x13\\xaa\\x0b\\x01"), as_text(b"abc\\x00")
+    ('Gi0/1', '00:1e:13:aa:0b:01', 'abc')
+    """
+    if isinstance(value, bytes):
+        raw = value.rstrip(b"\x00")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.hex(":")
+        return text if _PRINTABLE.match(text) else raw.hex(":")
+    if value is None:
+        return ""
+    return str(value)
+
+
+def as_number(value: Value, regex: str | None = None) -> float | int | None:
+    """A numeric reading; text is parsed (after `regex`), anything else is None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and regex is None:
+        return value
+    text = as_text(value).strip()
+    if regex is not None:
+        m = re.search(regex, text)
+        if not m:
+            return None
+        text = m.group(1) if m.groups() else m.group(0)
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            f = float(text)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+
+
+def _oid_key(index: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(a) for a in index.split("."))
+    except ValueError:
+        return ()
+
+
+@dataclass
+class Identity:
+    sys_object_id: str = ""
+    sys_descr: str = ""
+    profile: str = ""
+    matched_by: str = ""
+    device_class: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    os_version: str | None = None
+    serial: str | None = None
+    hostname: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DevicePoll:
+    """The result of one poll of one device."""
+
+    device: str
+    address: str
+    time: float
+    identity: Identity | None
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    requests: int = 0
+    values: int = 0
+    rebooted: bool = False
+    complete: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.identity is not None and not self.errors
+
+
+@dataclass
+class _Plan:
+    """Which OID each metric is read from on this device (primary or a fallback)."""
+
+    oid: str
+    bits: int | None
+    scale: float | None
+
+
+class DevicePoller:
+    """Keeps one device's session, identity, static columns and counter state between polls."""
+
+    def __init__(self, client: SnmpClient, profiles: ProfileSet, rates: RateTracker | None = None,
+                 forced_profile: str | None = None, deadline: float = 20.0, static_refresh: float = 3600.0):
+        self.client = client
+        self.device = client.device
+        self.profiles = profiles
+        self.rates = rates if rates is not None else RateTracker()
+        self.forced_profile = forced_profile
+        self.deadline = deadline
+        self.static_refresh = static_refresh
+        self.identity: Identity | None = None
+        self.profile: Profile | None = None
+        self._static: dict[str, dict[str, Value]] = {}
+        self._plans: dict[int, _Plan | None] = {}
+        self._refreshed_at = -math.inf
+
+    # -- fetching --------------------------------------------------------------------------------
+
+    async def poll(self) -> DevicePoll:
+        """Poll the device once; never raises for device trouble, it is reported in `errors`."""
+        t0 = time.monotonic()
+        result = DevicePoll(self.device, f"{self.client.host}:{self.client.port}", time.time(), None)
+        req0, val0 = self.client.requests, self.client.values
+        data: dict[str, dict[str, Value]] = {}
+        scalars: dict[str, Value] = {}
+        try:
+            async with asyncio.timeout(self.deadline):
+                await self._fetch(result, data, scalars)
+        except TimeoutError:
+            result.complete = False
+            result.errors.append(f"{self.device}: poll deadline of {self.deadline:g}s reached; "
+                                 f"kept the {len(data)} columns read so far")
+        except SnmpRequestError as e:
+            result.complete = False
+            result.errors.append(str(e))
+        except ProfileError as e:
+            result.complete = False
+            result.errors.append(f"{self.device}: {e}")
+        result.identity = self.identity if self.profile is not None else None
+        if self.profile is not None and scalars:
+            self._build(result, data, scalars, time.monotonic())
+        result.duration_s = time.monotonic() - t0
+        result.requests = self.client.requests - req0
+        result.values = self.client.values - val0
+        return result
+
+    async def _fetch(self, result: DevicePoll, data: dict[str, dict[str, Value]],
+                     scalars: dict[str, Value]) -> None:
+        wanted = list(SYSTEM_OIDS)
+        if self.profile is not None:
+            wanted += [m.scalar for m in self.profile.metrics if m.scalar and m.scalar not in wanted]
+        scalars.update(await self.client.get_many(wanted))
+        if not scalars:
+            raise SnmpRequestError(f"{self.device}: answers SNMP but returned none of the system group "
+                                   "(sysDescr, sysObjectID, sysUpTime); check the view the credentials may read")
+        uptime = _uptime_s(scalars)
+        if uptime is not None and self.rates.observe_uptime(self.device, uptime):
+            result.rebooted = True
+        oid = as_text(scalars.get(SYS_OBJECT_ID)).lstrip(".")
+        refresh = (self.profile is None or result.rebooted
+                   or time.monotonic() - self._refreshed_at >= self.static_refresh
+                   or (self.identity is not None and oid != self.identity.sys_object_id))
+        if refresh:
+            await self._identify(scalars)
+            assert self.profile is not None
+            missing = [m.scalar for m in self.profile.metrics if m.scalar and m.scalar not in scalars]
+            if missing:
+                scalars.update(await self.client.get_many(missing))
+            self._static.clear()
+            self._plans.clear()
+        assert self.profile is not None
+        data.update(self._static)
+        for column in self._columns_needed(refresh):
+            if column not in data:
+                data[column] = await self.client.walk(column)
+        for m in self.profile.metrics:
+            if m.column is None:
+                continue
+            plan = await self._plan(m, data)
+            if plan is not None and plan.oid not in data:
+                data[plan.oid] = await self.client.walk(plan.oid)
+        if refresh:
+            self._refreshed_at = time.monotonic()
+            self._static.update({c: data[c] for c in self._static_columns() if c in data})
+
+    def _static_columns(self) -> set[str]:
+        assert self.profile is not None
+        cols: set[str] = set()
+        for m in self.profile.metrics:
+            for t in m.tags:
+                if t.static and t.column:
+                    cols.update((t.column, *t.fallback))
+            if m.static and m.column:
+                cols.add(m.column)
+                cols.update(f.oid for f in m.fallback)
+        return cols
+
+    def _columns_needed(self, refresh: bool) -> list[str]:
+        """Tag columns to read now (static ones only on a refresh), in a stable order."""
+        assert self.profile is not None
+        cols: dict[str, None] = {}
+        for m in self.profile.metrics:
+            for t in m.tags:
+                if t.column and (refresh or not t.static):
+                    cols[t.column] = None
+                    for fb in t.fallback:
+                        cols[fb] = None
+        return list(cols)
+
+    async def _plan(self, m: Metric, data: dict[str, dict[str, Value]]) -> _Plan | None:
+        key = id(m)
+        if key in self._plans:
+            return self._plans[key]
+        candidates = [_Plan(m.column or "", m.bits, m.scale)] + [
+            _Plan(f.oid, f.bits or m.bits, f.scale if f.scale is not None else m.scale) for f in m.fallback]
+        chosen = None
+        for c in candidates:
+            if c.oid not in data:
+                data[c.oid] = self._static.get(c.oid) or await self.client.walk(c.oid)
+            if data[c.oid]:
+                chosen = c
+                break
+        self._plans[key] = chosen
+        return chosen
+
+    async def _identify(self, scalars: dict[str, Value]) -> None:
+        sys_oid = as_text(scalars.get(SYS_OBJECT_ID)).strip().lstrip(".")
+        sys_descr = as_text(scalars.get(SYS_DESCR))
+        if self.forced_profile:
+            profile = self.profiles.get(self.forced_profile)
+            matched_by = "set in the configuration"
+        else:
+            match = match_profile(self.profiles, sys_oid, sys_descr)
+            profile, matched_by = match.profile, match.reason
+        ident = Identity(sys_object_id=sys_oid, sys_descr=sys_descr, profile=profile.name, matched_by=matched_by,
+                         device_class=profile.device_class, vendor=profile.vendor)
+        for fld, sources in profile.identity.items():
+            value = await self._first_source(sources, scalars)
+            if value:
+                setattr(ident, fld, value)
+        self.profile, self.identity = profile, ident
+
+    async def _first_source(self, sources: Sequence[Source], scalars: dict[str, Value]) -> str | None:
+        for src in sources:
+            if src.value is not None:
+                return src.value
+            assert src.oid is not None
+            if src.where is not None:
+                col = await self.client.walk(src.oid)
+                sel = await self.client.walk(src.where.oid)
+                want = str(src.where.equals)
+                rows = [i for i in sorted(col, key=_oid_key) if as_text(sel.get(i)) == want]
+                text = as_text(col[rows[0]]).strip() if rows else ""
+            else:
+                if src.oid not in scalars:
+                    scalars.update(await self.client.get_many([src.oid]))
+                text = as_text(scalars.get(src.oid)).strip()
+            if text and src.regex:
+                m = re.search(src.regex, text)
+                if not m:
+                    continue
+                if src.template:
+                    text = src.template.format(*([m.group(0), *m.groups()]))
+                else:
+                    text = m.group(1) if m.groups() else m.group(0)
+                text = (text or "").strip()
+            if text:
+                return text
+        return None
+
+    # -- turning rows into samples ---------------------------------------------------------------
+
+    def _build(self, result: DevicePoll, data: dict[str, dict[str, Value]], scalars: dict[str, Value],
+               mono: float) -> None:
+        assert self.profile is not None
+        now = result.time
+        out = result.samples
+        tag_cache: dict[tuple[int, str], dict[str, str]] = {}
+        for m in self.profile.metrics:
+            if m.scalar is not None:
+                if m.scalar in scalars:
+                    self._emit(out, m, m.scalar, (), scalars[m.scalar], {}, now, mono, m.bits, m.scale)
+                continue
+            plan = self._plans.get(id(m))
+            if plan is None:
+                continue
+            rows = data.get(plan.oid, {})
+            tags_key = id(m.tags)
+            for index, raw in rows.items():
+                ck = (tags_key, index)
+                tags = tag_cache.get(ck)
+                if tags is None:
+                    tags = tag_cache[ck] = _row_tags(m.tags, index, data)
+                self._emit(out, m, plan.oid, index, raw, tags, now, mono, plan.bits, plan.scale)
+
+    def _emit(self, out: list[Sample], m: Metric, oid: str, index: str | tuple, raw: Value,
+              tags: dict[str, str], now: float, mono: float, bits: int | None, scale: float | None) -> None:
+        if m.kind == "state":
+            assert m.mapping is not None
+            code = as_number(raw)
+            value: Any = m.mapping.get(code, str(code)) if code is not None else as_text(raw)
+            out.append(Sample(now, self.device, m.name, value, m.unit, tags))
+            return
+        if m.kind == "info":
+            text = as_text(raw).strip()
+            if text:
+                out.append(Sample(now, self.device, m.name, text, m.unit, tags))
+            return
+        num = as_number(raw, m.regex)
+        if num is None or num in m.skip_values:
+            return
+        if m.kind == "counter":
+            if not isinstance(num, int) or num < 0:
+                return
+            if m.rate is None:
+                out.append(Sample(now, self.device, m.name, num, m.unit, tags))
+                return
+            rate = self.rates.update((self.device, oid, index), num, bits or 64, mono)
+            if rate is not None:
+                out.append(Sample(now, self.device, m.rate.name, rate * m.rate.scale, m.rate.unit, tags))
+            return
+        if scale is not None:
+            num = num * scale
+        out.append(Sample(now, self.device, m.name, num, m.unit, tags))
+
+
+def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]]) -> dict[str, str]:
+    arcs = index.split(".")
+    tags: dict[str, str] = {}
+    for t in specs:
+        if t.index is not None:
+            first, last = (t.index, t.index) if isinstance(t.index, int) else t.index
+            value = ".".join(arcs[first - 1:last])
+        else:
+            lookup = index
+            if t.index_transform is not None:
+                lookup = ".".join(arcs[t.index_transform[0] - 1:t.index_transform[1]])
+            raw: Value = None
+            for col in (t.column, *t.fallback):
+                raw = data.get(col or "", {}).get(lookup)
+                if raw not in (None, b"", ""):
+                    break
+            if raw in (None, b"", ""):
+                continue
+            if t.mapping is not None:
+                code = as_number(raw)
+                value = t.mapping.get(code, str(code)) if code is not None else as_text(raw)
+            else:
+                value = as_text(raw).strip()
+            if t.regex:
+                mm = re.search(t.regex, value)
+                if not mm:
+                    continue
+                value = mm.group(1) if mm.groups() else mm.group(0)
+        if value:
+            tags[t.tag] = value
+    return tags
+
+
+def _uptime_s(scalars: dict[str, Value]) -> float | None:
+    ticks = scalars.get(SYS_UPTIME)
+    if isinstance(ticks, int):
+        return ticks / 100.0
+    engine_time = scalars.get(ENGINE_TIME)
+    if isinstance(engine_time, int):
+        return float(engine_time)
+    return None
+
+
+async def poll_many(pollers: Sequence[DevicePoller], concurrency: int = 64) -> list[DevicePoll]:
+    """Poll devices concurrently, at most `concurrency` at a time; each keeps its own deadline."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(p: DevicePoller) -> DevicePoll:
+        async with sem:
+            return await p.poll()
+
+    return list(await asyncio.gather(*(one(p) for p in pollers)))
