@@ -1,0 +1,26 @@
+"""The `eduedge` command: a thin layer over functions that tests call directly.
+
+Each area keeps its commands in its own module with a `register(app)` function; this file only puts
+them together, so `eduedge --help` lists everything and no command module imports another.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from agent import cli_config, cli_snmp
+
+app = typer.Typer(
+    name="eduedge",
+    help="The school network gateway agent: poll, judge, buffer and report to the city cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (cli_config, cli_snmp):
+    module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,35 @@
+"""`eduedge config check FILE`: validate a configuration and say exactly what is wrong, where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from agent.config import ConfigError, load_config
+
+
+def check_config(path: Path) -> list[str]:
+    """Problems with the configuration at `path`, one printable line each; empty when it is good."""
+    try:
+        load_config(path)
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+def register(app: typer.Typer) -> None:
+    config_app = typer.Typer(help="Check the agent's configuration.", no_args_is_help=True)
+    app.add_typer(config_app, name="config")
+
+    @config_app.command("check")
+    def check(path: Path = typer.Argument(..., help="the configuration file")) -> None:
+        """Validate FILE; print every problem with its file, line and field, and exit 2 if any."""
+        problems = check_config(path)
+        for line in problems:
+            typer.echo(line, err=True)
+        if problems:
+            raise typer.Exit(2)
+        cfg = load_config(path)
+        typer.echo(f"{path}: OK - school {cfg.school.id} ({cfg.school.type}), "
+                   f"{len(cfg.snmp.devices)} SNMP devices")
