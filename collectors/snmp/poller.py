@@ -152,6 +152,18 @@ class DevicePoller:
 
     # -- fetching --------------------------------------------------------------------------------
 
+    async def identify(self) -> Identity:
+        """Only find out what the device is (profile, vendor, model, version, serial); no metrics.
+
+        Raises `SnmpRequestError` when the device cannot be asked.
+        """
+        scalars = await self.client.get_many(list(SYSTEM_OIDS))
+        if not scalars:
+            raise SnmpRequestError(f"{self.device}: answers SNMP but returned none of the system group")
+        await self._identify(scalars)
+        assert self.identity is not None
+        return self.identity
+
     async def poll(self) -> DevicePoll:
         """Poll the device once; never raises for device trouble, it is reported in `errors`."""
         t0 = time.monotonic()
