@@ -334,16 +334,15 @@ def load_profiles(extra_dirs: Iterable[Path | str] = (), bundled_dir: Path = BUN
     for d in extra_dirs:
         sources += [(p, False) for p in sorted(Path(d).glob("**/*.yaml"))]
     for path, is_bundled in sources:
-        pf, doc, problems = _read(path)
+        pf, _doc, problems = _read(path)
         if problems or pf is None:
             errors += [f"profile refused: {x}" for x in problems]
             continue
         name = path.stem
-        if name in files:
-            if is_bundled or pf.overrides != name:
-                errors.append(f"profile refused: {path}: name {name!r} is already taken by {files[name][0]}"
-                              + ("" if is_bundled else f"; to replace it say `overrides: {name}`"))
-                continue
+        if name in files and (is_bundled or pf.overrides != name):
+            errors.append(f"profile refused: {path}: name {name!r} is already taken by {files[name][0]}"
+                          + ("" if is_bundled else f"; to replace it say `overrides: {name}`"))
+            continue
         if pf.overrides and pf.overrides not in files:
             errors.append(f"profile refused: {path}: overrides unknown profile {pf.overrides!r}")
             continue
