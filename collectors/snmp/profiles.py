@@ -346,8 +346,9 @@ def load_profiles(extra_dirs: Iterable[Path | str] = (), bundled_dir: Path = BUN
         if pf.overrides and pf.overrides not in files:
             errors.append(f"profile refused: {path}: overrides unknown profile {pf.overrides!r}")
             continue
-        if pf.overrides and pf.overrides != name:
+        if pf.overrides:
             files.pop(pf.overrides, None)
+            bundled_names.discard(pf.overrides)
         files[name] = (path, pf)
         if is_bundled:
             bundled_names.add(name)
