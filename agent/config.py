@@ -222,11 +222,106 @@ class HostConfig(Strict):
     wan_interface: str | None = None
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*$")
+_SIZE_UNIT = {None: 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `1048576`, `512MB`, `2GiB`, `64kB`.
+
+    >>> parse_size("512MB"), parse_size("2GiB"), parse_size(1000)
+    (512000000, 2147483648, 1000)
+    """
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or a string like '512MB', '2GiB'")
+    if isinstance(value, int | float):
+        return int(value)
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a size (use e.g. 65536, 64kB, 512MB, 2GiB)")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(float(m.group(1)) * _SIZE_UNIT[unit])
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+class MqttTls(Strict):
+    """TLS towards the broker; the client certificate and key are needed where the cloud asks for them."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give `cert_file` and `key_file` together")
+        return self
+
+
+class MqttConfig(Strict):
+    broker: str
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = None
+    keepalive: Duration = 30.0
+    tls: MqttTls | None = None
+    username: str | None = None
+    password: Secret | None = None
+    max_inflight: int = Field(100, ge=1, le=1000)
+    max_message_bytes: ByteSize = Field(256 * 1024, ge=4096, le=256 * 2**20)
+    compression: Literal["none", "gzip"] = "none"
+    reconnect_min: Duration = 1.0
+    reconnect_max: Duration = 120.0
+    ack_timeout: Duration = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_str(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("protocol"), int | float):
+            data = {**data, "protocol": {5: "5", 3.1: "3.1.1", 311: "3.1.1"}.get(data["protocol"],
+                                                                               str(data["protocol"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttConfig:
+        split_host_port(self.broker, 1883)
+        if self.password is not None and self.username is None:
+            raise ValueError("`password` needs `username`")
+        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
+            raise ValueError("need 0 < reconnect_min <= reconnect_max")
+        return self
+
+
+class OutboxConfig(Strict):
+    path: Path | None = None
+    max_bytes: ByteSize = 512 * 2**20
+    min_free_bytes: ByteSize = 64 * 2**20
+    synchronous: Literal["full", "normal"] = "full"
+
+
+class CommandsConfig(Strict):
+    enabled: bool = True
+    rate_per_minute: float = Field(10, gt=0)
+    burst: int = Field(5, ge=1)
+    interval_min: Duration = 10.0
+    interval_max: Duration = 3600.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CommandsConfig:
+        if not 0 < self.interval_min <= self.interval_max:
+            raise ValueError("need 0 < interval_min <= interval_max")
+        return self
+
+
 class AgentConfig(Strict):
     school: School
     agent: AgentSection = AgentSection()
     snmp: SnmpConfig = SnmpConfig()
     host: HostConfig = HostConfig()
+    mqtt: MqttConfig | None = None
+    outbox: OutboxConfig = OutboxConfig()
+    commands: CommandsConfig = CommandsConfig()
 
 
 class ConfigError(YamlFileError):
