@@ -1,0 +1,121 @@
+"""Configuration: the example is valid, and every mistake is named with its file, line and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli_config import check_config
+from agent.config import ConfigError, Secret, SecretError, load_config, parse_duration, split_host_port
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "config" / "example-school.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "eduedge.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+GOOD = """\
+school:
+  id: demo-school
+  name: Demo
+  city: yinchuan
+  type: primary
+snmp:
+  credentials:
+    lab: {version: 2c, community: {env: LAB_COMMUNITY}}
+  devices:
+    - {name: sw1, host: "127.0.0.1:1161", credentials: lab}
+"""
+
+
+def test_the_example_configuration_is_valid():
+    cfg = load_config(EXAMPLE)
+    assert cfg.school.type == "primary"
+    assert {d.name for d in cfg.snmp.devices} >= {"sw-core-1", "ac-1"}
+    assert cfg.snmp.credentials["campus-v3"].priv_proto == "AES"
+
+
+def test_durations_accept_units():
+    assert parse_duration("90s") == 90 and parse_duration("1h") == 3600 and parse_duration(5) == 5
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_host_port_forms():
+    assert split_host_port("10.0.0.1") == ("10.0.0.1", 161)
+    assert split_host_port("[::1]:1161") == ("::1", 1161)
+    with pytest.raises(ValueError):
+        split_host_port("10.0.0.1:99999")
+
+
+def test_every_error_names_file_line_and_field(tmp_path):
+    bad = GOOD.replace("type: primary", "type: university").replace(
+        'host: "127.0.0.1:1161"', 'hots: "127.0.0.1:1161"') + "  defaults: {timeout: soon}\n"
+    path = write(tmp_path, bad)
+    problems = check_config(path)
+    text = "\n".join(problems)
+    assert f"{path}:5: school.type:" in text
+    assert f"{path}:10: snmp.devices[0].hots: unknown field (a typo?)" in text
+    assert f"{path}:10: snmp.devices[0].host: required field is missing" in text
+    assert f"{path}:11: snmp.defaults.timeout:" in text and "not a duration" in text
+
+
+def test_undefined_credentials_are_named(tmp_path):
+    path = write(tmp_path, GOOD.replace("credentials: lab}", "credentials: nope}"))
+    (line,) = check_config(path)
+    assert "credentials 'nope' are not defined" in line and "(lab)" in line and "sw1" in line
+
+
+def test_yaml_syntax_errors_point_at_the_line(tmp_path):
+    path = write(tmp_path, GOOD.replace("  name: Demo", "  name: [Demo"))
+    (line,) = check_config(path)
+    assert line.startswith(f"{path}:") and "not valid YAML" in line
+
+
+def test_a_missing_file_is_one_clear_line(tmp_path):
+    (line,) = check_config(tmp_path / "nope.yaml")
+    assert "nope.yaml: cannot read" in line
+
+
+def test_v3_credentials_must_be_complete(tmp_path):
+    text = GOOD.replace("{version: 2c, community: {env: LAB_COMMUNITY}}",
+                        "{version: 3, user: u, priv_proto: AES, priv_key: {env: K}}")
+    (line,) = check_config(write(tmp_path, text))
+    assert "snmp.credentials.lab" in line and "needs authentication" in line
+
+
+def test_secrets_come_from_files_or_env_and_errors_never_show_them(tmp_path, monkeypatch):
+    f = tmp_path / "community"
+    f.write_text("s3cret\n")
+    assert Secret(file=f).read("x") == "s3cret"
+    monkeypatch.setenv("EDU_TEST_SECRET", "hunter2")
+    assert Secret(env="EDU_TEST_SECRET").read("x") == "hunter2"
+    with pytest.raises(SecretError, match="EDU_TEST_MISSING is not set"):
+        Secret(env="EDU_TEST_MISSING").read("credentials lab: community")
+    with pytest.raises(SecretError) as e:
+        Secret(file=tmp_path / "absent").read("credentials lab: community")
+    assert "credentials lab: community" in str(e.value)
+
+
+def test_config_check_command_exits_2_and_prints_to_stderr(tmp_path):
+    path = write(tmp_path, GOOD.replace("city: yinchuan", "city: Yin Chuan"))
+    eduedge = Path(sys.executable).with_name("eduedge")
+    run = subprocess.run([str(eduedge), "config", "check", str(path)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert f"{path}:4: school.city:" in run.stderr
+    ok = subprocess.run([str(eduedge), "config", "check", str(EXAMPLE)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout
+
+
+def test_load_config_raises_a_config_error_with_all_problems(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "school: {}\n"))
+    assert len(e.value.problems) == 4      # id, name, city, type
