@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from agent.config import split_host_port
+from agent.config import ConfigError, SecretError, load_config, split_host_port
 from collectors.snmp.client import SnmpAuth, SnmpClient, SnmpRequestError
 from collectors.snmp.poller import DevicePoller, as_text
 from collectors.snmp.profiles import ProfileError, ProfileSet, load_profiles
@@ -45,10 +45,39 @@ def _read_key(path: Path | None, what: str) -> str | None:
         raise typer.BadParameter(f"cannot read the {what} from {path}") from None
 
 
+def target_from_config(config: Path, name: str) -> Target | None:
+    """The configured device called `name` (its address and credentials), or None if there is none."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        for line in e.problems:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+    device = next((d for d in cfg.snmp.devices if d.name == name), None)
+    if device is None:
+        return None
+    defaults = cfg.snmp.defaults
+    try:
+        auth = SnmpAuth.from_config(cfg.snmp.credentials[device.credentials], device.credentials)
+    except SecretError as e:
+        typer.echo(f"error: {device.name}: {e}", err=True)
+        raise typer.Exit(2) from None
+    h, port = split_host_port(device.host)
+    return Target(h, port, auth, device.timeout or defaults.timeout,
+                  device.retries if device.retries is not None else defaults.retries)
+
+
 def build_target(host: str, community: str, snmp_version: str | None, user: str | None, auth_proto: str,
                  auth_key_file: Path | None, priv_proto: str, priv_key_file: Path | None,
-                 timeout: float, retries: int) -> Target:
-    """Turn command-line options into a target; raises `typer.BadParameter` on nonsense."""
+                 timeout: float, retries: int, config: Path | None = None) -> Target:
+    """Turn command-line options into a target; raises `typer.BadParameter` on nonsense.
+
+    With `config`, HOST may also be the name of a configured device, which brings its credentials.
+    """
+    if config is not None:
+        known = target_from_config(config, host)
+        if known is not None:
+            return known
     try:
         h, port = split_host_port(host)
     except ValueError as e:
@@ -105,6 +134,8 @@ def register(app: typer.Typer) -> None:
     retries_opt = typer.Option(1, "--retries", help="how many times to ask again after a timeout")
     json_opt = typer.Option(False, "--json", help="print one JSON object")
     dirs_opt = typer.Option([], "--profile-dir", help="extra directory of site profiles (repeatable)")
+    config_opt = typer.Option(None, "--config", envvar="EDUEDGE_CONFIG",
+                              help="agent configuration: HOST may then be a configured device's name")
 
     @app.command("walk")
     def walk_cmd(host: str = typer.Argument(..., help="HOST or HOST:PORT"),
@@ -113,10 +144,10 @@ def register(app: typer.Typer) -> None:
                  user: str | None = user_opt, auth_proto: str = auth_proto_opt,
                  auth_key_file: Path | None = auth_key_opt, priv_proto: str = priv_proto_opt,
                  priv_key_file: Path | None = priv_key_opt, timeout: float = timeout_opt,
-                 retries: int = retries_opt, as_json: bool = json_opt) -> None:
+                 retries: int = retries_opt, as_json: bool = json_opt, config: Path | None = config_opt) -> None:
         """Walk a subtree of HOST (GETBULK on v2c/v3) and print OID = value."""
         target = build_target(host, community, snmp_version, user, auth_proto, auth_key_file, priv_proto,
-                              priv_key_file, timeout, retries)
+                              priv_key_file, timeout, retries, config)
         try:
             rows = asyncio.run(walk(target, oid.lstrip(".")))
         except SnmpRequestError as e:
@@ -135,7 +166,7 @@ def register(app: typer.Typer) -> None:
                  user: str | None = user_opt, auth_proto: str = auth_proto_opt,
                  auth_key_file: Path | None = auth_key_opt, priv_proto: str = priv_proto_opt,
                  priv_key_file: Path | None = priv_key_opt, timeout: float = timeout_opt,
-                 retries: int = retries_opt, as_json: bool = json_opt,
+                 retries: int = retries_opt, as_json: bool = json_opt, config: Path | None = config_opt,
                  profile: str | None = typer.Option(None, "--profile", help="use this profile, not the match"),
                  profile_dir: list[Path] = dirs_opt,
                  rate_interval: float = typer.Option(
@@ -143,7 +174,7 @@ def register(app: typer.Typer) -> None:
                  deadline: float = typer.Option(30.0, "--deadline", help="give up on the device after this")) -> None:
         """Poll HOST once through its profile: identity, interfaces, rates, LLDP neighbours, sensors."""
         target = build_target(host, community, snmp_version, user, auth_proto, auth_key_file, priv_proto,
-                              priv_key_file, timeout, retries)
+                              priv_key_file, timeout, retries, config)
         ps = _profiles(profile_dir)
         if profile:
             try:
@@ -179,7 +210,7 @@ def register(app: typer.Typer) -> None:
                   user: str | None = user_opt, auth_proto: str = auth_proto_opt,
                   auth_key_file: Path | None = auth_key_opt, priv_proto: str = priv_proto_opt,
                   priv_key_file: Path | None = priv_key_opt, timeout: float = timeout_opt,
-                  retries: int = retries_opt, as_json: bool = json_opt,
+                  retries: int = retries_opt, as_json: bool = json_opt, config: Path | None = config_opt,
                   profile_dir: list[Path] = dirs_opt) -> None:
         """Say which profile a device (or a recording) matches, why, and the identity found."""
         if (host is None) == (snmprec is None):
@@ -192,7 +223,7 @@ def register(app: typer.Typer) -> None:
         else:
             assert host is not None
             client = build_target(host, community, snmp_version, user, auth_proto, auth_key_file, priv_proto,
-                                  priv_key_file, timeout, retries).client(host)
+                                  priv_key_file, timeout, retries, config).client(host)
         try:
             ident = asyncio.run(DevicePoller(client, ps).identify())
         except (SnmpRequestError, ProfileError) as e:

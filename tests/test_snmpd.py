@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -185,3 +186,25 @@ def test_summary_lists_interfaces_in_index_order(snmpd, profiles):
     summary = summarise(poll_once(snmpd, SnmpAuth(community="eduedge-test"), profiles))
     idx = [i["index"] for i in summary["interfaces"]]
     assert idx == sorted(idx) and idx[0] == 1
+
+
+def test_cli_poll_by_configured_device_name(snmpd, tmp_path):
+    cfg = tmp_path / "eduedge.yaml"
+    cfg.write_text(f"""\
+school: {{id: lab-school, name: Lab, city: testcity, type: primary}}
+snmp:
+  credentials:
+    lab: {{version: 2c, community: {{env: EDUEDGE_TEST_COMMUNITY}}}}
+  devices:
+    - {{name: lab-sw, host: "{snmpd.address}", credentials: lab}}
+""")
+    env = {**os.environ, "EDUEDGE_TEST_COMMUNITY": "eduedge-test"}
+    run = subprocess.run([EDUEDGE, "poll", "lab-sw", "--config", str(cfg), "--json", "--rate-interval", "0"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["interfaces"]
+    env.pop("EDUEDGE_TEST_COMMUNITY")
+    missing = subprocess.run([EDUEDGE, "poll", "lab-sw", "--config", str(cfg)], capture_output=True, text=True,
+                             timeout=60, env=env)
+    assert missing.returncode == 2
+    assert "credentials lab: community: environment variable EDUEDGE_TEST_COMMUNITY is not set" in missing.stderr
