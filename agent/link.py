@@ -1,0 +1,340 @@
+"""The MQTT link: takes rows from the outbox, publishes them at QoS 1, and acknowledges them on PUBACK.
+
+One thread owns the paho client (callback API v2, MQTT 5 or 3.1.1) and drives its network loop itself,
+so that it decides when to (re)connect, with which last will:
+
+- Every CONNECT gets a new bdSeq (persisted by the outbox) and a last will `death` carrying it; the first
+  thing sent on a connection is the `birth` with the same bdSeq; a clean shutdown publishes `death`
+  (reason `shutdown`) and disconnects normally, so the broker discards the will.
+- Reconnecting waits with exponential backoff and decorrelated jitter between `reconnect_min` and
+  `reconnect_max`, so a city of schools does not reconnect in the same second after a broker restart.
+- At most `max_inflight` messages (and never more than the broker's MQTT 5 Receive Maximum) are
+  unacknowledged at once. paho keeps them across a reconnect and re-sends them itself; after a restart of
+  the agent the outbox hands out every stored row again. A row is deleted only on a successful PUBACK;
+  packet ids are used only to find the row a PUBACK belongs to.
+- A PUBACK that does not come within `ack_timeout` forces a new connection.
+- Commands arrive on `.../cmd/+` and are handed to a callback that must not block.
+
+The password is passed to paho and nowhere else: it is never logged or put in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from agent.config import MqttConfig, split_host_port
+from agent.contract import topic
+from agent.envelope import Envelope
+from agent.outbox import Outbox
+
+log = logging.getLogger("eduedge.link")
+
+# MQTT 5 PUBACK reason codes after which re-sending the same message cannot succeed.
+PERMANENT_REFUSALS = {0x87, 0x90, 0x95, 0x99}
+ACK_FLUSH_COUNT = 256
+ACK_FLUSH_SECONDS = 0.2
+STABLE_CONNECTION_S = 10.0
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class LinkStatus:
+    """What `eduedge status` shows about the connection."""
+
+    broker: str
+    connected: bool = False
+    since: float | None = None
+    bd_seq: int | None = None
+    last_error: str | None = None
+    connects: int = 0
+    delivered: int = 0
+    rate_per_s: float = 0.0
+    inflight: int = 0
+    rate_window: list[tuple[float, int]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "rate_window"}
+
+
+def backoff(previous: float, low: float, high: float, rng: random.Random) -> float:
+    """The next reconnect delay: decorrelated jitter (random between `low` and 3x the last delay), capped.
+
+    >>> r = random.Random(1); d = [0.0]
+    >>> for _ in range(12): d.append(backoff(d[-1], 1.0, 120.0, r))
+    >>> all(1.0 <= x <= 120.0 for x in d[1:]) and max(d) > 30
+    True
+    """
+    return min(high, rng.uniform(low, max(low, previous * 3)))
+
+
+class Link(threading.Thread):
+    """The thread that owns the MQTT connection; `start()` it, `stop()` it."""
+
+    def __init__(self, cfg: MqttConfig, outbox: Outbox, env: Envelope, birth: Callable[[], dict[str, Any]],
+                 on_command: Callable[[str, bytes], None] | None = None, password: str | None = None,
+                 client_id: str | None = None):
+        super().__init__(name="mqtt-link", daemon=True)
+        self.cfg = cfg
+        self.outbox = outbox
+        self.env = env
+        self.birth_body = birth
+        self.on_command = on_command
+        self.host, self.port = split_host_port(cfg.broker, 8883 if cfg.tls else 1883)
+        self.status = LinkStatus(broker=f"{self.host}:{self.port}")
+        self._rng = random.Random()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._rebirth = threading.Event()
+        self._state = "down"
+        self._delay = 0.0
+        self._next_attempt = time.monotonic() + self._rng.uniform(0, cfg.reconnect_min)
+        self._attempt_started = 0.0
+        self._up_since = 0.0
+        self._window = cfg.max_inflight
+        self._mids: dict[int, tuple[int, float]] = {}  # packet id -> (outbox seq, sent at)
+        self._session_mids: set[int] = set()  # birth/death: not outbox rows
+        self._acks: list[int] = []
+        self._last_flush = time.monotonic()
+        self._bd_seq = 0
+        self.client = self._make_client(password, client_id or f"eduedge-{env.school}-{env.agent_id}")
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def _make_client(self, password: str | None, client_id: str) -> mqtt.Client:
+        v5 = self.cfg.protocol == "5"
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id[:128],
+                        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
+        c.max_inflight_messages_set(self.cfg.max_inflight)
+        c.max_queued_messages_set(0)
+        if self.cfg.username is not None:
+            c.username_pw_set(self.cfg.username, password)
+        tls = self.cfg.tls
+        if tls is not None:
+            c.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                      certfile=str(tls.cert_file) if tls.cert_file else None,
+                      keyfile=str(tls.key_file) if tls.key_file else None,
+                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        kwargs: dict[str, Any] = {"clean_start": True} if v5 else {}
+        c.connect_async(self.host, self.port, keepalive=max(5, int(self.cfg.keepalive)), **kwargs)
+        return c
+
+    def topic(self, kind: str) -> str:
+        return topic(self.env.city, self.env.school, kind)
+
+    # -- the thread ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step()
+                except Exception:
+                    # The link must outlive any one bad event; the connection is rebuilt from scratch.
+                    log.exception("mqtt: unexpected error in the link loop; reconnecting")
+                    self._lost("internal error")
+            self._shutdown()
+        finally:
+            self._stopped.set()
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self._state == "down":
+            if now < self._next_attempt:
+                time.sleep(min(0.05, self._next_attempt - now))
+                return
+            self._attempt()
+            return
+        if self._state == "connecting" and now - self._attempt_started > CONNECT_TIMEOUT_S:
+            self._lost(f"no CONNACK within {CONNECT_TIMEOUT_S:g}s")
+            return
+        if self._state == "up":
+            if self._rebirth.is_set():
+                self._rebirth.clear()
+                self._publish_birth(rebirth=True)
+            self._refill()
+            self._watchdog(now)
+        busy = bool(self._mids)
+        rc = self.client.loop(timeout=0.01 if busy else 0.05)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._state != "down":
+            self._lost(mqtt.error_string(rc))
+        self._flush_acks()
+
+    def _attempt(self) -> None:
+        self._bd_seq = self.outbox.next_bd_seq()
+        will = self.env.encode("death", self.outbox.allocate_seq(),
+                               {"bdSeq": self._bd_seq, "reason": "connection_lost"})
+        self.client.will_set(self.topic("death"), will, qos=1, retain=False)
+        self._attempt_started = time.monotonic()
+        try:
+            rc = self.client.reconnect()
+        except (OSError, ssl.SSLError, ValueError) as e:
+            self._failed(f"cannot connect to {self.status.broker}: {e}")
+            return
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._failed(f"cannot connect to {self.status.broker}: {mqtt.error_string(rc)}")
+            return
+        self._state = "connecting"
+
+    def _failed(self, why: str) -> None:
+        if why != self.status.last_error:
+            log.warning("mqtt: %s", why)
+        self.status.last_error = why
+        self._state = "down"
+        self.status.connected = False
+        self._delay = backoff(self._delay, self.cfg.reconnect_min, self.cfg.reconnect_max, self._rng)
+        self._next_attempt = time.monotonic() + self._delay
+
+    def _lost(self, why: str) -> None:
+        was_up = self._state == "up"
+        with contextlib.suppress(Exception):
+            self.client._sock_close()  # paho has no public "drop the socket without DISCONNECT"
+        if was_up and time.monotonic() - self._up_since >= STABLE_CONNECTION_S:
+            self._delay = 0.0
+        if was_up:
+            log.warning("mqtt: connection to %s lost (%s); %d messages in flight will be re-sent",
+                        self.status.broker, why, len(self._mids))
+        self._failed(f"connection lost: {why}" if was_up else why)
+
+    # -- paho callbacks (all on this thread, inside client.loop) -------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self._lost(f"broker {self.status.broker} refused the connection: {reason}")
+            return
+        self._state = "up"
+        self._up_since = time.monotonic()
+        # paho re-sends what was in flight on the old connection; its ack clock starts now.
+        self._mids = {mid: (seq, self._up_since) for mid, (seq, _) in self._mids.items()}
+        receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
+        self._window = min(self.cfg.max_inflight, receive_max or self.cfg.max_inflight)
+        self.status.connected = True
+        self.status.since = time.time()
+        self.status.bd_seq = self._bd_seq
+        self.status.connects += 1
+        self.status.last_error = None
+        log.info("mqtt: connected to %s (bdSeq %d)", self.status.broker, self._bd_seq)
+        client.subscribe(self.topic("cmd/+"), qos=1)
+        self._publish_birth(rebirth=False)
+        self.outbox.link_up()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if self._state != "down" and not self._stop.is_set():
+            self._lost(str(reason))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        if mid in self._session_mids:
+            self._session_mids.discard(mid)
+            return
+        entry = self._mids.pop(mid, None)
+        if entry is None:
+            return
+        seq = entry[0]
+        if reason is not None and reason.is_failure:
+            code = reason.value
+            self.outbox.release(seq, permanent=code in PERMANENT_REFUSALS, reason=f"PUBACK {reason} (0x{code:02x})")
+            return
+        self._acks.append(seq)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        name = msg.topic.rsplit("/", 1)[-1]
+        if self.on_command is None:
+            return
+        try:
+            self.on_command(name, msg.payload)
+        except Exception:
+            log.exception("mqtt: command %r could not be handled", name)
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    def _publish_birth(self, rebirth: bool) -> None:
+        body = {**self.birth_body(), "bdSeq": self._bd_seq}
+        if rebirth:
+            body["rebirth"] = True
+        payload = self.env.encode("birth", self.outbox.allocate_seq(), body)
+        info = self.client.publish(self.topic("birth"), payload, qos=1)
+        self._session_mids.add(info.mid)
+
+    def _refill(self) -> None:
+        free = self._window - len(self._mids)
+        # Refill in chunks: one query for many rows costs less than many queries for one.
+        if free < max(1, self._window // 4):
+            return
+        now = time.monotonic()
+        for row in self.outbox.take(free):
+            info = self.client.publish(row.topic, row.payload, qos=1)
+            if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+                self.outbox.release(row.seq, permanent=False, reason="paho queue full")
+                continue
+            # MQTT_ERR_NO_CONN still queues the message in paho; it goes out after the reconnect.
+            self._mids[info.mid] = (row.seq, now)
+
+    def _flush_acks(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._acks and (force or len(self._acks) >= ACK_FLUSH_COUNT or now - self._last_flush >= ACK_FLUSH_SECONDS):
+            acks, self._acks = self._acks, []
+            self.outbox.ack(acks)
+            self.status.delivered += len(acks)
+            self.status.rate_window.append((now, self.status.delivered))
+            self._last_flush = now
+        elif now - self._last_flush >= 1.0:
+            self.status.rate_window.append((now, self.status.delivered))
+            self._last_flush = now
+        window = self.status.rate_window
+        while len(window) > 2 and now - window[0][0] > 10.0:
+            window.pop(0)
+        if len(window) >= 2 and window[-1][0] > window[0][0]:
+            self.status.rate_per_s = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+        self.status.inflight = len(self._mids)
+
+    def _watchdog(self, now: float) -> None:
+        if not self._mids:
+            return
+        oldest = min(sent for _, sent in self._mids.values())
+        if now - oldest > self.cfg.ack_timeout:
+            self._lost(f"no PUBACK for {self.cfg.ack_timeout:g}s")
+
+    # -- control from other threads --------------------------------------------------------------------
+
+    def rebirth(self) -> None:
+        """Re-send the birth on the current connection (same bdSeq), from the link's own thread."""
+        self._rebirth.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish `death` (shutdown), wait up to `timeout` for its PUBACK and for in-flight rows, disconnect."""
+        self._shutdown_timeout = timeout
+        self._stop.set()
+        if self.is_alive():
+            self._stopped.wait(timeout + 2.0)
+
+    def _shutdown(self) -> None:
+        timeout = getattr(self, "_shutdown_timeout", 5.0)
+        if self._state == "up":
+            payload = self.env.encode("death", self.outbox.allocate_seq(),
+                                      {"bdSeq": self._bd_seq, "reason": "shutdown"})
+            info = self.client.publish(self.topic("death"), payload, qos=1)
+            self._session_mids.add(info.mid)
+            end = time.monotonic() + timeout
+            while time.monotonic() < end and self._state == "up" and (info.mid in self._session_mids or self._mids):
+                self.client.loop(timeout=0.02)
+            self._flush_acks(force=True)
+            with contextlib.suppress(Exception):
+                self.client.disconnect()
+                self.client.loop(timeout=0.1)
+        self._flush_acks(force=True)
+        self.status.connected = False
+        self._state = "down"
