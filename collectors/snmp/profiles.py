@@ -46,15 +46,33 @@ class _Strict(BaseModel):
 
 
 class Where(_Strict):
-    """Restrict a table column to the rows whose other column equals a value (e.g. the chassis row)."""
+    """Select rows by another column of the same row: the one whose value `equals` something (the
+    chassis row of ENTITY-MIB), or those whose value is `not_in` a list (boards that have memory, in a
+    vendor table that has a row for every fan and port too). A row without that value is not selected.
+    """
 
     oid: str
-    equals: int | str
+    equals: int | str | None = None
+    not_in: tuple[int | str, ...] | None = None
 
     @field_validator("oid")
     @classmethod
     def _check_oid(cls, v: str) -> str:
         return _oid(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Where:
+        if (self.equals is None) == (self.not_in is None):
+            raise ValueError("give exactly one of `equals` or `not_in`")
+        return self
+
+    def accepts(self, text: str) -> bool:
+        """Whether a row whose `oid` column reads `text` (as text; "" when absent) is selected."""
+        if not text:
+            return False
+        if self.equals is not None:
+            return text == str(self.equals)
+        return text not in {str(v) for v in self.not_in or ()}
 
 
 class Source(_Strict):
@@ -93,11 +111,12 @@ class Tag(_Strict):
     column: str | None = None                    # a column indexed like the metric's table …
     index_transform: tuple[int, int] | None = None  # … or by these arcs of the metric's row index
     fallback: tuple[str, ...] = ()               # other columns to try when `column` has no value
+    via: str | None = None                       # … or by the value of this column of the metric's row
     mapping: dict[int | str, str] | None = None
     regex: str | None = None
     static: bool = True                          # names and aliases: re-read only on the slow refresh
 
-    @field_validator("column")
+    @field_validator("column", "via")
     @classmethod
     def _check_col(cls, v: str | None) -> str | None:
         return None if v is None else _oid(v)
@@ -111,6 +130,8 @@ class Tag(_Strict):
     def _one_of(self) -> Tag:
         if (self.index is None) == (self.column is None):
             raise ValueError("give exactly one of `index` or `column`")
+        if self.via is not None and self.index_transform is not None:
+            raise ValueError("give at most one of `via` or `index_transform`")
         return self
 
 
@@ -120,6 +141,7 @@ class Fallback(_Strict):
     oid: str
     bits: Literal[32, 64] | None = None
     scale: float | None = None
+    saturated_at: int | None = None   # as for a metric, but only when this fallback is the one read
 
     @field_validator("oid")
     @classmethod
@@ -149,11 +171,20 @@ class Metric(_Strict):
     tags: tuple[Tag, ...] = ()
     replace: bool = False
     static: bool = False             # e.g. interface speed: changes rarely, still polled on every refresh
+    where: Where | None = None       # only the rows this selects (a column indexed like the metric's)
+    denominator: tuple[str, ...] = ()  # divide by the sum of these columns of the row (used/(used+free))
+    saturated_at: int | None = None  # a raw reading that means "this or more": tagged saturated=true
+    unverified: str | None = None    # why no recording proves this line (the coverage test reads it)
 
     @field_validator("scalar", "column")
     @classmethod
     def _check(cls, v: str | None) -> str | None:
         return None if v is None else _oid(v)
+
+    @field_validator("denominator")
+    @classmethod
+    def _check_denominator(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_oid(x) for x in v)
 
     @model_validator(mode="after")
     def _shape(self) -> Metric:
@@ -167,11 +198,18 @@ class Metric(_Strict):
             raise ValueError("a state needs a `mapping` of codes to names")
         if self.scalar is not None and self.tags and any(t.index is not None for t in self.tags):
             raise ValueError("a scalar has no row index to tag from")
+        if self.scalar is not None and (self.where is not None or self.denominator):
+            raise ValueError("`where` and `denominator` pick and combine rows; a scalar has none")
         return self
 
     @property
     def oid(self) -> str:
         return self.column or self.scalar or ""
+
+    @property
+    def key(self) -> str:
+        """Names one metric line of a profile, e.g. in `DevicePoll.coverage`: 'device.cpu_percent 1.3.6…'."""
+        return f"{self.name} {self.oid}"
 
 
 class Match(_Strict):
@@ -213,6 +251,8 @@ class ProfileFile(_Strict):
     match: Match = Match()
     identity: dict[Literal["vendor", "model", "os_version", "serial", "hostname"], tuple[Source, ...]] = {}
     metrics: tuple[Metric, ...] = ()
+    tag_overrides: tuple[Tag, ...] = ()   # replace the tag of that name in every metric, inherited ones too
+    unverified: str | None = None          # why no recording proves this profile (e.g. none is public)
 
 
 @dataclass
@@ -228,6 +268,9 @@ class Profile:
     metrics: list[Metric]
     bundled: bool = True
     lineage: list[str] = field(default_factory=list)
+    tag_overrides: dict[str, Tag] = field(default_factory=dict)
+    unverified: str | None = None
+    origin: dict[str, str] = field(default_factory=dict)   # Metric.key -> the profile file that defines it
 
     @property
     def abstract(self) -> bool:
@@ -285,6 +328,8 @@ def _resolve(name: str, files: dict[str, tuple[Path, ProfileFile]], stack: tuple
     identity: dict[str, tuple[Source, ...]] = {}
     vendor, device_class = None, None
     lineage = []
+    overrides: dict[str, Tag] = {}
+    origin: dict[str, str] = {}
     for base in pf.extends:
         b = _resolve(base, files, (*stack, name))
         lineage += [*b.lineage, b.name]
@@ -294,15 +339,29 @@ def _resolve(name: str, files: dict[str, tuple[Path, ProfileFile]], stack: tuple
             identity[k] = v
         vendor = b.vendor or vendor
         device_class = b.device_class or device_class
+        overrides.update(b.tag_overrides)
+        origin.update(b.origin)
     for m in pf.metrics:
         clash = [x for x in metrics if x.name == m.name and _tagset(x) == _tagset(m)]
         if clash and not m.replace:
             raise ProfileError(f"metric {m.name!r} is already defined by a base profile; say `replace: true`")
         metrics = [x for x in metrics if x not in clash] + [m]
+        origin[m.key] = name
     identity.update({k: v for k, v in pf.identity.items()})
+    overrides.update({t.tag: t for t in pf.tag_overrides})
+    if overrides:
+        metrics = [_retag(m, overrides) for m in metrics]
     return Profile(name=name, path=str(path), description=pf.description, vendor=pf.vendor or vendor,
                    device_class=pf.device_class or device_class, priority=pf.priority, match=pf.match,
-                   identity=identity, metrics=metrics, lineage=lineage)
+                   identity=identity, metrics=metrics, lineage=lineage, tag_overrides=overrides,
+                   unverified=pf.unverified, origin={m.key: origin.get(m.key, name) for m in metrics})
+
+
+def _retag(m: Metric, overrides: dict[str, Tag]) -> Metric:
+    """The metric with each tag that an override names replaced by the override (a scalar keeps its own)."""
+    if m.scalar is not None or not any(t.tag in overrides for t in m.tags):
+        return m
+    return m.model_copy(update={"tags": tuple(overrides.get(t.tag, t) for t in m.tags)})
 
 
 def _tagset(m: Metric) -> tuple[str, ...]:
