@@ -57,13 +57,18 @@ class RateTracker:
         """
         epoch = self._epoch.get(key[0], 0)
         last = self._last.get(key)
-        self._last[key] = _Last(value, mono, epoch)
-        if last is None or last.epoch != epoch:
+        if last is None:
+            self._last[key] = _Last(value, mono, epoch)
             return None
-        dt = mono - last.mono
+        # updated in place: no allocation per reading, this runs for every counter value polled
+        prev_value, prev_mono, prev_epoch = last.value, last.mono, last.epoch
+        last.value, last.mono, last.epoch = value, mono, epoch
+        if prev_epoch != epoch:
+            return None
+        dt = mono - prev_mono
         if dt <= 0:
             return None
-        delta = value - last.value
+        delta = value - prev_value
         if delta < 0:
             wrapped = delta + (1 << bits)
             if wrapped >= 1 << (bits - 1):

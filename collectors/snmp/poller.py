@@ -323,7 +323,7 @@ class DevicePoller:
         assert self.profile is not None
         now = result.time
         out = result.samples
-        tag_cache: dict[tuple[int, str], dict[str, str]] = {}
+        tag_cache: dict[tuple[tuple, str], dict[str, str]] = {}
         for m in self.profile.metrics:
             if m.scalar is not None:
                 if m.scalar in scalars:
@@ -333,7 +333,8 @@ class DevicePoller:
             if plan is None:
                 continue
             rows = data.get(plan.oid, {})
-            tags_key = id(m.tags)
+            # metrics with equal tag specs (every IF-MIB metric, via a YAML anchor) share one dict per row
+            tags_key = _specs_key(m.tags)
             for index, raw in rows.items():
                 ck = (tags_key, index)
                 tags = tag_cache.get(ck)
@@ -345,7 +346,7 @@ class DevicePoller:
               tags: dict[str, str], now: float, mono: float, bits: int | None, scale: float | None) -> None:
         if m.kind == "state":
             assert m.mapping is not None
-            code = as_number(raw)
+            code = raw if type(raw) is int else as_number(raw)
             value: Any = m.mapping.get(code, str(code)) if code is not None else as_text(raw)
             out.append(Sample(now, self.device, m.name, value, m.unit, tags))
             return
@@ -354,7 +355,7 @@ class DevicePoller:
             if text:
                 out.append(Sample(now, self.device, m.name, text, m.unit, tags))
             return
-        num = as_number(raw, m.regex)
+        num = raw if type(raw) is int and m.regex is None else as_number(raw, m.regex)   # ints: most values
         if num is None or num in m.skip_values:
             return
         if m.kind == "counter":
@@ -370,6 +371,12 @@ class DevicePoller:
         if scale is not None:
             num = num * scale
         out.append(Sample(now, self.device, m.name, num, m.unit, tags))
+
+
+def _specs_key(specs: tuple[Tag, ...]) -> tuple:
+    """A hashable stand-in for tag specs (a Tag holds a dict), equal for equal specs."""
+    return tuple((t.tag, t.index, t.column, t.index_transform, t.fallback,
+                  tuple(t.mapping.items()) if t.mapping else None, t.regex) for t in specs)
 
 
 def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]]) -> dict[str, str]:
