@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_config, cli_snmp
+from agent import cli_config, cli_service, cli_snmp
 
 app = typer.Typer(
     name="eduedge",
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (cli_config, cli_snmp):
+for module in (cli_config, cli_snmp, cli_service):
     module.register(app)
 
 

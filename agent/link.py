@@ -324,6 +324,7 @@ class Link(threading.Thread):
     def _shutdown(self) -> None:
         timeout = getattr(self, "_shutdown_timeout", 5.0)
         if self._state == "up":
+            self._refill()  # what was stored last (e.g. the agent.stop event) goes out if there is time
             payload = self.env.encode("death", self.outbox.allocate_seq(),
                                       {"bdSeq": self._bd_seq, "reason": "shutdown"})
             info = self.client.publish(self.topic("death"), payload, qos=1)

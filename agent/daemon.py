@@ -1,0 +1,474 @@
+"""`eduedge run`: the service a school box runs for months - schedule, collect, buffer, deliver.
+
+Threads and who owns what:
+- main thread: the `schedule` loop (cadence with jitter), signals (SIGTERM/SIGINT stop, SIGHUP reloads the
+  configuration), the state file for `eduedge status`, outbox housekeeping;
+- one asyncio loop thread: every SNMP poll (one job per device, each with its own deadline, at most
+  `snmp.defaults.concurrency` at once), so a dead switch never holds up another;
+- a small thread pool: the host collector and storing results in the outbox;
+- the MQTT link thread (agent/link.py), which alone talks to the broker.
+
+The scheduler only *starts* work; a job still running when its time comes again is skipped, not queued,
+so a slow collector neither piles up nor delays the others or the link.
+
+A reload builds the new collectors first; if the file is invalid or a secret cannot be read, the new
+configuration is refused and the old one keeps running. The outbox and the MQTT connection are never
+touched by a reload; changes to `mqtt`, `outbox`, `school` or `agent` take effect at the next restart
+(the log and an `agent.config_reloaded` event say so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import schedule
+
+from agent.commands import CommandHandler, Done
+from agent.config import AgentConfig, ConfigError, SecretError, config_digest, load_config, split_host_port
+from agent.contract import COMMANDS
+from agent.envelope import Envelope, agent_version
+from agent.events import Event
+from agent.link import Link
+from agent.outbox import Outbox
+from agent.rates import RateTracker
+from agent.samples import Sample
+from agent.state import state_path, write_state
+
+log = logging.getLogger("eduedge.daemon")
+
+STATE_EVERY_S = 2.0
+STATS_EVERY_S = 15.0
+MAINTAIN_EVERY_S = 60.0
+HOST_DEVICE = "gateway"
+
+
+def agent_id(cfg: AgentConfig) -> str:
+    """The configured agent id, or the school id plus the host name."""
+    return cfg.agent.id or f"{cfg.school.id}-{socket.gethostname().split('.')[0]}"
+
+
+@dataclass
+class Job:
+    """One scheduled check: a device poll or the host collector."""
+
+    name: str
+    interval: float
+    collector: str
+    device: str | None = None
+    running: bool = False
+    runs: int = 0
+    skipped: int = 0
+    last_run: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    last_duration_s: float | None = None
+    last_samples: int = 0
+    waiters: list[Done] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("waiters", "name")}
+
+
+def jittered(sched: schedule.Scheduler, interval: float) -> schedule.Job:
+    """A schedule entry every `interval` seconds, +-10% at random each time so that schools (and devices)
+    do not all fire in the same second. schedule's jitter is whole seconds, so short intervals get none."""
+    if interval >= 10:
+        return sched.every(round(interval * 0.9)).to(round(interval * 1.1)).seconds
+    return sched.every(interval).seconds
+
+
+class Collectors:
+    """The configured collectors as jobs: builds them from a configuration, runs them, keeps their state."""
+
+    def __init__(self, cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, previous: Collectors | None = None):
+        from collectors.snmp.client import SnmpAuth, SnmpClient
+        from collectors.snmp.poller import DevicePoller
+        from collectors.snmp.profiles import load_profiles
+
+        self.cfg = cfg
+        self.aloop = aloop
+        self.jobs: dict[str, Job] = {}
+        self.pollers: dict[str, DevicePoller] = {}
+        self.devices = {d.name: d for d in cfg.snmp.devices}
+        self.rates = previous.rates if previous else RateTracker()
+        self.profile_errors: list[str] = []
+        if cfg.snmp.devices:
+            profiles = load_profiles(cfg.snmp.profile_dirs)
+            self.profile_errors = profiles.errors
+            auths = {name: SnmpAuth.from_config(c, name) for name, c in cfg.snmp.credentials.items()
+                     if any(d.credentials == name for d in cfg.snmp.devices)}
+            dflt = cfg.snmp.defaults
+            for d in cfg.snmp.devices:
+                old = previous.pollers.get(d.name) if previous else None
+                host, port = split_host_port(d.host)
+                same = (old is not None and previous is not None and previous.devices.get(d.name) == d
+                        and previous.cfg.snmp.defaults == dflt
+                        and previous.cfg.snmp.credentials.get(d.credentials) == cfg.snmp.credentials[d.credentials])
+                if same:
+                    assert old is not None
+                    self.pollers[d.name] = old  # keeps its identity and counter state across the reload
+                else:
+                    client = SnmpClient(d.name, host, port, auths[d.credentials],
+                                        timeout=d.timeout or dflt.timeout,
+                                        retries=d.retries if d.retries is not None else dflt.retries,
+                                        max_repetitions=dflt.max_repetitions,
+                                        rate_limit_rps=d.rate_limit_rps or dflt.rate_limit_rps,
+                                        oids_per_request=dflt.oids_per_request)
+                    self.pollers[d.name] = DevicePoller(client, profiles, self.rates, forced_profile=d.profile,
+                                                        deadline=d.deadline or dflt.deadline,
+                                                        static_refresh=dflt.static_refresh)
+                name = f"snmp:{d.name}"
+                self.jobs[name] = Job(name, d.interval or dflt.interval, "snmp", d.name)
+        self.host = None
+        if cfg.host.enabled:
+            from collectors.host import HostCollector
+            self.host = (previous.host if previous and previous.host
+                         else HostCollector(HOST_DEVICE, cfg.agent.data_dir, cfg.host.wan_interface))
+            self.jobs["host"] = Job("host", cfg.host.interval, "host", HOST_DEVICE)
+        if previous:
+            for name, job in self.jobs.items():
+                old_job = previous.jobs.get(name)
+                if old_job is not None:
+                    job.last_run, job.last_success, job.last_error = (old_job.last_run, old_job.last_success,
+                                                                      old_job.last_error)
+        self._sem: asyncio.Semaphore | None = None
+
+    def checks(self) -> list[str]:
+        return (["snmp"] if self.pollers else []) + sorted(self.jobs)
+
+    def inventory(self) -> list[dict[str, Any]]:
+        out = []
+        for name, d in self.devices.items():
+            p = self.pollers.get(name)
+            out.append({"device": name, "collector": "snmp", "address": d.host, "role": d.role, "zone": d.zone,
+                        "room": d.room, "identity": p.identity.to_dict() if p and p.identity else None})
+        if self.host is not None:
+            out.append({"device": HOST_DEVICE, "collector": "host", "address": "localhost", "role": "other",
+                        "zone": None, "room": None, "identity": None})
+        return out
+
+    async def _poll(self, device: str) -> Any:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.cfg.snmp.defaults.concurrency)
+        async with self._sem:
+            return await self.pollers[device].poll()
+
+
+class Daemon:
+    """The agent process. `Daemon(path).run()` returns when asked to stop (SIGTERM/SIGINT or `stop()`)."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = Path(config_path)
+        self.cfg = load_config(self.config_path)
+        self.digest = config_digest(self.config_path)
+        self.started = time.time()
+        data_dir = self.cfg.agent.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file = state_path(data_dir)
+        mq = self.cfg.mqtt
+        self.env = Envelope(self.cfg.school.id, self.cfg.school.city, agent_id(self.cfg), agent_version(),
+                            secrets.token_hex(16))
+        self.outbox = Outbox(self.cfg.outbox.path or data_dir / "outbox.db", self.env,
+                             max_bytes=self.cfg.outbox.max_bytes, min_free_bytes=self.cfg.outbox.min_free_bytes,
+                             synchronous=self.cfg.outbox.synchronous,
+                             max_message_bytes=mq.max_message_bytes if mq else 256 * 1024,
+                             compression=mq.compression if mq else "none")
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collect")
+        self.aloop = asyncio.new_event_loop()
+        self._aloop_thread = threading.Thread(target=self.aloop.run_forever, name="snmp-loop", daemon=True)
+        self._aloop_thread.start()
+        self.collectors = Collectors(self.cfg, self.aloop)
+        self._failing: dict[str, bool] = {}
+        self._identities: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.sched = schedule.Scheduler()
+        self._schedule_all()
+        self.commands = CommandHandler(self.cfg.commands, self.outbox, self)
+        self.link: Link | None = None
+        if mq is not None:
+            password = mq.password.read("mqtt.password") if mq.password else None
+            self.link = Link(mq, self.outbox, self.env, self.birth_body, self.commands.handle, password,
+                             client_id=mq.client_id)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._outbox_stats: dict[str, Any] = {}
+
+    # -- schedule ----------------------------------------------------------------------------------
+
+    def _schedule_all(self) -> None:
+        self.sched.clear()
+        for job in self.collectors.jobs.values():
+            jittered(self.sched, job.interval).do(self.submit, job.name).tag(job.name)
+
+    def submit(self, name: str, done: Callable[[Job], None] | None = None) -> None:
+        """Start a job now unless it is already running (then `done` waits for that run)."""
+        job = self.collectors.jobs.get(name)
+        if job is None:
+            return
+        with self._lock:
+            if done is not None:
+                job.waiters.append(lambda result, error, j=job: done(j))
+            if job.running:
+                job.skipped += 1
+                return
+            job.running = True
+        job.last_run = time.time()
+        t0 = time.monotonic()
+        cols = self.collectors
+        if job.collector == "snmp":
+            assert job.device is not None
+            fut = asyncio.run_coroutine_threadsafe(cols._poll(job.device), self.aloop)
+            fut.add_done_callback(lambda f: self.pool.submit(self._store_poll, cols, job, f, t0))
+        else:
+            self.pool.submit(self._run_host, cols, job, t0)
+
+    def _finish(self, job: Job, t0: float, samples: int, error: str | None) -> None:
+        job.last_duration_s = round(time.monotonic() - t0, 3)
+        job.last_samples = samples
+        job.runs += 1
+        job.last_error = error
+        if error is None:
+            job.last_success = time.time()
+        with self._lock:
+            job.running = False
+            waiters, job.waiters = job.waiters, []
+        for w in waiters:
+            try:
+                w(None, None)
+            except Exception:
+                log.exception("answering a command waiting for %s failed", job.name)
+
+    def _store(self, samples: list[Sample]) -> None:
+        try:
+            self.outbox.add_samples(samples)
+        except Exception:
+            log.exception("outbox: could not store %d samples", len(samples))
+
+    def _run_host(self, cols: Collectors, job: Job, t0: float) -> None:
+        error = None
+        samples: list[Sample] = []
+        try:
+            assert cols.host is not None
+            samples = cols.host.collect()
+            self._store(samples)
+        except Exception as e:
+            error = f"host: {type(e).__name__}: {e}"
+            log.warning("%s", error)
+        self._finish(job, t0, len(samples), error)
+
+    def _store_poll(self, cols: Collectors, job: Job, fut: Future, t0: float) -> None:
+        error = None
+        samples: list[Sample] = []
+        device = job.device or ""
+        try:
+            poll = fut.result()
+            samples = poll.samples
+            self._store(samples)
+            if poll.errors:
+                error = "; ".join(poll.errors)
+            ident = poll.identity.to_dict() if poll.identity else None
+            if ident is not None and self._identities.get(device) != ident:
+                self._identities[device] = ident
+                self.outbox.add("inventory", {"devices": cols.inventory()})
+        except Exception as e:
+            error = f"{device}: {type(e).__name__}: {e}"
+        failing = error is not None and not samples
+        if failing != self._failing.get(device, False):
+            self._failing[device] = failing
+            if failing:
+                self._event(Event(time.time(), device, "device.unreachable", "error",
+                                  f"{device} gives no data: {error}", {"error": error}))
+            elif device in self._failing:
+                self._event(Event(time.time(), device, "device.recovered", "info", f"{device} answers again"))
+        if error:
+            log.warning("%s", error)
+        self._finish(job, t0, len(samples), error)
+
+    def _event(self, e: Event) -> None:
+        try:
+            self.outbox.add_items("events", [e.to_dict()])
+        except Exception:
+            log.exception("outbox: could not store event %s", e.kind)
+
+    # -- what commands may do (agent/commands.Actions) -----------------------------------------------
+
+    def rebirth(self) -> None:
+        if self.link is not None:
+            self.link.rebirth()
+
+    def checks(self) -> list[str]:
+        return self.collectors.checks()
+
+    def run_check(self, check: str, done: Done) -> None:
+        names = [n for n in self.collectors.jobs if n.startswith("snmp:")] if check == "snmp" else [check]
+        remaining = set(names)
+        lock = threading.Lock()
+
+        def one(job: Job) -> None:
+            with lock:
+                remaining.discard(job.name)
+                if remaining:
+                    return
+            jobs = [self.collectors.jobs[n] for n in names if n in self.collectors.jobs]
+            errors = {j.name: j.last_error for j in jobs if j.last_error}
+            result = {"check": check, "samples": sum(j.last_samples for j in jobs),
+                      "ran": [j.name for j in jobs], "errors": errors}
+            done(result, f"{len(errors)} of {len(jobs)} failed" if errors else None)
+
+        for n in names:
+            self.submit(n, one)
+
+    def set_interval(self, check: str, seconds: float) -> float:
+        names = [n for n in self.collectors.jobs if n.startswith("snmp:")] if check == "snmp" else [check]
+        old = self.collectors.jobs[names[0]].interval
+        for n in names:
+            job = self.collectors.jobs[n]
+            job.interval = seconds
+            self.sched.clear(n)
+            jittered(self.sched, seconds).do(self.submit, n).tag(n)
+        return old
+
+    # -- birth, state ----------------------------------------------------------------------------------
+
+    def birth_body(self) -> dict[str, Any]:
+        """Everything the cloud should know about this agent; sent on every connect (bdSeq added by the link)."""
+        s = self.cfg.school
+        st = self.outbox.stats()
+        mq = self.cfg.mqtt
+        return {
+            "school_info": {"name": s.name, "type": s.type, "district": s.district,
+                            "students": s.enrolment.students if s.enrolment else None,
+                            "teachers": s.enrolment.teachers if s.enrolment else None},
+            "config_digest": self.digest,
+            "started": round(self.started, 3),
+            "collectors": [{"name": j.name, "interval_s": j.interval} for j in self.collectors.jobs.values()],
+            "devices": self.collectors.inventory(),
+            "commands": list(COMMANDS) if self.cfg.commands.enabled else [],
+            "compression": mq.compression if mq else "none",
+            "max_message_bytes": mq.max_message_bytes if mq else 256 * 1024,
+            "outbox": {"rows": st.rows, "bytes": st.bytes, "oldest": st.oldest},
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "pid": __import__("os").getpid(), "running": not self._stop.is_set(), "started": self.started,
+            "config": str(self.config_path.resolve()), "config_digest": self.digest,
+            "agent": self.env.agent_id, "school": self.cfg.school.id, "boot_id": self.env.boot_id,
+            "link": self.link.status.to_dict() if self.link else None,
+            "collectors": {n: j.to_dict() for n, j in self.collectors.jobs.items()},
+            "outbox": {**self._outbox_stats, "inflight": self.outbox.inflight(), "resets": self.outbox.resets},
+        }
+
+    def _write_state(self) -> None:
+        try:
+            write_state(self.state_file, self.state())
+        except OSError as e:
+            log.warning("cannot write %s: %s", self.state_file, e.strerror)
+
+    # -- reload and the main loop ---------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the configuration; keep the old one (and say why) if the new one is not usable."""
+        try:
+            new = load_config(self.config_path)
+            cols = Collectors(new, self.aloop, previous=self.collectors)
+        except (ConfigError, SecretError, OSError) as e:
+            problems = e.problems if isinstance(e, ConfigError) else [str(e)]
+            for p in problems:
+                log.error("reload refused: %s", p)
+            self._event(Event(time.time(), None, "agent.config_refused", "error",
+                              f"new configuration refused, still running the old one: {problems[0]}",
+                              {"problems": problems[:20]}))
+            return False
+        later = [k for k in ("mqtt", "outbox", "school", "agent") if getattr(new, k) != getattr(self.cfg, k)]
+        if later:
+            log.warning("reload: changes to %s take effect at the next restart", ", ".join(later))
+        self.cfg = new
+        self.collectors = cols
+        self.digest = config_digest(self.config_path)
+        self.commands.cfg = new.commands
+        self._schedule_all()
+        log.info("configuration reloaded: %d jobs (digest %s)", len(cols.jobs), self.digest)
+        self._event(Event(time.time(), None, "agent.config_reloaded", "info", "configuration reloaded",
+                          {"config_digest": self.digest, "needs_restart": later}))
+        self.outbox.add("inventory", {"devices": cols.inventory()})
+        self.rebirth()
+        return True
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    def _refresh_stats(self) -> None:
+        st = self.outbox.stats()
+        self._outbox_stats = {"rows": st.rows, "bytes": st.bytes, "oldest": st.oldest,
+                              "by_priority": st.by_priority, "dropped": [d.__dict__ for d in st.drops]}
+
+    def run(self) -> int:
+        for e in self.collectors.profile_errors:
+            log.warning("profile: %s", e)
+        self._event(Event(time.time(), None, "agent.start", "info",
+                          f"eduedge {self.env.agent_version} started with {len(self.collectors.jobs)} jobs",
+                          {"boot_id": self.env.boot_id, "config_digest": self.digest}))
+        self.outbox.add("inventory", {"devices": self.collectors.inventory()})
+        if self.link is not None:
+            self.link.start()
+        else:
+            log.warning("no mqtt section in %s: collecting into the outbox only", self.config_path)
+        for name in list(self.collectors.jobs):
+            self.submit(name)
+        next_state = next_stats = 0.0
+        next_maintain = time.monotonic() + MAINTAIN_EVERY_S
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.sched.run_pending()
+                except Exception:
+                    log.exception("scheduler")
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                now = time.monotonic()
+                if now >= next_stats:
+                    self._refresh_stats()
+                    next_stats = now + STATS_EVERY_S
+                if now >= next_state:
+                    self._write_state()
+                    next_state = now + STATE_EVERY_S
+                if now >= next_maintain:
+                    self.outbox.maintain()
+                    next_maintain = now + MAINTAIN_EVERY_S
+                idle = self.sched.idle_seconds
+                self._stop.wait(min(0.2, max(0.0, idle)) if idle is not None else 0.2)
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        log.info("stopping")
+        self._event(Event(time.time(), None, "agent.stop", "info", "eduedge stopped", {"boot_id": self.env.boot_id}))
+        if self.link is not None:
+            self.link.stop(timeout=5.0)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.aloop.call_soon_threadsafe(self.aloop.stop)
+        self._refresh_stats()
+        self._write_state()
+        self.outbox.close()
