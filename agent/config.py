@@ -17,6 +17,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from agent.yamlfile import YamlDoc, YamlFileError, load_yaml, validation_errors
 
+# The bundled standards rule packs; a school names the ones that apply in `standards.packs`.
+STANDARDS_DIR = Path(__file__).resolve().parents[1] / "config" / "standards"
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -314,6 +317,97 @@ class CommandsConfig(Strict):
         return self
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class SchoolHours(Strict):
+    """When the school is in session: rules "in school hours" judge only samples taken then."""
+
+    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    start: str = "08:00"
+    end: str = "17:00"
+    timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _check(self) -> SchoolHours:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        for what in ("start", "end"):
+            if not _CLOCK.match(getattr(self, what)):
+                raise ValueError(f"`{what}` must be HH:MM (24-hour clock), not {getattr(self, what)!r}")
+        if self.start >= self.end:
+            raise ValueError("`start` must be before `end`")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r} (e.g. Asia/Shanghai)") from None
+        return self
+
+
+class WifiSignal(Strict):
+    rssi_dbm: float = Field(le=0)
+    snr_db: float = Field(ge=0)
+
+
+class StandardsConfig(Strict):
+    """Which rule packs (config/standards/*.yaml) judge this school, and what the city changed in them.
+
+    `overrides` sets a threshold, in the rule's own unit, by rule id (`ningxia-2019.egress: 300`) or, for
+    a rule made of parts, by part (`moe-2019.fast-stable.loss: 0.5`).
+    """
+
+    packs: list[str] = []
+    pack_dirs: list[Path] = []
+    overrides: dict[str, float] = {}
+    school_hours: SchoolHours = SchoolHours()
+    # What a Wi-Fi client-minute needs to count as covered, by zone type: the project's proposal
+    # (Cisco's video-grade -67 dBm / 25 dB for teaching; see ../shared/STANDARDS.md), a city may change it.
+    wifi_signal: dict[str, WifiSignal] = {"teaching": WifiSignal(rssi_dbm=-67, snr_db=25),
+                                          "office": WifiSignal(rssi_dbm=-70, snr_db=20),
+                                          "public": WifiSignal(rssi_dbm=-72, snr_db=20)}
+
+    @model_validator(mode="after")
+    def _unique(self) -> StandardsConfig:
+        twice = sorted({p for p in self.packs if self.packs.count(p) > 1})
+        if twice:
+            raise ValueError(f"packs named twice: {', '.join(twice)}")
+        return self
+
+
+class PortRef(Strict):
+    device: str
+    port: str
+
+
+class ManualLink(Strict):
+    """A link LLDP does not show (the far end does not speak LLDP): `device` `port` goes to `neighbor`."""
+
+    device: str
+    port: str
+    neighbor: str
+    neighbor_port: str | None = None
+
+
+class ClassroomDrop(Strict):
+    """The switch port that feeds a classroom, where LLDP cannot say so (nothing LLDP-capable in the room)."""
+
+    device: str
+    port: str
+    room: str
+
+
+class TopologyConfig(Strict):
+    """What LLDP cannot know: where the school's access link lands, links to devices without LLDP, the
+    classroom drops, and which device roles form the campus backbone (core and distribution by default;
+    a two-tier campus names core and access)."""
+
+    uplink: PortRef | None = None
+    backbone_roles: list[DeviceRole] = ["core", "distribution"]
+    links: list[ManualLink] = []
+    classroom_drops: list[ClassroomDrop] = []
+
+
 class AgentConfig(Strict):
     school: School
     agent: AgentSection = AgentSection()
@@ -322,6 +416,20 @@ class AgentConfig(Strict):
     mqtt: MqttConfig | None = None
     outbox: OutboxConfig = OutboxConfig()
     commands: CommandsConfig = CommandsConfig()
+    standards: StandardsConfig = StandardsConfig()
+    topology: TopologyConfig = TopologyConfig()
+
+    @model_validator(mode="after")
+    def _topology_refs(self) -> AgentConfig:
+        known = {d.name for d in self.snmp.devices}
+        t = self.topology
+        refs = [("topology.uplink.device", t.uplink.device)] if t.uplink else []
+        refs += [(f"topology.links[{i}].device", x.device) for i, x in enumerate(t.links)]
+        refs += [(f"topology.classroom_drops[{i}].device", x.device) for i, x in enumerate(t.classroom_drops)]
+        for where, name in refs:
+            if name not in known:
+                raise ValueError(f"{where}: {name!r} is not a device under snmp.devices")
+        return self
 
 
 class ConfigError(YamlFileError):
@@ -351,6 +459,15 @@ def load_config(path: Path | str) -> AgentConfig:
         if not (base / d).is_dir():
             raise ConfigError(path, [f"{path}: snmp.profile_dirs: {d} is not a directory"])
     cfg.snmp.profile_dirs = [base / d for d in cfg.snmp.profile_dirs]
+    cfg.standards.pack_dirs = [base / d for d in cfg.standards.pack_dirs]
+    problems = [f"{path}:{doc.line_of(('standards', 'pack_dirs', i)) or 1}: standards.pack_dirs[{i}]: "
+                f"{d} is not a directory" for i, d in enumerate(cfg.standards.pack_dirs) if not d.is_dir()]
+    available = {p.stem for d in (STANDARDS_DIR, *cfg.standards.pack_dirs) if d.is_dir() for p in d.glob("*.yaml")}
+    problems += [f"{path}:{doc.line_of(('standards', 'packs', i)) or 1}: standards.packs[{i}]: no rule pack "
+                 f"{name!r} (available: {', '.join(sorted(available)) or 'none'})"
+                 for i, name in enumerate(cfg.standards.packs) if name not in available]
+    if problems:
+        raise ConfigError(path, problems)
     return cfg
 
 
