@@ -459,15 +459,17 @@ class Outbox:
         if not rows:
             return 0
         size = sum(r["size"] for r in rows)
-        self._make_room(size)
+        # These seqs are taken from here on, even if the write fails (a hole is harmless, a reuse is not);
+        # gap records written while making room get the seqs after them.
+        self._next_seq = seq
         if seq - 1 >= self._ceiling:
             self._reserve(seq - 1)
+        self._make_room(size)
         with self.db.atomic():
             self.db["outbox"].insert_all(rows, batch_size=500)
-            self.db.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [seq])
+            self.db.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [self._next_seq])
             if extra is not None:
                 extra()
-        self._next_seq = seq
         self._bytes += size
         return len(rows)
 
