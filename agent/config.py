@@ -169,9 +169,19 @@ class SnmpDevice(Strict):
 
 
 class TrapConfig(Strict):
+    """Traps and informs (collectors/snmp/traps.py); only listed devices are heard, matched by address."""
+
     enabled: bool = False
     listen: str = "0.0.0.0:162"
+    # v1/v2c: this community; without it, the communities of the listed devices' v1/v2c credentials
     community: Secret | None = None
+    # SNMPv3: these credentials (names under snmp.credentials); without them, the listed devices' v3 ones
+    users: list[str] = []
+
+    @model_validator(mode="after")
+    def _listen(self) -> TrapConfig:
+        split_host_port(self.listen, 162)
+        return self
 
 
 class SnmpConfig(Strict):
@@ -192,6 +202,9 @@ class SnmpConfig(Strict):
             if d.name in names:
                 raise ValueError(f"devices[{i}]: device name {d.name!r} is used twice")
             names.add(d.name)
+        for u in self.traps.users:
+            if u not in self.credentials or self.credentials[u].version != "3":
+                raise ValueError(f"traps.users: {u!r} is not an SNMPv3 entry under snmp.credentials")
         return self
 
 
