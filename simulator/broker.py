@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -189,10 +188,13 @@ def start_broker(workdir: Path | None = None, host: str = "127.0.0.1", port: int
     wd.mkdir(parents=True, exist_ok=True)
     (wd / "persist").mkdir(exist_ok=True)
     port = port or free_tcp_port(host)
-    lines = ["per_listener_settings false", "allow_anonymous true", f"log_dest file {wd / 'mosquitto.log'}",
-             "log_type error", "log_type warning", "log_type notice", "log_type information",
-             "connection_messages true", "max_queued_messages 0", "max_inflight_messages 0",
-             f"listener {port} {host}"]
+    # As root, mosquitto would drop to the `mosquitto` user, which cannot reach a private (0700) test
+    # directory; a loopback-only test broker may stay root.
+    lines = ["user root"] if os.geteuid() == 0 else []
+    lines += ["per_listener_settings false", "allow_anonymous true", f"log_dest file {wd / 'mosquitto.log'}",
+              "log_type error", "log_type warning", "log_type notice", "log_type information",
+              "connection_messages true", "max_queued_messages 0", "max_inflight_messages 0",
+              f"listener {port} {host}"]
     if persistence:
         lines += ["persistence true", f"persistence_location {wd / 'persist'}/", "autosave_interval 1"]
     broker = Broker(host, port, wd, own_workdir=own)
@@ -205,14 +207,5 @@ def start_broker(workdir: Path | None = None, host: str = "127.0.0.1", port: int
     if extra_conf:
         lines.append(extra_conf)
     (wd / "mosquitto.conf").write_text("\n".join(lines) + "\n")
-    if os.geteuid() == 0:
-        # mosquitto started as root drops to the `mosquitto` user, which must write the log and persistence.
-        try:
-            pw = pwd.getpwnam("mosquitto")
-        except KeyError:
-            pw = None
-        if pw is not None:
-            for p in [wd, *wd.rglob("*")]:
-                os.chown(p, pw.pw_uid, pw.pw_gid)
     broker.start()
     return broker

@@ -1,0 +1,274 @@
+"""Outbox + MQTT link against a real mosquitto that each test starts on a free loopback port.
+
+Every message the receiver sees is validated against the contract (tests/mqtt_helpers.Receiver).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from agent.config import MqttConfig, MqttTls
+from agent.envelope import Envelope
+from agent.link import Link
+from agent.outbox import Outbox
+from agent.samples import Sample
+from simulator.broker import Broker, start_broker
+from tests.mqtt_helpers import Receiver
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+ENV = Envelope("test-school", "testcity", "gw-test", "0.1.0", "ef" * 16)
+
+
+def birth() -> dict:
+    return {"school_info": {"name": "Test School", "type": "primary"}, "config_digest": "0" * 16,
+            "collectors": [], "devices": [], "commands": ["rebirth"], "outbox": {"rows": 0, "bytes": 0}}
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    b = start_broker(tmp_path / "broker")
+    yield b
+    b.close()
+
+
+def make_link(b: Broker, outbox: Outbox, **cfg: object) -> Link:
+    cfg.setdefault("broker", b.address)
+    cfg.setdefault("reconnect_min", 0.1)
+    cfg.setdefault("reconnect_max", 0.5)
+    return Link(MqttConfig(**cfg), outbox, ENV, birth)  # type: ignore[arg-type]
+
+
+def values(r: Receiver, kind: str = "metrics") -> list[tuple[int, float]]:
+    """(seq, value) of every sample received, in order of arrival."""
+    return [(m["seq"], s["value"]) for m in r.of(kind) for s in m.get("samples", [])]
+
+
+def test_broker_down_then_up_every_sample_arrives_in_order_within_its_priority(tmp_path: Path, broker: Broker) -> None:
+    rx = Receiver(broker.host, broker.port)
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=4096)
+    link = make_link(broker, box)
+    link.start()
+    stop = threading.Event()
+    produced: list[int] = []
+    events_made: list[int] = []
+    back_at = 0
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set():
+            box.add_samples([Sample(time.time(), "sw-1", "test.counter", i + k) for k in range(20)])
+            produced.extend(range(i, i + 20))
+            i += 20
+            if i % 200 == 0:
+                box.add_items("events", [{"t": time.time(), "kind": "device.unreachable", "severity": "error",
+                                          "device": "sw-1", "message": f"e{i}", "data": {"i": i}}])
+                events_made.append(i)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    try:
+        rx.wait_for(lambda r: len(values(r)) > 100, 15, "data before the outage")
+        broker.stop()  # clean stop: the receiver's subscription survives in the broker's persistence
+        time.sleep(3.0)
+        assert not link.status.connected
+        outage_rows = box.stats().rows
+        assert outage_rows > 10
+        back_at = produced[-1] + 1
+        broker.start()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        t.join()
+    rx.wait_for(lambda r: {v for _, v in values(r)} >= set(produced), 30, "every sample")
+    rx.wait_for(lambda r: len({m["id"] for m in r.of("events")}) >= len(events_made), 15, "every event")
+    link.stop()
+    rx.close()
+    assert rx.problems == []
+    got = values(rx)
+    assert sorted({v for _, v in got}) == produced
+    # In order within each priority: everything made before the broker came back (before and during the
+    # outage) arrives in seq order. Rows made after it may overtake the backlog by design.
+    firsts = {"metrics": lambda m: m["samples"][0]["value"], "events": lambda m: m["events"][0]["data"]["i"]}
+    for kind, index in firsts.items():
+        first: dict[str, tuple[int, int]] = {}
+        for m in rx.of(kind):
+            first.setdefault(m["id"], (m["seq"], index(m)))
+        before = [seq for seq, i in first.values() if i < back_at]
+        assert before == sorted(before), kind
+        assert len(before) > 10, kind
+    births = rx.of("birth")
+    assert len(births) >= 2 and births[-1]["bdSeq"] > births[0]["bdSeq"]
+    assert box.stats().rows == 0
+
+
+def _run_producer(data: Path, broker: Broker, round_: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, str(REPO / "tests" / "outbox_producer.py"), str(data), broker.address,
+                             round_], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+
+
+def _kill_rounds(tmp_path: Path, broker: Broker, rounds: int) -> None:
+    rx = Receiver(broker.host, broker.port)
+    data = tmp_path / "agent"
+    committed: dict[str, int] = {}
+    rng = random.Random()
+    for r in range(rounds):
+        name = f"r{r}"
+        proc = _run_producer(data, broker, name)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith(name), first
+            last = first
+            deadline = time.monotonic() + rng.uniform(0.05, 1.2)
+            while time.monotonic() < deadline:
+                last = proc.stdout.readline() or last
+            proc.send_signal(signal.SIGKILL)
+            rest = proc.stdout.read()
+            lines = [ln for ln in [last, *rest.splitlines()] if ln.strip()]
+            committed[name] = int(lines[-1].split()[1])
+        finally:
+            proc.kill()
+            proc.wait()
+    drain = _run_producer(data, broker, "drain")
+    out, _ = drain.communicate(timeout=120)
+    assert "drained" in out
+    total = sum(v + 1 for v in committed.values())
+    rx.wait_for(lambda r: len({(s["tags"]["round"], s["value"]) for m in r.of("metrics") for s in m["samples"]})
+                >= total, 60, "every committed sample")
+    time.sleep(0.5)
+    rx.close()
+    assert rx.problems == []
+    seen: dict[tuple[str, int], set[str]] = defaultdict(set)
+    by_id: dict[str, str] = {}
+    for m in rx.of("metrics"):
+        body = json.dumps(m, sort_keys=True)
+        assert by_id.setdefault(m["id"], body) == body, "a redelivery differs from the first delivery"
+        for s in m["samples"]:
+            seen[(s["tags"]["round"], int(s["value"]))].add(m["id"])
+    for name, last_committed in committed.items():
+        got = sorted(i for (rn, i) in seen if rn == name)
+        # What a round stored is a prefix 0..n (each batch is one transaction); all of it arrived.
+        assert got == list(range(len(got))), f"{name}: a hole in what arrived"
+        assert len(got) >= last_committed + 1, f"{name}: committed up to {last_committed}, received {len(got)}"
+    assert all(len(ids) == 1 for ids in seen.values()), "a sample arrived in two different messages"
+    seqs = [m["seq"] for m in rx.of("metrics")]
+    assert len(set(seqs)) == len(by_id), "seq and message id do not match one to one"
+
+
+def test_kill_9_during_heavy_publishing_loses_nothing_and_duplicates_keep_their_id(tmp_path: Path,
+                                                                                     broker: Broker) -> None:
+    _kill_rounds(tmp_path, broker, rounds=10)
+
+
+@pytest.mark.soak
+def test_kill_9_soak_100_rounds(tmp_path: Path, broker: Broker) -> None:
+    _kill_rounds(tmp_path, broker, rounds=100)
+
+
+def test_disk_budget_drops_only_old_metrics_and_the_gap_records_arrive(tmp_path: Path, broker: Broker) -> None:
+    rx = Receiver(broker.host, broker.port)  # its persistent session collects what arrives after the outage
+    broker.stop()
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=80_000, max_message_bytes=4096)
+    link = make_link(broker, box)
+    link.start()
+    made_metrics = 0
+    for i in range(60):
+        made_metrics += box.add_samples([Sample(1.7e9 + i, "sw-1", "test.counter", i * 30 + k) for k in range(30)])
+        if i % 6 == 0:
+            box.add_items("findings", [{"t": 1.7e9 + i, "rule": "wan.down", "subject": "school", "status": "fail",
+                                        "value": 10, "threshold": 100, "unit": "Mbit/s"}])
+    drops = box.stats().drops
+    assert [(d.kind, d.reason) for d in drops] == [("metrics", "disk_budget")]
+    broker.start()
+    expected = made_metrics - drops[0].messages
+    rx.wait_for(lambda r: len({m["seq"] for m in r.of("metrics")}) >= expected and len(r.of("findings")) >= 10
+                and r.of("gap"), 30, "every metrics message that was not dropped, the findings and the gaps")
+    rx.wait_for(lambda r: box.stats().rows == 0, 10, "the outbox to empty")
+    link.stop()
+    rx.close()
+    assert rx.problems == []
+    gaps = rx.of("gap")
+    dropped = {s for g in gaps for lo, hi in g["seqs"] for s in range(lo, hi + 1)}
+    delivered = {m["seq"] for m in rx.of("metrics")}
+    assert gaps and {g["reason"] for g in gaps} == {"disk_budget"}
+    assert len(dropped) == drops[0].messages and not dropped & delivered
+    assert len(dropped) + len(delivered) == made_metrics  # every metrics message arrived or is in a gap record
+    assert max(dropped) < min(delivered)
+    assert len(rx.of("findings")) == 10
+
+
+def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    b = start_broker(tmp_path / "broker", tls=True, tls_clients=("gw-test",))
+    try:
+        assert b.pki is not None and b.tls_port is not None
+        rx = Receiver(b.host, b.port)
+        cert, key = b.pki.clients["gw-test"]
+        box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**7)
+        box.add_samples([Sample(1.7e9, "sw-1", "test.counter", 1)])
+        link = make_link(b, box, broker=f"localhost:{b.tls_port}",
+                         tls=MqttTls(ca_file=b.pki.ca_cert, cert_file=cert, key_file=key))
+        link.start()
+        rx.wait_for(lambda r: r.of("metrics") and r.of("birth"), 15, "metrics over TLS")
+        link.stop()
+
+        # Without a client certificate the broker refuses; the rows stay in the outbox.
+        box2 = Outbox(tmp_path / "outbox2.db", ENV, max_bytes=10**7)
+        box2.add_samples([Sample(1.7e9, "sw-1", "test.counter", 2)])
+        anon = make_link(b, box2, broker=f"localhost:{b.tls_port}", tls=MqttTls(ca_file=b.pki.ca_cert))
+        anon.start()
+        time.sleep(2.0)
+        assert not anon.status.connected and anon.status.last_error
+        anon.stop()
+        assert box2.stats().rows == 1
+        rx.close()
+        assert rx.problems == []
+        assert [s["value"] for m in rx.of("metrics") for s in m["samples"]] == [1]
+    finally:
+        b.close()
+
+
+def test_a_password_from_a_file_is_used_and_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "school", "s3cret-Pa55"], check=True,
+                   capture_output=True)
+    b = start_broker(tmp_path / "broker", extra_conf="")
+    b.stop()
+    conf = (b.workdir / "mosquitto.conf").read_text().replace("allow_anonymous true",
+                                                             f"allow_anonymous false\npassword_file {pw}")
+    (b.workdir / "mosquitto.conf").write_text(conf)
+    os.chmod(pw, 0o644)
+    b.start()
+    try:
+        caplog.set_level("DEBUG")
+        box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**7)
+        good = Link(MqttConfig(broker=b.address, username="school", password={"file": str(tmp_path / "secret")},
+                               reconnect_min=0.1, reconnect_max=0.5), box, ENV, birth, password="s3cret-Pa55")
+        good.start()
+        deadline = time.monotonic() + 10
+        while not good.status.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert good.status.connected
+        good.stop()
+        bad = Link(MqttConfig(broker=b.address, username="school", reconnect_min=0.1, reconnect_max=0.5),
+                   box, ENV, birth, password="wrong")
+        bad.start()
+        time.sleep(1.5)
+        assert not bad.status.connected and "refused" in (bad.status.last_error or "")
+        bad.stop()
+        assert "s3cret" not in caplog.text and "wrong" not in caplog.text.replace("went wrong", "")
+    finally:
+        b.close()
