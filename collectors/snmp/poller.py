@@ -6,8 +6,16 @@ What a poll does, per device:
 2. On the first poll, after a reboot, and every `static_refresh`: match the profile, read the identity
    (vendor, model, OS version, serial) and the static columns (names, aliases, speeds).
 3. GETBULK-walk only the columns the profile's metrics need (a column the device lacks is replaced by its
-   `fallback`, e.g. 32-bit ifInOctets for ifHCInOctets, and that choice is remembered).
-4. Turn rows into `Sample`s: gauges scaled, states mapped, counters into rates (agent/rates.py).
+   `fallback`, e.g. 32-bit ifInOctets for ifHCInOctets, and that choice is remembered), with the columns
+   that select rows (`where`), name them (tags, also through another column: `via`) and divide them
+   (`denominator`, for used/(used+free)).
+4. Turn rows into `Sample`s: gauges divided and scaled, states mapped, counters into rates
+   (agent/rates.py); a reading at a metric's `saturated_at` ceiling is kept and tagged saturated=true.
+   `DevicePoll.coverage` counts the readings each profile line yielded, so a test can prove every line.
+
+Values are taken as the device gives them, whatever their SNMP type: numbers in strings are parsed,
+sysDescr is read as text even with stray non-UTF-8 bytes or enclosing quotes, and a value that means
+nothing for its metric is left out rather than invented.
 
 Every device has a deadline: when it passes, the poll stops, keeps what it has and says so. Errors name
 the device and the OID; a device that fails never stops the others.
@@ -36,24 +44,45 @@ ENGINE_TIME = "1.3.6.1.6.3.10.2.1.3.0"
 SYSTEM_OIDS = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME, ENGINE_TIME]
 
 _PRINTABLE = re.compile(r"^[\t\r\n\x20-\x7e\u00a0-\uffff]*$")
+_ASCII_TEXT = frozenset(b"\t\r\n" + bytes(range(0x20, 0x7f)))
 
 
 def as_text(value: Value) -> str:
     """An SNMP value as text: printable UTF-8 as is, anything else (MACs, binary ids) as hex.
 
+    Text with a few bytes that are not UTF-8 (DCN switches put 0xDA between the lines of sysDescr) stays
+    text, with U+FFFD for those bytes: a sysDescr shown as hex would be no use to anyone.
+
     >>> as_text(b"Gi0/1"), as_text(b"\\x00\\x1e\\x13\\xaa\\x0b\\x01"), as_text(b"abc\\x00")
     ('Gi0/1', '00:1e:13:aa:0b:01', 'abc')
+    >>> as_text(b"CS6200 Device\\xda SoftWare Version 7.5.3.0")
+    'CS6200 Device\ufffd SoftWare Version 7.5.3.0'
     """
     if isinstance(value, bytes):
         raw = value.rstrip(b"\x00")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return raw.hex(":")
+            if len(raw) < 16 or sum(b in _ASCII_TEXT for b in raw) < 0.9 * len(raw):
+                return raw.hex(":")
+            text = raw.decode("utf-8", errors="replace")
         return text if _PRINTABLE.match(text) else raw.hex(":")
     if value is None:
         return ""
     return str(value)
+
+
+def clean_descr(text: str) -> str:
+    """sysDescr as matched and shown: outer whitespace and one pair of enclosing quotes removed (some
+    agents, and recordings of them, return the string quoted).
+
+    >>> clean_descr('"Cisco IOS Software, C3560\\r\\n"  ')
+    'Cisco IOS Software, C3560'
+    """
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text
 
 
 def as_number(value: Value, regex: str | None = None) -> float | int | None:
@@ -117,6 +146,7 @@ class DevicePoll:
     values: int = 0
     rebooted: bool = False
     complete: bool = True
+    coverage: dict[str, int] = field(default_factory=dict)   # Metric.key -> readings it yielded this poll
 
     @property
     def ok(self) -> bool:
@@ -130,6 +160,7 @@ class _Plan:
     oid: str
     bits: int | None
     scale: float | None
+    saturated_at: int | None = None
 
 
 class DevicePoller:
@@ -237,30 +268,35 @@ class DevicePoller:
         for m in self.profile.metrics:
             for t in m.tags:
                 if t.static and t.column:
-                    cols.update((t.column, *t.fallback))
+                    cols.update((t.column, *t.fallback, *((t.via,) if t.via else ())))
+            if m.where is not None:
+                cols.add(m.where.oid)
             if m.static and m.column:
                 cols.add(m.column)
                 cols.update(f.oid for f in m.fallback)
         return cols
 
     def _columns_needed(self, refresh: bool) -> list[str]:
-        """Tag columns to read now (static ones only on a refresh), in a stable order."""
+        """Tag, row-selection and denominator columns to read now (static ones only on a refresh), in a
+        stable order."""
         assert self.profile is not None
         cols: dict[str, None] = {}
         for m in self.profile.metrics:
             for t in m.tags:
                 if t.column and (refresh or not t.static):
-                    cols[t.column] = None
-                    for fb in t.fallback:
-                        cols[fb] = None
+                    cols.update(dict.fromkeys((t.column, *t.fallback, *((t.via,) if t.via else ()))))
+            if m.where is not None and refresh:
+                cols[m.where.oid] = None
+            cols.update(dict.fromkeys(m.denominator))
         return list(cols)
 
     async def _plan(self, m: Metric, data: dict[str, dict[str, Value]]) -> _Plan | None:
         key = id(m)
         if key in self._plans:
             return self._plans[key]
-        candidates = [_Plan(m.column or "", m.bits, m.scale)] + [
-            _Plan(f.oid, f.bits or m.bits, f.scale if f.scale is not None else m.scale) for f in m.fallback]
+        candidates = [_Plan(m.column or "", m.bits, m.scale, m.saturated_at)] + [
+            _Plan(f.oid, f.bits or m.bits, f.scale if f.scale is not None else m.scale,
+                  f.saturated_at if f.saturated_at is not None else m.saturated_at) for f in m.fallback]
         chosen = None
         for c in candidates:
             if c.oid not in data:
@@ -273,7 +309,7 @@ class DevicePoller:
 
     async def _identify(self, scalars: dict[str, Value]) -> None:
         sys_oid = as_text(scalars.get(SYS_OBJECT_ID)).strip().lstrip(".")
-        sys_descr = as_text(scalars.get(SYS_DESCR))
+        sys_descr = clean_descr(as_text(scalars.get(SYS_DESCR)))
         if self.forced_profile:
             profile = self.profiles.get(self.forced_profile)
             matched_by = "set in the configuration"
@@ -282,27 +318,39 @@ class DevicePoller:
             profile, matched_by = match.profile, match.reason
         ident = Identity(sys_object_id=sys_oid, sys_descr=sys_descr, profile=profile.name, matched_by=matched_by,
                          device_class=profile.device_class, vendor=profile.vendor)
+        walked: dict[str, dict[str, Value]] = {}   # identity sources share columns (the chassis row)
         for fld, sources in profile.identity.items():
-            value = await self._first_source(sources, scalars)
+            value = await self._first_source(sources, scalars, walked)
             if value:
                 setattr(ident, fld, value)
         self.profile, self.identity = profile, ident
 
-    async def _first_source(self, sources: Sequence[Source], scalars: dict[str, Value]) -> str | None:
+    async def _first_source(self, sources: Sequence[Source], scalars: dict[str, Value],
+                            walked: dict[str, dict[str, Value]]) -> str | None:
         for src in sources:
             if src.value is not None:
                 return src.value
             assert src.oid is not None
             if src.where is not None:
-                col = await self.client.walk(src.oid)
-                sel = await self.client.walk(src.where.oid)
-                want = str(src.where.equals)
-                rows = [i for i in sorted(col, key=_oid_key) if as_text(sel.get(i)) == want]
+                for oid in (src.oid, src.where.oid):
+                    if oid not in walked:
+                        walked[oid] = await self.client.walk(oid)
+                col, sel = walked[src.oid], walked[src.where.oid]
+                order = sorted(col, key=_oid_key)
+                if src.where.same_as is not None:
+                    if src.where.same_as not in scalars:
+                        scalars.update(await self.client.get_many([src.where.same_as]))
+                    want = as_text(scalars.get(src.where.same_as)).strip()
+                    rows = [i for i in order if want and as_text(sel.get(i)).strip() == want]
+                else:
+                    rows = [i for i in order if src.where.accepts(as_text(sel.get(i)).strip())]
                 text = as_text(col[rows[0]]).strip() if rows else ""
             else:
                 if src.oid not in scalars:
                     scalars.update(await self.client.get_many([src.oid]))
                 text = as_text(scalars.get(src.oid)).strip()
+                if src.oid == SYS_DESCR:
+                    text = clean_descr(text)
             if text and src.regex:
                 m = re.search(src.regex, text)
                 if not m:
@@ -321,13 +369,12 @@ class DevicePoller:
     def _build(self, result: DevicePoll, data: dict[str, dict[str, Value]], scalars: dict[str, Value],
                mono: float) -> None:
         assert self.profile is not None
-        now = result.time
-        out = result.samples
         tag_cache: dict[tuple[tuple, str], dict[str, str]] = {}
         for m in self.profile.metrics:
             if m.scalar is not None:
                 if m.scalar in scalars:
-                    self._emit(out, m, m.scalar, (), scalars[m.scalar], {}, now, mono, m.bits, m.scale)
+                    self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at), (),
+                               scalars[m.scalar], {}, mono)
                 continue
             plan = self._plans.get(id(m))
             if plan is None:
@@ -335,32 +382,48 @@ class DevicePoller:
             rows = data.get(plan.oid, {})
             # metrics with equal tag specs (every IF-MIB metric, via a YAML anchor) share one dict per row
             tags_key = _specs_key(m.tags)
+            selector = data.get(m.where.oid, {}) if m.where is not None else {}
             for index, raw in rows.items():
+                if m.where is not None and not m.where.accepts(as_text(selector.get(index)).strip()):
+                    continue
+                divisor = None
+                if m.denominator:
+                    parts = [as_number(data.get(d, {}).get(index)) for d in m.denominator]
+                    if any(p is None for p in parts) or not sum(p for p in parts if p is not None):
+                        continue
+                    divisor = sum(p for p in parts if p is not None)
                 ck = (tags_key, index)
                 tags = tag_cache.get(ck)
                 if tags is None:
                     tags = tag_cache[ck] = _row_tags(m.tags, index, data)
-                self._emit(out, m, plan.oid, index, raw, tags, now, mono, plan.bits, plan.scale)
+                self._emit(result, m, plan, index, raw, tags, mono, divisor)
 
-    def _emit(self, out: list[Sample], m: Metric, oid: str, index: str | tuple, raw: Value,
-              tags: dict[str, str], now: float, mono: float, bits: int | None, scale: float | None) -> None:
+    def _emit(self, result: DevicePoll, m: Metric, plan: _Plan, index: str | tuple, raw: Value,
+              tags: dict[str, str], mono: float, divisor: float | None = None) -> None:
+        out, now = result.samples, result.time
         if m.kind == "state":
             assert m.mapping is not None
             code = raw if type(raw) is int else as_number(raw)
             value: Any = m.mapping.get(code, str(code)) if code is not None else as_text(raw)
+            result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
             out.append(Sample(now, self.device, m.name, value, m.unit, tags))
             return
         if m.kind == "info":
             text = as_text(raw).strip()
             if text:
+                result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
                 out.append(Sample(now, self.device, m.name, text, m.unit, tags))
             return
         num = raw if type(raw) is int and m.regex is None else as_number(raw, m.regex)   # ints: most values
         if num is None or num in m.skip_values:
             return
+        if m.kind == "counter" and (not isinstance(num, int) or num < 0):
+            return
+        result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
+        if plan.saturated_at is not None and num == plan.saturated_at:
+            tags = {**tags, "saturated": "true"}
+        oid, bits, scale = plan.oid, plan.bits, plan.scale
         if m.kind == "counter":
-            if not isinstance(num, int) or num < 0:
-                return
             if m.rate is None:
                 out.append(Sample(now, self.device, m.name, num, m.unit, tags))
                 return
@@ -368,6 +431,8 @@ class DevicePoller:
             if rate is not None:
                 out.append(Sample(now, self.device, m.rate.name, rate * m.rate.scale, m.rate.unit, tags))
             return
+        if divisor is not None:
+            num = num / divisor
         if scale is not None:
             num = num * scale
         out.append(Sample(now, self.device, m.name, num, m.unit, tags))
@@ -375,7 +440,7 @@ class DevicePoller:
 
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:
     """A hashable stand-in for tag specs (a Tag holds a dict), equal for equal specs."""
-    return tuple((t.tag, t.index, t.column, t.index_transform, t.fallback,
+    return tuple((t.tag, t.index, t.column, t.index_transform, t.via, t.fallback,
                   tuple(t.mapping.items()) if t.mapping else None, t.regex) for t in specs)
 
 
@@ -390,6 +455,8 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
             lookup = index
             if t.index_transform is not None:
                 lookup = ".".join(arcs[t.index_transform[0] - 1:t.index_transform[1]])
+            elif t.via is not None:
+                lookup = as_text(data.get(t.via, {}).get(index)).strip()
             raw: Value = None
             for col in (t.column, *t.fallback):
                 raw = data.get(col or "", {}).get(lookup)

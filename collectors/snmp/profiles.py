@@ -3,9 +3,14 @@
 A profile (`firmware_profiles/<vendor>/<name>.yaml`) says which devices it matches (sysObjectID
 patterns, sysDescr regexes and exclusions), which other profiles it `extends` (files whose name starts
 with `_` are mixins, never matched alone), how to read the device's identity (vendor, model, OS
-version, serial) and which metrics to poll: scalars and table columns, each with a canonical name and
-unit from `firmware_profiles/canonical-metrics.yaml`, a kind (gauge, counter with its bit width, state,
-info) and tags from the row index, other columns, other tables or value mappings.
+version, serial: first source that answers wins; a column source picks its row with `where`) and which
+metrics to poll: scalars and table columns, each with a canonical name and unit from
+`firmware_profiles/canonical-metrics.yaml`, a kind (gauge, counter with its bit width, state, info), tags
+from the row index, other columns (directly, by index arcs, or `via` a column holding the other row's
+index) or value mappings, and optionally the rows to keep (`where`), a `denominator` and a
+`saturated_at` ceiling. `tag_overrides` redefine a tag in every metric a profile inherits (a vendor whose
+ifDescr carries more than the port name). `unverified` says why no recording proves a profile or a line;
+`Profile.origin` says which file defined each metric line. firmware_profiles/README.md has the schema.
 
 Rules, as in Datadog's profiles but stricter where their users got hurt (ANCHORS §2, §10):
 - sysObjectID patterns are arc-aware: `*` is exactly one arc, a trailing `**` one or more arcs.
@@ -47,23 +52,26 @@ class _Strict(BaseModel):
 
 class Where(_Strict):
     """Select rows by another column of the same row: the one whose value `equals` something (the
-    chassis row of ENTITY-MIB), or those whose value is `not_in` a list (boards that have memory, in a
-    vendor table that has a row for every fan and port too). A row without that value is not selected.
+    chassis row of ENTITY-MIB), those whose value is `not_in` a list (boards that have memory, in a vendor
+    table that has a row for every fan and port too; `not_in: []` is any row with a value), or, for an
+    identity source, the row whose value is the `same_as` a scalar (the AP whose address is the
+    controller's own). A row without that value is not selected.
     """
 
     oid: str
     equals: int | str | None = None
     not_in: tuple[int | str, ...] | None = None
+    same_as: str | None = None
 
-    @field_validator("oid")
+    @field_validator("oid", "same_as")
     @classmethod
-    def _check_oid(cls, v: str) -> str:
-        return _oid(v)
+    def _check_oid(cls, v: str | None) -> str | None:
+        return None if v is None else _oid(v)
 
     @model_validator(mode="after")
     def _one_of(self) -> Where:
-        if (self.equals is None) == (self.not_in is None):
-            raise ValueError("give exactly one of `equals` or `not_in`")
+        if sum(x is not None for x in (self.equals, self.not_in, self.same_as)) != 1:
+            raise ValueError("give exactly one of `equals`, `not_in` or `same_as`")
         return self
 
     def accepts(self, text: str) -> bool:
@@ -200,6 +208,8 @@ class Metric(_Strict):
             raise ValueError("a scalar has no row index to tag from")
         if self.scalar is not None and (self.where is not None or self.denominator):
             raise ValueError("`where` and `denominator` pick and combine rows; a scalar has none")
+        if self.where is not None and self.where.same_as is not None:
+            raise ValueError("`where: {same_as: …}` picks an identity row; a metric selects with `equals` or `not_in`")
         return self
 
     @property
