@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from agent import cli_config, cli_service, cli_snmp
+from simulator import cli as cli_sim
 
 app = typer.Typer(
     name="eduedge",
@@ -18,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (cli_config, cli_snmp, cli_service):
+for module in (cli_config, cli_snmp, cli_service, cli_sim):
     module.register(app)
 
 
