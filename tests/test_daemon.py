@@ -1,0 +1,226 @@
+"""`eduedge run` as a process against a real mosquitto and an snmpsim switch: birth, data, death (LWT and
+clean), commands, SIGHUP reload, `eduedge status` and `eduedge outbox`. Every message is validated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.cli_service import install_service
+from simulator.broker import Broker, start_broker
+from simulator.snmpsim import start_snmpsim
+from tests.mqtt_helpers import Receiver, write_config
+
+EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
+CMD = "edu/v1/testcity/test-school/cmd/"
+
+SWITCH = """\
+1.3.6.1.2.1.1.1.0|4|Test switch
+1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1
+1.3.6.1.2.1.1.3.0|67|100
+1.3.6.1.2.1.1.5.0|4|sw-1
+1.3.6.1.2.1.2.2.1.2.1|4|eth0
+1.3.6.1.2.1.2.2.1.8.1|2|1
+1.3.6.1.2.1.2.2.1.8.2|2|2
+1.3.6.1.2.1.2.2.1.2.2|4|eth1
+"""
+
+
+@pytest.fixture(scope="module")
+def sim():
+    server = start_snmpsim([("sw1", SWITCH)])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    b = start_broker(tmp_path / "broker")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, broker: Broker, sim):
+    rx = Receiver(broker.host, broker.port)
+    cfg = write_config(
+        tmp_path / "eduedge.yaml", broker.address, tmp_path / "data",
+        snmp={"credentials": {"sim": {"version": "2c", "community": {"env": "EDUEDGE_TEST_COMMUNITY"}}},
+              "devices": [{"name": "sw-1", "host": sim.address, "credentials": "sim", "interval": "2s"}]},
+        host={"enabled": True, "interval": "1s"},
+        commands={"rate_per_minute": 600, "burst": 20, "interval_min": "1s", "interval_max": "10m"})
+    procs: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        env = {**os.environ, "EDUEDGE_TEST_COMMUNITY": "sw1"}
+        with open(tmp_path / f"agent{len(procs)}.log", "w") as log:
+            p = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg)], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=log)
+        procs.append(p)
+        return p
+
+    yield rx, cfg, start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    rx.close()
+    assert rx.problems == [], rx.problems
+
+
+def command(broker: Broker, name: str, payload: bytes | dict) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-cmd-{uuid.uuid4().hex[:6]}")
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    c.publish(CMD + name, data, qos=1).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+
+
+def req(rid: str, **args: object) -> dict:
+    return {"schema": {"name": "cmd", "version": 1}, "request_id": rid, "args": args}
+
+
+def answers(rx: Receiver, rid: str | None) -> list[dict]:
+    return [m for m in rx.of("cmd-result") if m["request_id"] == rid]
+
+
+def devices_with_samples(rx: Receiver) -> set[str]:
+    return {s["device"] for m in rx.of("metrics") for s in m["samples"]}
+
+
+@pytest.mark.integration
+def test_run_delivers_birth_data_inventory_status_and_a_clean_death(setup, broker: Broker, tmp_path: Path) -> None:
+    rx, cfg, start = setup
+    p = start()
+    rx.wait_for(lambda r: {"sw-1", "gateway"} <= devices_with_samples(r), 30, "metrics from the switch and host")
+    rx.wait_for(lambda r: any(d["identity"] for m in r.of("inventory") for d in m["devices"]), 15, "inventory")
+    birth = rx.of("birth")[0]
+    assert birth["agent"]["id"] == "gw-test" and birth["school"] == {"id": "test-school", "city": "testcity"}
+    assert {c["name"] for c in birth["collectors"]} == {"snmp:sw-1", "host"}
+    assert any(e["kind"] == "agent.start" for m in rx.of("events") for e in m["events"])
+    time.sleep(2.5)  # one state-file period
+    out = subprocess.run([EDUEDGE, "status", "--config", str(cfg)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "running" in out.stdout and "connected to" in out.stdout and "snmp:sw-1" in out.stdout
+    ob = subprocess.run([EDUEDGE, "outbox", "--config", str(cfg), "--json"], capture_output=True, text=True)
+    data = json.loads(ob.stdout)
+    assert data["delivered_messages"] > 0 and data["drops"] == [] and "by_priority" in data
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 0
+    rx.wait_for(lambda r: r.of("death"), 10, "the death message")
+    deaths = rx.of("death")
+    assert [(d["reason"], d["bdSeq"]) for d in deaths] == [("shutdown", birth["bdSeq"])]
+    assert all(m["seq"] < deaths[0]["seq"] for m in rx.of("birth"))
+    out = subprocess.run([EDUEDGE, "status", "--config", str(cfg)], capture_output=True, text=True)
+    assert out.returncode == 3 and "NOT RUNNING" in out.stdout
+
+
+@pytest.mark.integration
+def test_kill_9_makes_the_broker_send_the_last_will_with_the_birth_bdseq(setup, broker: Broker) -> None:
+    rx, _, start = setup
+    p = start()
+    rx.wait_for(lambda r: r.of("birth"), 20, "birth")
+    first = rx.of("birth")[0]
+    p.kill()
+    p.wait()
+    rx.wait_for(lambda r: r.of("death"), 10, "the last will")
+    death = rx.of("death")[0]
+    assert death["reason"] == "connection_lost" and death["bdSeq"] == first["bdSeq"]
+    assert death["agent"]["boot_id"] == first["agent"]["boot_id"]
+    start()
+    rx.wait_for(lambda r: len(r.of("birth")) >= 2, 20, "a second birth")
+    assert rx.of("birth")[1]["bdSeq"] > first["bdSeq"]
+    assert rx.of("birth")[1]["seq"] > death["seq"]
+
+
+@pytest.mark.integration
+def test_commands_are_validated_answered_idempotent_and_the_agent_keeps_running(setup, broker: Broker) -> None:
+    rx, _, start = setup
+    p = start()
+    rx.wait_for(lambda r: r.of("birth") and devices_with_samples(r), 20, "birth and data")
+    bd = rx.of("birth")[0]["bdSeq"]
+
+    command(broker, "shell", req("c1", cmd="rm -rf /"))
+    command(broker, "rebirth", b"{not json")
+    command(broker, "run-check", req("c3", check="../../etc/passwd"))
+    command(broker, "set-interval", req("c4", check="host", interval_s=0.01))
+    command(broker, "run-check", req("c5", check="snmp:no-such-device"))
+    command(broker, "run-check", {**req("c6", check="host"), "expires": 1.0})
+    rx.wait_for(lambda r: all(answers(r, x) for x in ("c1", None, "c3", "c4", "c5", "c6")), 10, "every refusal")
+    for rid in ("c1", None, "c3", "c4", "c5", "c6"):
+        assert [a["status"] for a in answers(rx, rid)] == ["refused"], rid
+    assert "not allowed" in answers(rx, "c1")[0]["reason"]
+    assert "malformed" in answers(rx, None)[0]["reason"]
+    assert "outside the allowed" in answers(rx, "c4")[0]["reason"]
+    assert "expired" in answers(rx, "c6")[0]["reason"]
+
+    command(broker, "rebirth", req("c7"))
+    rx.wait_for(lambda r: answers(r, "c7") and len(r.of("birth")) >= 2, 10, "rebirth")
+    again = rx.of("birth")[1]
+    assert again["rebirth"] is True and again["bdSeq"] == bd
+
+    command(broker, "run-check", req("c8", check="snmp:sw-1"))
+    rx.wait_for(lambda r: answers(r, "c8"), 15, "run-check answer")
+    a = answers(rx, "c8")[0]
+    assert a["status"] == "ok" and a["result"]["samples"] > 0 and a["result"]["ran"] == ["snmp:sw-1"]
+
+    command(broker, "set-interval", req("c9", check="snmp:sw-1", interval_s=30))
+    command(broker, "set-interval", req("c9", check="snmp:sw-1", interval_s=30))
+    rx.wait_for(lambda r: len(answers(r, "c9")) >= 2, 10, "both answers to c9")
+    first, dup = answers(rx, "c9")[:2]
+    assert first["status"] == "ok" and first["result"] == {"check": "snmp:sw-1", "interval_s": 30.0, "was_s": 2.0}
+    assert dup.get("duplicate") is True and dup["result"] == first["result"]
+
+    assert p.poll() is None
+    n = len(rx.of("metrics"))
+    rx.wait_for(lambda r: len(r.of("metrics")) > n, 10, "more metrics after the commands")
+
+
+@pytest.mark.integration
+def test_sighup_reloads_a_good_config_and_refuses_a_bad_one_without_dropping_the_link(setup, broker: Broker) -> None:
+    rx, cfg, start = setup
+    p = start()
+    rx.wait_for(lambda r: r.of("birth"), 20, "birth")
+    digest = rx.of("birth")[0]["config_digest"]
+    text = cfg.read_text()
+    cfg.write_text(text.replace("interval: 2s", "interval: 3s"))
+    p.send_signal(signal.SIGHUP)
+    rx.wait_for(lambda r: len(r.of("birth")) >= 2, 10, "a birth with the new digest")
+    assert rx.of("birth")[1]["config_digest"] != digest and rx.of("birth")[1]["bdSeq"] == rx.of("birth")[0]["bdSeq"]
+    assert {c["name"]: c["interval_s"] for c in rx.of("birth")[1]["collectors"]}["snmp:sw-1"] == 3.0
+
+    cfg.write_text(text.replace("interval: 2s", "interval: soon"))
+    p.send_signal(signal.SIGHUP)
+
+    def kinds(r: Receiver) -> list[str]:
+        return [e["kind"] for m in r.of("events") for e in m["events"]]
+
+    rx.wait_for(lambda r: "agent.config_refused" in kinds(r), 10, "the refusal event")
+    refused = next(e for m in rx.of("events") for e in m["events"] if e["kind"] == "agent.config_refused")
+    assert "interval" in refused["message"]
+    n = len(rx.of("metrics"))
+    rx.wait_for(lambda r: len(r.of("metrics")) > n + 2, 10, "data still flowing on the old configuration")
+    assert p.poll() is None and rx.of("death") == [] and len(rx.of("birth")) == 2
+
+
+def test_service_install_writes_a_unit_with_this_installation_in_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "eduedge.yaml", "127.0.0.1:1883", tmp_path / "data")
+    done = install_service(cfg, user="eduedge", root=tmp_path / "root", executable="/opt/x/bin/eduedge")
+    unit = (tmp_path / "root/etc/systemd/system/eduedge.service").read_text()
+    assert f"ExecStart=/opt/x/bin/eduedge run --config {cfg.resolve()}" in unit
+    assert "User=eduedge" in unit and "Restart=on-failure" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert "AmbientCapabilities=CAP_NET_RAW CAP_NET_BIND_SERVICE" in unit
+    assert f"ReadWritePaths={tmp_path / 'data'}" in unit
+    assert done == [f"wrote {tmp_path / 'root/etc/systemd/system/eduedge.service'}"]
