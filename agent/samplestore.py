@@ -9,8 +9,9 @@ The daemon (and `eduedge diag`) feeds it every poll; the compliance evaluator re
   zones, device counts, the WAN rate for the report), for `retention` seconds. Raw interface counters
   of a whole campus are not kept here; they go to the cloud through the outbox.
 - `polls`: the last poll of each device (when, whether it answered, its sysName, its errors).
-- `findings` and `status_log`: the latest judgement of each rule and every change of status, which is
-  what `eduedge diag --cached` prints and the compliance history is drawn from.
+- `findings`: the latest judgement of each rule (daemon or `eduedge diag`), what `diag --cached` prints;
+  `reported` and `status_log`: the status the daemon last reported and every change of it, from which
+  status events and the compliance history come.
 
 `SampleStore(":memory:")` is the same store without a file (tests, a diag that may not write).
 
@@ -93,6 +94,8 @@ CREATE TABLE IF NOT EXISTS polls (device TEXT PRIMARY KEY, time REAL NOT NULL, o
     last_ok REAL, hostname TEXT, errors TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (rule TEXT NOT NULL, subject TEXT NOT NULL, time REAL NOT NULL,
     status TEXT NOT NULL, finding TEXT NOT NULL, PRIMARY KEY (rule, subject));
+CREATE TABLE IF NOT EXISTS reported (rule TEXT NOT NULL, subject TEXT NOT NULL, status TEXT NOT NULL,
+    PRIMARY KEY (rule, subject));
 CREATE TABLE IF NOT EXISTS status_log (time REAL NOT NULL, rule TEXT NOT NULL, subject TEXT NOT NULL,
     old TEXT, new TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS status_log_time ON status_log (time);
@@ -197,9 +200,15 @@ class SampleStore:
     # -- judgements ----------------------------------------------------------------------------------
 
     def record_findings(self, findings: Sequence[Finding], source: str = "daemon") -> list[StatusChange]:
-        """Keep the latest findings; return (and log) every change of status, a first judgement included."""
+        """Keep the latest findings and return every change of status since the daemon last reported,
+        a first judgement included.
+
+        Only the daemon (`source="daemon"`) moves that baseline and writes the status log: the daemon
+        turns changes into events for the city, and a technician's `eduedge diag` in between must not
+        swallow them.
+        """
         before = {(r["rule"], r["subject"]): r["status"] for r in self.db.execute("SELECT rule, subject, status "
-                                                                                   "FROM findings")}
+                                                                                   "FROM reported")}
         changes = [StatusChange(f.time, f.rule, f.subject, before.get((f.rule, f.subject)), f.status)
                    for f in findings if before.get((f.rule, f.subject)) != f.status]
         when = max((f.time for f in findings), default=time.time())
@@ -207,8 +216,11 @@ class SampleStore:
             self.db.executemany("INSERT OR REPLACE INTO findings VALUES (?, ?, ?, ?, ?)",
                                 [(f.rule, f.subject, f.time, f.status, json.dumps(f.to_dict(), ensure_ascii=False))
                                  for f in findings])
-            self.db.executemany("INSERT INTO status_log VALUES (?, ?, ?, ?, ?)",
-                                [(c.time, c.rule, c.subject, c.old, c.new) for c in changes])
+            if source == "daemon":
+                self.db.executemany("INSERT OR REPLACE INTO reported VALUES (?, ?, ?)",
+                                    [(c.rule, c.subject, c.new) for c in changes])
+                self.db.executemany("INSERT INTO status_log VALUES (?, ?, ?, ?, ?)",
+                                    [(c.time, c.rule, c.subject, c.old, c.new) for c in changes])
             meta = {"time": when, "source": source, "rules": sorted({f.rule for f in findings})}
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_evaluation', ?)", (json.dumps(meta),))
         return changes
