@@ -8,8 +8,9 @@ What is edited, and what is left as recorded:
   ifAlias naming what is plugged in, and octet/packet counters that follow the campus's traffic; the
   64-bit ifHC* columns exist only where the recording has them (so 32-bit-only devices stay so);
   virtual interfaces (VLANs, loopbacks) stay as recorded;
-- LLDP (switches, controllers, standalone APs): local system and port tables, and one remote entry
-  per cable to another LLDP speaker that is up at the moment of the request;
+- LLDP-MIB (every switch; controllers and APs whose recording has it): local system and port tables,
+  and one remote entry per cable to another LLDP speaker (switches, controllers, APs) that is up at the
+  moment of the request;
 - ENTITY-MIB serial numbers are made unique per device;
 - wireless tables follow the vendor MIB of the recording: HUAWEI-WLAN-* on a Huawei AC (the managed
   APs, their radios, VAPs, SSID counts and one station row per client with RSSI/SNR), UBNT-UniFi VAP
@@ -19,8 +20,13 @@ Everything else (vendor CPU/memory tables, sensors, printer supplies, UPS state)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from functools import lru_cache
 
+from collectors.snmp.poller import DevicePoller
+from collectors.snmp.profiles import load_profiles
+from collectors.snmp.recording import RecordingClient
 from simulator.ber import (
     COUNTER32,
     COUNTER64,
@@ -94,7 +100,8 @@ def build_mib(world: World, node: Node) -> Mib:
     _system(world, node, values)
     _interfaces(world, node, recs, values)
     _serials(node, values)
-    if node.speaks_lldp:
+    # every switch serves LLDP-MIB (the trimmed recordings may lack it); other devices only if theirs has it
+    if node.kind == "switch" or (node.speaks_lldp and any(k[:len(LLDP_LOC) - 1] == LLDP_LOC[:-1] for k in recs)):
         tables.append(_lldp(world, node, values))
     if node.kind == "controller":
         if not any(k[:len(HW_WLAN)] == HW_WLAN for k in recs):
@@ -124,12 +131,46 @@ def _system(world: World, node: Node, values: dict[OID, Value]) -> None:
 
 
 def _serials(node: Node, values: dict[OID, Value]) -> None:
-    tail = f"{seed(node.name, 'serial') % 16 ** 6:06X}"
+    """Give the device its own serial number wherever its recording carries one: the serial the
+    firmware profiles read (vendor scalars, ENTITY-MIB, or inside sysDescr), and every ENTITY-MIB serial."""
+    recorded = recorded_serial(node.model or "")
+    if recorded:
+        old, new = recorded.encode(), _new_serial(recorded, node.name).encode()
+        for k, v in list(values.items()):
+            if isinstance(v, bytes) and v[:1] == b"\x04" and old in v:
+                values[k] = _s(text_of(v).encode().replace(old, new))
     for k, v in list(values.items()):
         if k[:len(ENT_SERIAL)] == ENT_SERIAL and isinstance(v, bytes):
             text = text_of(v).strip()
-            if len(text) > 6:
-                values[k] = _s(text[:-6] + tail)
+            if len(text) > 4 and text != recorded:
+                values[k] = _s(_new_serial(text, f"{node.name}/{k[-1]}"))
+
+
+def _new_serial(old: str, key: str) -> str:
+    """Same length and shape (digits stay digits, letters letters), different last six characters."""
+    h = seed(key, "serial")
+    tail = []
+    for ch in old[-6:]:
+        h, r = divmod(h, 36)
+        tail.append(str(r % 10) if ch.isdigit() else chr(ord("A") + r % 26) if ch.isalpha() else ch)
+    return old[:-6] + "".join(tail) if len(old) > 6 else "".join(tail)
+
+
+@lru_cache(maxsize=64)
+def recorded_serial(model: str) -> str | None:
+    """The serial number an agent reads from this recording, through the firmware profiles."""
+    profiles = _profiles()
+    client = RecordingClient(recording_path(model))
+    try:
+        identity = asyncio.run(DevicePoller(client, profiles).identify())  # type: ignore[arg-type]
+    except Exception:   # a recording too thin to identify has no serial to hide
+        return None
+    return identity.serial
+
+
+@lru_cache(maxsize=1)
+def _profiles():
+    return load_profiles()
 
 
 # -- interfaces -------------------------------------------------------------------------------------

@@ -67,16 +67,18 @@ class CampusRunner:
         self._seen: dict[int, tuple[bool, bool]] = {}
         self._wan_now: tuple | None = None
         self._broker_down = False
+        for ep in state.endpoints:
+            if ep.name in self.world.nodes:
+                self.world.nodes[ep.name].address = (ep.host, ep.snmp_port or 0)
+        # built before the event loop runs: identifying a recording's serial runs the poller on it
+        self.mibs = {n.name: build_mib(self.world, n) for n in self.world.snmp_nodes()}
 
     # -- start-up -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         world, st = self.world, self.state
         by_name = {ep.name: ep for ep in st.endpoints}
-        for ep in st.endpoints:
-            if ep.name in world.nodes:
-                world.nodes[ep.name].address = (ep.host, ep.snmp_port or 0)
-        mibs = {n.name: build_mib(world, n) for n in world.snmp_nodes()}
+        mibs = self.mibs
         sockets = {}
         for name in mibs:
             ep = by_name[name]
@@ -273,8 +275,8 @@ class CampusRunner:
             self.state.control_socket.unlink()
 
 
-async def run(state: SimState) -> None:
-    runner = CampusRunner(state)
+async def run(runner: CampusRunner) -> None:
+    state = runner.state
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     state = SimState.load(args.state_dir)
     if state is None:
         sys.exit(f"no state.json in {args.state_dir}")
-    asyncio.run(run(state))
+    asyncio.run(run(CampusRunner(state)))
 
 
 if __name__ == "__main__":
