@@ -372,9 +372,9 @@ class DevicePoller:
         tag_cache: dict[tuple[tuple, str], dict[str, str]] = {}
         for m in self.profile.metrics:
             if m.scalar is not None:
-                if m.scalar in scalars:
-                    self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at), (),
-                               scalars[m.scalar], {}, mono)
+                if m.scalar in scalars and self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at),
+                                                      (), scalars[m.scalar], {}, mono):
+                    result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
                 continue
             plan = self._plans.get(id(m))
             if plan is None:
@@ -383,6 +383,7 @@ class DevicePoller:
             # metrics with equal tag specs (every IF-MIB metric, via a YAML anchor) share one dict per row
             tags_key = _specs_key(m.tags)
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
+            readings = 0
             for index, raw in rows.items():
                 if m.where is not None and not m.where.accepts(as_text(selector.get(index)).strip()):
                     continue
@@ -396,46 +397,47 @@ class DevicePoller:
                 tags = tag_cache.get(ck)
                 if tags is None:
                     tags = tag_cache[ck] = _row_tags(m.tags, index, data)
-                self._emit(result, m, plan, index, raw, tags, mono, divisor)
+                readings += self._emit(result, m, plan, index, raw, tags, mono, divisor)
+            if readings:        # counted once per metric: Metric.key builds a string
+                result.coverage[m.key] = result.coverage.get(m.key, 0) + readings
 
     def _emit(self, result: DevicePoll, m: Metric, plan: _Plan, index: str | tuple, raw: Value,
-              tags: dict[str, str], mono: float, divisor: float | None = None) -> None:
+              tags: dict[str, str], mono: float, divisor: float | None = None) -> bool:
+        """Append the sample(s) of one reading; return whether it was a usable reading (for coverage)."""
         out, now = result.samples, result.time
         if m.kind == "state":
             assert m.mapping is not None
             code = raw if type(raw) is int else as_number(raw)
             value: Any = m.mapping.get(code, str(code)) if code is not None else as_text(raw)
-            result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
             out.append(Sample(now, self.device, m.name, value, m.unit, tags))
-            return
+            return True
         if m.kind == "info":
             text = as_text(raw).strip()
             if text:
-                result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
                 out.append(Sample(now, self.device, m.name, text, m.unit, tags))
-            return
+            return bool(text)
         num = raw if type(raw) is int and m.regex is None else as_number(raw, m.regex)   # ints: most values
         if num is None or num in m.skip_values:
-            return
+            return False
         if m.kind == "counter" and (not isinstance(num, int) or num < 0):
-            return
-        result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
+            return False
         if plan.saturated_at is not None and num == plan.saturated_at:
             tags = {**tags, "saturated": "true"}
         oid, bits, scale = plan.oid, plan.bits, plan.scale
         if m.kind == "counter":
             if m.rate is None:
                 out.append(Sample(now, self.device, m.name, num, m.unit, tags))
-                return
+                return True
             rate = self.rates.update((self.device, oid, index), num, bits or 64, mono)
             if rate is not None:
                 out.append(Sample(now, self.device, m.rate.name, rate * m.rate.scale, m.rate.unit, tags))
-            return
+            return True
         if divisor is not None:
             num = num / divisor
         if scale is not None:
             num = num * scale
         out.append(Sample(now, self.device, m.name, num, m.unit, tags))
+        return True
 
 
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:
