@@ -182,20 +182,19 @@ def render_text(r: DiagResult, colour: bool = False) -> str:
         lines.append(f"devices: {answered} of {len(r.devices)} answered")
     lines += [f"note: {n}" for n in r.notes]
     by_rule = {f.rule: f for f in r.findings}
-    width = max((len(f.rule) for f in r.findings), default=20) + 2
+    width = max((len(f.rule) for f in r.findings), default=20) + len(" (proposal)") + 1
     for pack in r.rules.packs:
         lines += ["", f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}"]
         elsewhere, not_here = [], []
         for rule in pack.rules:
             f = by_rule.get(rule.id)
             if f is not None:
-                lines.append(f"  {_status(f.status, colour)} {rule.id.ljust(width)} {f.why}")
+                proposal = " (proposal)" if rule.proposal else ""
+                lines.append(f"  {_status(f.status, colour)} {(rule.id + proposal).ljust(width)} {f.why}")
                 for part in f.evidence.get("parts", []):
                     label = part["rule"].rsplit(".", 1)[-1]
                     lines.append(f"    {_status(part['status'], colour)} {('.' + label).ljust(width - 2)} "
                                  f"{part['evidence'].get('why', '')}")
-                if rule.proposal:
-                    lines.append(f"  {' ' * 12} {' ' * width} (threshold: the project's proposal, see the rule)")
             elif rule.scope == "region":
                 elsewhere.append(rule.id)
             else:
@@ -213,7 +212,8 @@ def render_text(r: DiagResult, colour: bool = False) -> str:
         lines += ["", "Devices that did not answer"]
         lines += [f"  {d.device} ({d.role}): {d.errors[0] if d.errors else 'no answer'}" for d in down]
     c = r.counts()
-    lines += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"]
+    lines += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"
+                  "  ((proposal): the threshold is the project's proposal; `eduedge rules` shows each rule's source)"]
     return "\n".join(lines)
 
 

@@ -126,11 +126,9 @@ class Context:
         return found
 
     def hours_text(self, rule: RuleBase) -> str:
-        h = self.cfg.standards.school_hours
+        """`the last 30 d`, or `school hours of the last 7 d` (the hours are in standards.school_hours)."""
         span = f"the last {duration(rule.window)}"
-        if rule.hours == "school":
-            return f"school hours ({','.join(h.days)} {h.start}-{h.end} {h.timezone}) of {span}"
-        return span
+        return f"school hours of {span}" if rule.hours == "school" else span
 
 
 def _base(rule: RuleBase, rule_id: str, ctx: Context, status: Status, value: float | str | None, why: str,
@@ -243,13 +241,14 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
         what = (f"no {which} links known: LLDP shows none between devices with roles "
                 f"{', '.join(ctx.cfg.topology.backbone_roles)}, and the configuration names none"
                 if which == "backbone" else "no classroom links known from LLDP or the configuration")
-        missing.append(what)
-        problems.append(Problem(rule_id, "unknown", what, hint, scope, 1.0))
+        missing.insert(0, what)
+        problems.insert(0, Problem(rule_id, "unknown", what, hint, scope, 1.0))
         return _base(rule, rule_id, ctx, "unknown", None, what, evidence, None, missing, problems)
     status = worst(statuses)
     n, bad = len(rows), len(below) + len(down)
     if status == "pass":
-        why = f"all {n} {which} links run at {rule.op} {num(threshold)} Mbit/s (slowest {num(value)})"
+        why = (f"all {n} {which} links run at {rule.op} {num(threshold)} Mbit/s (slowest {num(value)})" if n > 1
+               else f"the {which} link runs at {num(value)} Mbit/s ({rule.op} {num(threshold)})")
     elif status == "fail":
         named = "; ".join([*(f"{d} down" for d in down), *below][:3])
         why = f"{bad} of {n} {which} links below {num(threshold)} Mbit/s or down: {named}"
@@ -266,13 +265,18 @@ def _backbone_gaps(ctx: Context, links: list[Link], rule_id: str, missing: list[
     if len(members) < 2:
         return []
     linked = {e.device for x in links for e in x.ends}
+    polls = ctx.store.polls()
     out: list[Status] = []
     for d in members:
         if d.name not in linked:
             what = f"{d.name} ({d.role}) has no known backbone link"
+            poll = polls.get(d.name)
+            if poll is not None and not poll.ok:
+                hint = f"it did not answer its last poll: check that it is up and the SNMP credentials ({d.host})"
+            else:
+                hint = "enable LLDP on it and its neighbour, or name the link in topology.links"
             missing.append(what)
-            problems.append(Problem(rule_id, "unknown", what, "enable LLDP on it and its neighbour, or name the link "
-                                    "in topology.links", "building", 1.0, d.name))
+            problems.append(Problem(rule_id, "unknown", what, hint, "building", 1.0, d.name))
             out.append("unknown")
     return out
 
@@ -591,7 +595,8 @@ def judge(rule: Rule, ctx: Context) -> Finding:
     status = worst(p.status for p in parts)
     bad = [p for p in parts if p.status != "pass"]
     why = (f"all {len(parts)} parts pass" if not bad else
-           "; ".join(f"{p.rule.rsplit('.', 1)[-1]} {p.status}: {p.why}" for p in bad))
+           f"{len(bad)} of {len(parts)} parts do not pass: " + ", ".join(f"{p.rule.rsplit('.', 1)[-1]} {p.status}"
+                                                                     for p in bad))
     spans = [p.window for p in parts if p.window is not None]
     window = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
     return _base(rule, rule.id, ctx, status, None, why, {"parts": [p.to_dict() for p in parts]}, window,

@@ -1,0 +1,176 @@
+"""`eduedge diag` against real SNMP agents: snmpsim serving a small campus whose LLDP tables point at
+each other, with one backbone link negotiated at 100 Mbit/s and one switch that does not answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator.snmpsim import free_udp_port, start_snmpsim
+
+pytestmark = pytest.mark.integration
+EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
+
+
+def switch(sysname: str, ports: list[tuple[int, str, int, int]],
+           neighbors: list[tuple[int, str, str, str]]) -> str:
+    """A switch recording: ports are (ifIndex, ifName, Mbit/s, ifOperStatus); neighbours are (local ifIndex,
+    local ifName, remote sysName, remote port) as LLDP-MIB reports them (lldpLocPortNum = ifIndex)."""
+    rows = ["1.3.6.1.2.1.1.1.0|4|eduedge test switch", "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1.1",
+            "1.3.6.1.2.1.1.3.0|67|123456", f"1.3.6.1.2.1.1.5.0|4|{sysname}"]
+    for idx, name, mbps, oper in ports:
+        rows += [f"1.3.6.1.2.1.2.2.1.2.{idx}|4|{name}", f"1.3.6.1.2.1.2.2.1.3.{idx}|2|6",
+                 f"1.3.6.1.2.1.2.2.1.5.{idx}|66|{min(mbps * 1_000_000, 4294967295)}",
+                 f"1.3.6.1.2.1.2.2.1.7.{idx}|2|1", f"1.3.6.1.2.1.2.2.1.8.{idx}|2|{oper}",
+                 f"1.3.6.1.2.1.2.2.1.10.{idx}|65|1000", f"1.3.6.1.2.1.2.2.1.16.{idx}|65|2000",
+                 f"1.3.6.1.2.1.31.1.1.1.1.{idx}|4|{name}", f"1.3.6.1.2.1.31.1.1.1.15.{idx}|66|{mbps}",
+                 f"1.3.6.1.2.1.31.1.1.1.18.{idx}|4|"]
+    for idx, name, _, _ in ports:
+        rows.append(f"1.0.8802.1.1.2.1.3.7.1.3.{idx}|4|{name}")
+    for n, (idx, _, remote, remote_port) in enumerate(neighbors, 1):
+        key = f"0.{idx}.{n}"
+        rows += [f"1.0.8802.1.1.2.1.4.1.1.5.{key}|4x|00000c9f{n:04x}",
+                 f"1.0.8802.1.1.2.1.4.1.1.7.{key}|4|{remote_port}",
+                 f"1.0.8802.1.1.2.1.4.1.1.8.{key}|4|uplink", f"1.0.8802.1.1.2.1.4.1.1.9.{key}|4|{remote}"]
+    return "\n".join(rows) + "\n"
+
+
+UP = 1
+CAMPUS = {
+    # The core: uplink to the provider on Gi0/24, sw-dist-a on Gi0/1 at 1 Gbit/s, sw-dist-b on Gi0/2 at 100 Mbit/s.
+    "sw-core-1": switch("sw-core-1", [(1, "Gi0/1", 1000, UP), (2, "Gi0/2", 100, UP), (24, "Gi0/24", 1000, UP)],
+                        [(1, "Gi0/1", "sw-dist-a", "Gi1/0/49"), (2, "Gi0/2", "sw-dist-b.campus.local", "Gi1/0/49")]),
+    "sw-dist-a": switch("sw-dist-a", [(1, "Gi1/0/1", 100, UP), (49, "Gi1/0/49", 1000, UP)],
+                        [(49, "Gi1/0/49", "sw-core-1", "Gi0/1")]),
+    "sw-dist-b": switch("sw-dist-b.campus.local", [(49, "Gi1/0/49", 100, UP)],
+                        [(49, "Gi1/0/49", "sw-core-1", "Gi0/2")]),
+}
+
+
+@pytest.fixture(scope="module")
+def campus():
+    server = start_snmpsim(list(CAMPUS.items()))
+    yield server
+    server.stop()
+
+
+def write_config(tmp_path: Path, sim, packs: str = "[yinchuan-2018, ningxia-2025, hebei-2019]") -> Path:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+    creds = []
+    for name in CAMPUS:
+        (secrets / name).write_text(name + "\n")
+        creds.append(f"    {name}: {{version: 2c, community: {{file: {secrets / name}}}}}")
+    (secrets / "dead").write_text("dead\n")
+    dead_port = free_udp_port()
+    text = f"""\
+school:
+  id: diag-test-school
+  name: 诊断测试小学 (Diag Test Primary School)
+  city: yinchuan
+  type: primary
+agent:
+  data_dir: {tmp_path / "data"}
+host: {{enabled: true, wan_interface: lo}}
+# The WAN is down: nothing listens where the broker should be, and diag must not care.
+mqtt: {{broker: "127.0.0.1:{free_udp_port()}"}}
+snmp:
+  defaults: {{timeout: 1s, retries: 0, deadline: 10s}}
+  credentials:
+{chr(10).join(creds)}
+    dead: {{version: 2c, community: {{file: {secrets / "dead"}}}}}
+  devices:
+    - {{name: sw-core-1, host: "{sim.address}", credentials: sw-core-1, role: core}}
+    - {{name: sw-dist-a, host: "{sim.address}", credentials: sw-dist-a, role: distribution}}
+    - {{name: sw-dist-b, host: "{sim.address}", credentials: sw-dist-b, role: distribution}}
+    - {{name: sw-dist-c, host: "127.0.0.1:{dead_port}", credentials: dead, role: distribution, timeout: 0.5s}}
+standards:
+  packs: {packs}
+topology:
+  uplink: {{device: sw-core-1, port: Gi0/24}}
+  classroom_drops:
+    - {{device: sw-dist-a, port: Gi1/0/1, room: A101}}
+"""
+    path = tmp_path / "eduedge.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def diag(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EDUEDGE, "diag", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_diag_names_the_slow_backbone_link_and_what_to_check(campus, tmp_path):
+    cfg = write_config(tmp_path, campus)
+    r = diag("--config", str(cfg))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    assert "诊断测试小学" in out
+    lines = out.splitlines()
+    backbone = next(x for x in lines if "yinchuan-2018.backbone " in x)
+    assert "FAIL" in backbone and "sw-core-1 Gi0/2 ↔ sw-dist-b Gi1/0/49 at 100 Mbit/s" in backbone
+    problems = lines[lines.index("Problems, most important first") + 1:]
+    slow = next(x for x in problems if "Gi0/2 on sw-core-1" in x)
+    assert "negotiated 100 Mbit/s" in slow and "check the cable" in slow and "sw-dist-b" in slow
+    # the uplink (1 Gbit/s against 2.5) touches the whole school: it outranks the backbone link
+    first = next(i for i, x in enumerate(problems) if "uplink Gi0/24 on sw-core-1 negotiated 1000 Mbit/s" in x)
+    assert first < problems.index(slow)
+    assert "PASS" in next(x for x in lines if "ningxia-2025.class " in x)
+    assert "judged by the city cloud across schools: ningxia-2025.county" in out
+    assert "sw-dist-c (distribution): " in out   # the dead switch is named, and did not stall the others
+
+
+def test_diag_json_is_one_object_with_the_evidence(campus, tmp_path):
+    cfg = write_config(tmp_path, campus)
+    r = diag("--config", str(cfg), "--json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) >= {"school", "time", "source", "packs", "findings", "problems", "devices", "summary",
+                        "exit_code"}
+    assert doc["school"]["id"] == "diag-test-school" and doc["exit_code"] == 1 and doc["source"] == "live"
+    by_rule = {f["rule"]: f for f in doc["findings"]}
+    assert set(by_rule) == {"yinchuan-2018.uplink", "yinchuan-2018.backbone", "yinchuan-2018.wifi-areas",
+                            "yinchuan-2018.wifi-access", "yinchuan-2018.device-ratio", "ningxia-2025.campus",
+                            "ningxia-2025.class", "hebei-2019.egress"}
+    backbone = by_rule["yinchuan-2018.backbone"]
+    assert backbone["status"] == "fail" and backbone["value"] == 100 and backbone["threshold"] == 1000
+    assert backbone["evidence"]["below_threshold"] == ["sw-core-1 Gi0/2 ↔ sw-dist-b Gi1/0/49 at 100 Mbit/s"]
+    links = {x["link"]: x["status"] for x in backbone["evidence"]["links"]}
+    assert links["sw-core-1 Gi0/1 ↔ sw-dist-a Gi1/0/49"] == "pass"
+    assert "sw-dist-c (distribution) has no known backbone link" in backbone["evidence"]["missing"]
+    assert by_rule["ningxia-2025.class"]["status"] == "pass"
+    assert by_rule["hebei-2019.egress"]["status"] == "unknown"
+    assert by_rule["hebei-2019.egress"]["evidence"]["missing"]
+    devices = {d["device"]: d["ok"] for d in doc["devices"]}
+    assert devices == {"sw-core-1": True, "sw-dist-a": True, "sw-dist-b": True, "sw-dist-c": False}
+    assert doc["summary"]["fail"] == 2 and sum(doc["summary"].values()) == len(doc["findings"])
+
+
+def test_cached_prints_the_stored_results_without_polling(campus, tmp_path):
+    cfg = write_config(tmp_path, campus)
+    assert diag("--config", str(cfg), "--cached").returncode == 3     # nothing stored yet
+    live = json.loads(diag("--config", str(cfg), "--json").stdout)
+    campus.stop()   # from here on no device answers; --cached must not need them
+    try:
+        r = diag("--config", str(cfg), "--cached", "--json")
+        assert r.returncode == 1, r.stderr
+        cached = json.loads(r.stdout)
+        assert cached["source"].startswith("cached (diag at ")
+        assert ({f["rule"]: f["status"] for f in cached["findings"]}
+                == {f["rule"]: f["status"] for f in live["findings"]})
+        text = diag("--config", str(cfg), "--cached")
+        assert text.returncode == 1 and "Gi0/2 on sw-core-1" in text.stdout
+    finally:
+        restarted = start_snmpsim(list(CAMPUS.items()), port=campus.port)
+        campus.workdir, campus.proc = restarted.workdir, restarted.proc
+
+
+def test_a_broken_configuration_or_pack_name_exits_2(tmp_path, campus):
+    cfg = write_config(tmp_path, campus, packs="[yinchuan-2018, no-such-pack]")
+    r = diag("--config", str(cfg))
+    assert r.returncode == 2
+    assert "standards.packs[1]: no rule pack 'no-such-pack'" in r.stderr
