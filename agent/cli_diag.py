@@ -236,8 +236,9 @@ def to_json(r: DiagResult) -> dict[str, Any]:
 
 def rules_json(rs: RuleSet, school_type: str | None) -> list[dict[str, Any]]:
     out = []
+    effective = {r.id: r for r in rs.rules}     # with the city's overrides
     for pack in rs.packs:
-        for rule in pack.rules:
+        for rule in (effective[r.id] for r in pack.rules):
             d = rule.model_dump(mode="json", exclude_none=True, exclude={"city_override_of"})
             d["pack"] = pack.pack
             if rule.city_override_of is not None:
@@ -250,11 +251,12 @@ def rules_json(rs: RuleSet, school_type: str | None) -> list[dict[str, Any]]:
 
 def render_rules(rs: RuleSet, school_type: str | None) -> str:
     lines: list[str] = []
+    effective = {r.id: r for r in rs.rules}     # with the city's overrides
     for pack in rs.packs:
         lines += [f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}  [{pack.jurisdiction}]"]
         if pack.evidence_note:
-            lines.append(f"  note: {pack.evidence_note.strip()}")
-        for rule in pack.rules:
+            lines.append(f"  note: {' '.join(pack.evidence_note.split())}")
+        for rule in (effective[r.id] for r in pack.rules):
             mark = ""
             if school_type is not None:
                 applies = rule.scope == "school" and rule.applies_to_type(school_type)

@@ -137,17 +137,6 @@ class Pack(Strict):
     evidence_note: str | None = None
     rules: list[Rule] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _ids(self) -> Pack:
-        seen: set[str] = set()
-        for i, r in enumerate(self.rules):
-            if not r.id.startswith(self.pack + "."):
-                raise ValueError(f"rules[{i}]: id {r.id!r} must start with the pack name {self.pack!r}")
-            if r.id in seen:
-                raise ValueError(f"rules[{i}]: rule id {r.id!r} is used twice")
-            seen.add(r.id)
-        return self
-
 
 def load_pack(path: Path | str) -> Pack:
     """Read and validate one pack file; raise `PackError` with a line per problem."""
@@ -163,9 +152,20 @@ def load_pack(path: Path | str) -> Pack:
         pack = Pack.model_validate(data)
     except ValidationError as e:
         raise PackError(path, validation_errors(doc, e)) from None
+    problems = []
     if pack.pack != Path(path).stem:
-        raise PackError(path, [f"{path}:{doc.line_of(('pack',)) or 1}: pack: {pack.pack!r} must match the file "
-                               f"name {Path(path).stem!r}"])
+        problems.append(f"{path}:{doc.line_of(('pack',)) or 1}: pack: {pack.pack!r} must match the file name "
+                        f"{Path(path).stem!r}")
+    seen: set[str] = set()
+    for i, r in enumerate(pack.rules):
+        where = f"{path}:{doc.line_of(('rules', i, 'id')) or 1}: rules[{i}].id"
+        if not r.id.startswith(pack.pack + "."):
+            problems.append(f"{where}: {r.id!r} must start with the pack name {pack.pack!r}")
+        if r.id in seen:
+            problems.append(f"{where}: {r.id!r} is used twice")
+        seen.add(r.id)
+    if problems:
+        raise PackError(path, problems)
     return pack
 
 
