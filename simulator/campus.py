@@ -4,8 +4,8 @@
 rooms, its switches (each a real recording from ../shared/realdevices, cut to the described ports),
 its wireless controller and APs, its classroom devices, its WAN link, and the faults to play.
 
-Repetition is written once: an entry with `count: N` stands for N entries whose `{n}` (1..N, format
-spec allowed, e.g. `{n:02d}`) is filled in; an AP or classroom device without `uplink` is plugged into
+Repetition is written once: an entry with `count: N` stands for N entries whose `{n}` (1..N; with a
+format spec `{n:02d}`, or an offset `{n+48}`) is filled in; an AP or classroom device without `uplink` is plugged into
 the next free classroom port of a switch in its zone, and without `room` gets the zone's rooms in turn.
 
 >>> c = parse_campus(EXAMPLE)
@@ -332,9 +332,17 @@ def _expand_counts(items: list[Any]) -> list[Any]:
     return out
 
 
+_TEMPLATE = re.compile(r"\{n([+-]\d+)?(:[^}]*)?\}")
+
+
 def _fill(value: Any, n: int) -> Any:
+    """`{n}`, `{n:02d}`, `{n+48}` in strings become the entry's number.
+
+    >>> _fill("ap-{n:02d} on sw:{n+48}", 3)
+    'ap-03 on sw:51'
+    """
     if isinstance(value, str) and "{n" in value:
-        return value.format(n=n)
+        return _TEMPLATE.sub(lambda m: format(n + int(m.group(1) or 0), (m.group(2) or ":")[1:]), value)
     if isinstance(value, dict):
         return {k: _fill(v, n) for k, v in value.items()}
     return value

@@ -287,7 +287,8 @@ async def run(runner: CampusRunner) -> None:
         watcher.add_done_callback(_crash_on_error)
         runner.write_children()
         ready = {"pid": os.getpid(), "broker": runner.state.broker if runner.broker else ""}
-        (state.dir / "ready.json").write_text(json.dumps(ready))
+        (state.dir / "ready.json.tmp").write_text(json.dumps(ready))
+        (state.dir / "ready.json.tmp").replace(state.dir / "ready.json")     # never read half-written
         await stop.wait()
         watcher.cancel()
     finally:
