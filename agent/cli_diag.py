@@ -4,7 +4,8 @@
 the school's packs and prints: the school, each rule with its status and one line of why, then the
 problems ranked by impact with what to look at. It needs no WAN, no broker and no cloud: only the
 devices on the campus. `--cached` prints the latest results the agent (or an earlier diag) stored in
-data_dir instead, without touching the network. `--json` prints the same as one object.
+data_dir instead, without touching the network. `--json` prints the same as one object; `--html FILE`
+also writes a self-contained report with charts (agent/compliance/html.py).
 
 Exit status: 0 no rule fails (some may be unknown or port-limited), 1 at least one rule fails,
 2 the configuration or a rule pack is broken, 3 `--cached` found no results.
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from agent.compliance import PackError, RuleSet, assess, load_packs, load_rules, pack_paths
+from agent.compliance.html import ChartData, chart_data, render_html
 from agent.compliance.kinds import num
 from agent.config import AgentConfig, ConfigError, SecretError, load_config, split_host_port
 from agent.findings import Finding, Problem, rank_problems
@@ -59,6 +61,7 @@ class DiagResult:
     source: str                       # "live" or "cached (<who> at <time>)"
     devices: list[DeviceState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    charts: ChartData | None = None
 
     @property
     def problems(self) -> list[Problem]:
@@ -132,9 +135,10 @@ def run_live(cfg: AgentConfig, rules: RuleSet) -> DiagResult:
         devices = poll_campus(cfg, store)
         now = time.time()
         findings = assess(store, cfg, now, rules, source="diag").findings
+        charts = chart_data(store, now, findings)
     finally:
         store.close()
-    return DiagResult(cfg, rules, findings, now, "live", devices, notes)
+    return DiagResult(cfg, rules, findings, now, "live", devices, notes, charts)
 
 
 def read_cached(cfg: AgentConfig, rules: RuleSet) -> DiagResult | None:
@@ -148,6 +152,7 @@ def read_cached(cfg: AgentConfig, rules: RuleSet) -> DiagResult | None:
             meta = store.last_evaluation()
             findings = store.findings()
             polls = store.polls()
+            charts = chart_data(store, meta["time"], findings) if meta else None
         finally:
             store.close()
     except sqlite3.Error:
@@ -158,7 +163,8 @@ def read_cached(cfg: AgentConfig, rules: RuleSet) -> DiagResult | None:
     devices = [DeviceState(p.device, roles.get(p.device, ""), p.ok, p.errors) for p in polls.values()
                if p.device in roles]
     when = _clock(cfg, meta["time"])
-    return DiagResult(cfg, rules, findings, meta["time"], f"cached ({meta['source']} at {when})", devices)
+    return DiagResult(cfg, rules, findings, meta["time"], f"cached ({meta['source']} at {when})", devices, [],
+                      charts)
 
 
 # -- showing the results -----------------------------------------------------------------------------
@@ -230,6 +236,13 @@ def to_json(r: DiagResult) -> dict[str, Any]:
             "not_judged_here": region,
             "devices": [{"device": d.device, "role": d.role, "ok": d.ok, "errors": d.errors} for d in r.devices],
             "notes": r.notes, "summary": r.counts(), "exit_code": r.exit_code}
+
+
+def write_html(r: DiagResult, path: Path) -> None:
+    charts = r.charts or ChartData(r.time - 86400, r.time)
+    devices = [{"device": d.device, "ok": d.ok} for d in r.devices]
+    path.write_text(render_html(r.cfg, r.rules, r.findings, r.problems, r.time, r.source, devices, charts),
+                    encoding="utf-8")
 
 
 # -- eduedge rules -----------------------------------------------------------------------------------
@@ -313,7 +326,9 @@ def register(app: typer.Typer) -> None:
     @app.command("diag")
     def diag_cmd(config: Path = config_opt,
                  cached: bool = typer.Option(False, "--cached", help="print the latest stored results; no polling"),
-                 as_json: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+                 as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 html: Path | None = typer.Option(None, "--html", help="also write a self-contained HTML report "
+                                                  "with charts to this file")) -> None:
         """Check the school against its standards now and say what is wrong, most important first."""
         cfg = _config(config)
         rules = _rules(cfg)
@@ -325,6 +340,8 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(EXIT_NO_CACHE)
         else:
             result = run_live(cfg, rules)
+        if html is not None:
+            write_html(result, html)
         if as_json:
             typer.echo(json.dumps(to_json(result), ensure_ascii=False, default=str))
         else:

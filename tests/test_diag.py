@@ -124,10 +124,13 @@ def test_diag_names_the_slow_backbone_link_and_what_to_check(campus, tmp_path):
     assert "sw-dist-c (distribution): " in out   # the dead switch is named, and did not stall the others
 
 
-def test_diag_json_is_one_object_with_the_evidence(campus, tmp_path):
+def test_diag_json_is_one_object_with_the_evidence_and_html_is_written_beside_it(campus, tmp_path):
     cfg = write_config(tmp_path, campus)
-    r = diag("--config", str(cfg), "--json")
+    report = tmp_path / "report.html"
+    r = diag("--config", str(cfg), "--json", "--html", str(report))
     assert r.returncode == 1, r.stderr
+    html = report.read_text(encoding="utf-8")
+    assert "诊断测试小学" in html and "yinchuan-2018.backbone" in html and html.count("<svg") == 1
     doc = json.loads(r.stdout)
     assert set(doc) >= {"school", "time", "source", "packs", "findings", "problems", "devices", "summary",
                         "exit_code"}

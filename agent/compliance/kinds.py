@@ -16,6 +16,7 @@ without a change here. Metrics from collectors that do not exist yet are marked 
 | wifi-access   | wifi.probe_down_mbps (tag zone), else wifi.zone_phy_median_mbps            | Wi-Fi (#6)       |
 | device-ratio  | inventory.learning_devices (count; the newest of each series is summed)   | devices (#8)     |
 |               | and school.enrolment from the configuration                                |                  |
+| (report only) | wifi.zone_clients (clients associated, tags zone), drawn by `diag --html`  | Wi-Fi (#6)       |
 
 Measured throughput has a ceiling: TCP over Ethernet carries at most 1448/1538 = 94.15 % of the line rate
 (IP-layer tests 1500/1538 = 97.53 %). A capacity rule whose threshold is above the ceiling of the gateway's
