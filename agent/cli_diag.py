@@ -30,6 +30,7 @@ from agent.compliance import PackError, RuleSet, assess, load_packs, load_rules,
 from agent.compliance.html import ChartData, chart_data, render_html
 from agent.compliance.kinds import num
 from agent.config import AgentConfig, ConfigError, SecretError, load_config, split_host_port
+from agent.daemon import HOST_DEVICE
 from agent.findings import Finding, Problem, rank_problems
 from agent.samplestore import SampleStore
 from collectors.host import HostCollector
@@ -118,7 +119,7 @@ def poll_campus(cfg: AgentConfig, store: SampleStore) -> list[DeviceState]:
             states.append(DeviceState(poll.device, roles.get(poll.device, ""), ok, poll.errors, poll.duration_s))
     if cfg.host.enabled:
         data_dir = cfg.agent.data_dir if cfg.agent.data_dir.is_dir() else Path("/")
-        store.add(HostCollector(cfg.agent.id or "gateway", data_dir, cfg.host.wan_interface).collect())
+        store.add(HostCollector(HOST_DEVICE, data_dir, cfg.host.wan_interface).collect())
     order = {d.name: i for i, d in enumerate(cfg.snmp.devices)}
     return sorted(states, key=lambda s: order.get(s.device, len(order)))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -103,8 +104,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: SampleStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    wrapper.__doc__, wrapper.__name__ = method.__doc__, method.__name__
+    return wrapper
+
+
 class SampleStore:
-    """Latest samples, windowed history, polls and findings in one SQLite database (WAL)."""
+    """Latest samples, windowed history, polls and findings in one SQLite database (WAL); safe to share
+    between threads."""
 
     def __init__(self, path: Path | str, retention: float = RETENTION_S,
                  history: Callable[[Sample], bool] = keep_history, readonly: bool = False):
@@ -112,10 +122,12 @@ class SampleStore:
         self.retention = retention
         self._keep = history
         self._pruned_at = 0.0
+        # The daemon stores polls from its worker threads and judges from another: one connection, one lock.
+        self._lock = threading.RLock()
         if readonly:
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         else:
-            self.db = sqlite3.connect(self.path)
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
             # The daemon writes while `eduedge diag --cached` reads; WAL lets both go on. NORMAL is enough:
             # everything here can be measured again, the outbox is where durability matters.
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -130,11 +142,13 @@ class SampleStore:
             Path(data_dir).mkdir(parents=True, exist_ok=True)
         return cls(Path(data_dir) / DB_NAME, readonly=readonly)
 
+    @_locked
     def close(self) -> None:
         self.db.close()
 
     # -- feeding -------------------------------------------------------------------------------------
 
+    @_locked
     def add(self, samples: Iterable[Sample]) -> None:
         """Remember samples: each updates its series' newest value, and the history if it keeps one."""
         latest, hist = [], []
@@ -155,6 +169,7 @@ class SampleStore:
         if newest - self._pruned_at > 3600:
             self.prune(newest)
 
+    @_locked
     def add_poll(self, device: str, when: float, ok: bool, samples: Sequence[Sample] = (),
                  hostname: str | None = None, errors: Sequence[str] = ()) -> None:
         """Record one poll of `device` (a `DevicePoll`'s parts) and its samples."""
@@ -166,6 +181,7 @@ class SampleStore:
                 "hostname = coalesce(excluded.hostname, polls.hostname), errors = excluded.errors",
                 (device, when, int(ok), when if ok else None, hostname, json.dumps(list(errors))))
 
+    @_locked
     def prune(self, now: float) -> None:
         """Forget history and series older than the retention."""
         cutoff = now - self.retention
@@ -177,6 +193,7 @@ class SampleStore:
 
     # -- reading -------------------------------------------------------------------------------------
 
+    @_locked
     def latest(self, metric: str, device: str | None = None) -> list[Sample]:
         """The newest sample of every series of `metric` (on `device`)."""
         sql, args = "SELECT * FROM latest WHERE metric = ?", [metric]
@@ -184,12 +201,14 @@ class SampleStore:
             sql, args = sql + " AND device = ?", [*args, device]
         return [_sample(r) for r in self.db.execute(sql + " ORDER BY device, tags", args)]
 
+    @_locked
     def history(self, metric: str, since: float, until: float) -> list[Sample]:
         """Every kept sample of `metric` with since <= time <= until, oldest first."""
         rows = self.db.execute("SELECT * FROM history WHERE metric = ? AND time >= ? AND time <= ? ORDER BY time",
                                (metric, since, until))
         return [_sample(r) for r in rows]
 
+    @_locked
     def polls(self) -> dict[str, PollRecord]:
         out = {}
         for r in self.db.execute("SELECT * FROM polls"):
@@ -199,6 +218,7 @@ class SampleStore:
 
     # -- judgements ----------------------------------------------------------------------------------
 
+    @_locked
     def record_findings(self, findings: Sequence[Finding], source: str = "daemon") -> list[StatusChange]:
         """Keep the latest findings and return every change of status since the daemon last reported,
         a first judgement included.
@@ -225,6 +245,7 @@ class SampleStore:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_evaluation', ?)", (json.dumps(meta),))
         return changes
 
+    @_locked
     def findings(self) -> list[Finding]:
         """The latest finding of every rule and subject of the last evaluation."""
         meta = self.last_evaluation()
@@ -234,10 +255,12 @@ class SampleStore:
                 for r in self.db.execute("SELECT rule, finding FROM findings ORDER BY rule, subject")
                 if r["rule"] in rules]
 
+    @_locked
     def last_evaluation(self) -> dict[str, Any] | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'last_evaluation'").fetchone()
         return json.loads(row["value"]) if row else None
 
+    @_locked
     def status_log(self, since: float) -> list[StatusChange]:
         rows = self.db.execute("SELECT * FROM status_log WHERE time >= ? ORDER BY time", (since,))
         return [StatusChange(r["time"], r["rule"], r["subject"], r["old"], r["new"]) for r in rows]

@@ -3,6 +3,7 @@ missing inputs (unknown, saying what is missing), port limits, school types, sev
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,8 @@ import pytest
 from agent.compliance import assess, evaluate, load_packs
 from agent.compliance.kinds import EFFICIENCY
 from agent.config import AgentConfig
+from agent.contract import problems as contract_problems
+from agent.envelope import Envelope
 from agent.findings import Finding, rank_problems
 from agent.samples import Sample
 from agent.samplestore import SampleStore
@@ -450,3 +453,15 @@ def test_a_finding_dict_has_the_contract_fields_and_the_explanation_in_evidence(
     quote = "全省中小学(含教学点)宽带接入率达到98%以上,出口带宽达到100Mbps以上"
     assert d["evidence"]["rule"]["source"]["quote"] == quote
     assert Finding.from_dict(d).to_dict() == d
+
+
+def test_findings_and_status_events_of_every_status_meet_the_telemetry_contract():
+    cfg = config(topology={"uplink": {"device": "core", "port": "Gi0/24"}})
+    samples = [*campus(core_b=100), *port("core", 24, "Gi0/24", 10000), *speedtests([930.0] * 3),
+               gateway_port(1000)]
+    a = assess(store_with(samples), cfg, NOW)
+    assert {f.status for f in a.findings} == {"pass", "fail", "unknown", "port-limited"}
+    env = Envelope("test-school", "yinchuan", "test-gw", "0.1.0", "0" * 32)
+    for kind, items in (("findings", [f.to_dict() for f in a.findings]), ("events", [e.to_dict() for e in a.events])):
+        message = json.loads(env.encode_batch(kind, 7, items, now=NOW))
+        assert contract_problems(message) == [], kind
