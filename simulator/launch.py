@@ -60,30 +60,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _claim_slot(state_dir: Path) -> int:
-    """A 127.<slot>.0.0/16 that no other running campus uses, claimed by a file naming our state dir."""
+def _claim_slot(state_dir: Path, kind: str = "lo") -> int:
+    """A slot no other running campus uses (loopback: 127.<slot>.0.0/16; namespace mode: see
+    netns.NetnsPlan), claimed by a file naming our state dir."""
     SLOT_DIR.mkdir(mode=0o1777, parents=True, exist_ok=True)
+    slots = SLOTS if kind == "lo" else netns.SLOTS
     with open(SLOT_DIR / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for slot in SLOTS:
-            path = SLOT_DIR / str(slot)
+        for slot in slots:
+            path = SLOT_DIR / f"{kind}{slot}"
             with contextlib.suppress(FileNotFoundError):
                 owner = Path(path.read_text().strip())
                 other = SimState.load(owner) if owner != state_dir and owner.is_dir() else None
                 if other is not None and _pid_alive(other.pids.get("runner", 0) or 0):
                     continue
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind((f"127.{slot}.0.1", SNMP_PORT_LOOPBACK))
-            except OSError:
-                continue
+            if kind == "lo":
+                try:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                        s.bind((f"127.{slot}.0.1", SNMP_PORT_LOOPBACK))
+                except OSError:
+                    continue
             path.write_text(str(state_dir))
             return slot
     raise SimError(f"no free loopback slot: {len(SLOTS)} campuses already run (see {SLOT_DIR})")
 
 
 def _release_slot(state_dir: Path) -> None:
-    for path in SLOT_DIR.glob("[0-9]*"):
+    for path in SLOT_DIR.glob("[ln]*[0-9]"):
         with contextlib.suppress(OSError):
             if path.read_text().strip() == str(state_dir):
                 path.unlink()
@@ -142,8 +145,9 @@ def _plan_loopback(world: World, state: SimState) -> None:
 
 
 def _plan_netns(world: World, state: SimState) -> None:
-    prefix = f"ees{os.getpid() % 100000}"
-    plan = netns.plan(world, prefix)
+    slot = _claim_slot(state.dir, "ns")
+    prefix = f"ees{slot}x{os.getpid() % 10000}"
+    plan = netns.plan(world, prefix, slot)
     # gw and isp first: the runner and `down` find them by position
     state.namespaces = [plan.gw, plan.isp] + [ns for k, ns in plan.namespaces.items() if k not in ("gw", "isp")]
     state.wan_iface = plan.host_iface
@@ -156,7 +160,7 @@ def _plan_netns(world: World, state: SimState) -> None:
         state.endpoints.append(Endpoint(node.name, node.kind, plan.addresses[node.name],
                                         161 if node.answers_snmp else None,
                                         PJLINK_PORT if node.name in pj_nodes else None, plan.namespaces[node.name]))
-    state.speedtest = f"{netns.ISP_WAN}:{SPEEDTEST_PORT}"
+    state.speedtest = f"{plan.isp_wan}:{SPEEDTEST_PORT}"
 
 
 def _start_runner(state: SimState, timeout: float) -> None:

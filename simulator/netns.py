@@ -3,11 +3,12 @@
 Every switch is a namespace with a Linux bridge (`br0`) holding one veth per cabled port and the
 switch's management address; every other device (controller, AP, printer, UPS, projector, panel) is a
 namespace with `eth0` cabled to its switch port. So ARP and ICMP are real, along the described cabling.
-The gateway namespace (`gw`) is where the eduedge agent belongs: `lan0` on the core switch's uplink port
-(198.18.0.1/16), `wan0` to the ISP namespace (`isp`, 198.19.0.2, where the WAN-side test server runs),
-and `host0` to the host (198.19.255.2 on the host side, with a route to the campus), so that tools on
-the host can reach the campus too. The WAN cable is shaped with `tc tbf` in both directions (this
-kernel has no netem; latency and loss are added in user space by simulator/wanlink.py).
+The gateway namespace (`gw`) is where the eduedge agent belongs: `lan0` on the core switch's uplink port,
+`wan0` to the ISP namespace (`isp`, where the WAN-side test server runs), and `host0` to the host (with
+a route to the campus on the host side), so that tools on the host can reach the campus too. Addresses
+come from the campus's slot (see `NetnsPlan`), so several campuses can run at once. The WAN cable is
+shaped with `tc tbf` in both directions (this kernel has no netem; latency and loss are added in user
+space by simulator/wanlink.py). Each device's veth carries the MAC its SNMP agent reports.
 
 Names are `<prefix>-<short>`: all of them are recorded in the state file and deleted by name on `down`.
 The simulated devices' sockets are opened inside their namespaces by the one runner process (`setns`
@@ -26,9 +27,7 @@ from dataclasses import dataclass, field
 from simulator.world import World
 
 CLONE_NEWNET = 0x40000000
-GW_LAN = "198.18.0.1"
-GW_WAN, ISP_WAN = "198.19.0.1", "198.19.0.2"
-GW_HOST, HOST_SIDE = "198.19.255.1", "198.19.255.2"
+SLOTS = range(16)                  # campuses in namespace mode at once, each with its own addresses
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -57,14 +56,13 @@ def in_netns(name: str | None) -> Iterator[None]:
         os.close(target)
 
 
-def node_address(n: int) -> str:
-    """The n-th device's campus address (n from 0): 198.18.1.1, 198.18.1.2, ... 250 to a /24."""
-    return f"198.18.{1 + n // 250}.{n % 250 + 1}"
-
-
 @dataclass
 class NetnsPlan:
+    """Slot k owns the campus LAN 198.18.16k.0/20 (gateway .1), the WAN 198.19.(100+k).0/30 (gateway .1,
+    ISP .2) and the host link 198.19.(200+k).0/30 (gateway .1, host .2)."""
+
     prefix: str
+    slot: int = 0
     namespaces: dict[str, str] = field(default_factory=dict)    # node name (or gw/isp) -> namespace
     addresses: dict[str, str] = field(default_factory=dict)     # node name -> IPv4
     host_iface: str = ""
@@ -77,17 +75,47 @@ class NetnsPlan:
     def isp(self) -> str:
         return self.namespaces["isp"]
 
+    @property
+    def lan(self) -> str:
+        return f"198.18.{16 * self.slot}.0/20"
 
-def plan(world: World, prefix: str) -> NetnsPlan:
-    p = NetnsPlan(prefix, host_iface=f"{prefix}h"[:15])
+    @property
+    def gw_lan(self) -> str:
+        return f"198.18.{16 * self.slot}.1"
+
+    @property
+    def gw_wan(self) -> str:
+        return f"198.19.{100 + self.slot}.1"
+
+    @property
+    def isp_wan(self) -> str:
+        return f"198.19.{100 + self.slot}.2"
+
+    @property
+    def gw_host(self) -> str:
+        return f"198.19.{200 + self.slot}.1"
+
+    @property
+    def host_side(self) -> str:
+        return f"198.19.{200 + self.slot}.2"
+
+    def node_address(self, n: int) -> str:
+        """The n-th device's address (n from 0), 250 to a /24 after the gateway's."""
+        return f"198.18.{16 * self.slot + 1 + n // 250}.{n % 250 + 1}"
+
+
+def plan(world: World, prefix: str, slot: int) -> NetnsPlan:
+    p = NetnsPlan(prefix, slot, host_iface=f"{prefix}h"[:15])
     p.namespaces["gw"] = f"{prefix}-gw"
     p.namespaces["isp"] = f"{prefix}-isp"
     n = 0
     for node in world.nodes.values():
         if node.kind == "tablet":
             continue
+        if n >= 250 * 15:
+            raise NetnsError(f"namespace mode holds at most {250 * 15} devices; this campus has more")
         p.namespaces[node.name] = f"{prefix}-{n}"
-        p.addresses[node.name] = node_address(n)
+        p.addresses[node.name] = p.node_address(n)
         n += 1
     return p
 
@@ -112,8 +140,10 @@ def create(world: World, p: NetnsPlan, wan_down_mbps: float, wan_up_mbps: float)
         ns = p.namespaces[node.name]
         dev = "br0" if node.kind == "switch" else "eth0"
         if node.kind == "switch":
-            links[ns] += ["link add br0 type bridge", "link set br0 up"]
-        addrs[ns] += [f"addr add {p.addresses[node.name]}/16 dev {dev}", f"route add default via {GW_LAN}"]
+            links[ns] += ["link add br0 type bridge", f"link set br0 address {_mac(node.mac, 0)}", "link set br0 up"]
+        else:
+            addrs[ns].append(f"link set eth0 address {_mac(node.mac, 1)}")   # what its ifPhysAddress says
+        addrs[ns] += [f"addr add {p.addresses[node.name]}/20 dev {dev}", f"route add default via {p.gw_lan}"]
     cabled: set[tuple[str, int]] = set()
     for node in world.nodes.values():
         for port in node.ports.values():
@@ -138,17 +168,21 @@ def create(world: World, p: NetnsPlan, wan_down_mbps: float, wan_up_mbps: float)
     _ip("-batch", "-", stdin="\n".join(host_batch) + "\n")
     links[p.gw] += ["link set wan0 up", "link set host0 up"]
     links[p.isp] += ["link set wan0 up"]
-    addrs[p.gw] += [f"addr add {GW_LAN}/16 dev lan0", f"addr add {GW_WAN}/30 dev wan0",
-                    f"addr add {GW_HOST}/30 dev host0"]
-    addrs[p.isp] += [f"addr add {ISP_WAN}/30 dev wan0", f"route add default via {GW_WAN}"]
+    addrs[p.gw] += [f"addr add {p.gw_lan}/20 dev lan0", f"addr add {p.gw_wan}/30 dev wan0",
+                    f"addr add {p.gw_host}/30 dev host0"]
+    addrs[p.isp] += [f"addr add {p.isp_wan}/30 dev wan0", f"route add default via {p.gw_wan}"]
     for ns in p.namespaces.values():
         _ip("-batch", "-", netns=ns, stdin="\n".join(links[ns] + addrs[ns]) + "\n")
     subprocess.run(["ip", "netns", "exec", p.gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
-    _ip("addr", "add", f"{HOST_SIDE}/30", "dev", p.host_iface)
+    _ip("addr", "add", f"{p.host_side}/30", "dev", p.host_iface)
     _ip("link", "set", p.host_iface, "up")
-    _ip("route", "add", "198.18.0.0/16", "via", GW_HOST, "dev", p.host_iface)
-    _ip("route", "add", f"{ISP_WAN}/32", "via", GW_HOST, "dev", p.host_iface)
+    _ip("route", "add", p.lan, "via", p.gw_host, "dev", p.host_iface)
+    _ip("route", "add", f"{p.isp_wan}/32", "via", p.gw_host, "dev", p.host_iface)
     shape(p, wan_down_mbps, wan_up_mbps)
+
+
+def _mac(base: bytes, plus: int) -> str:
+    return (int.from_bytes(base, "big") + plus).to_bytes(6, "big").hex(":")
 
 
 def _end(world: World, p: NetnsPlan, name: str, number: int) -> tuple[str, str]:

@@ -195,7 +195,7 @@ class CampusRunner:
         down, up = degraded if degraded else (None, None)
         down_mbps, up_mbps = down or wan.down_mbps, up or wan.up_mbps
         if self.state.mode == "netns":
-            plan = netns.NetnsPlan("", {"gw": self.state.namespaces[0], "isp": self.state.namespaces[1]})
+            plan = netns.NetnsPlan("", namespaces={"gw": self.state.namespaces[0], "isp": self.state.namespaces[1]})
             netns.shape(plan, down_mbps, up_mbps)
         elif self.wan is not None:
             self.wan.params.down_Bps, self.wan.params.up_Bps = down_mbps * MBPS, up_mbps * MBPS
