@@ -188,6 +188,9 @@ def render_text(r: DiagResult, colour: bool = False) -> str:
         answered = sum(1 for d in r.devices if d.ok)
         lines.append(f"devices: {answered} of {len(r.devices)} answered")
     lines += [f"note: {n}" for n in r.notes]
+    if not r.rules.packs:
+        lines.append("note: no standards apply: name the school's rule packs in standards.packs "
+                     "(`eduedge rules` lists them)")
     by_rule = {f.rule: f for f in r.findings}
     width = max((len(f.rule) for f in r.findings), default=20) + len(" (proposal)") + 1
     for pack in r.rules.packs:

@@ -13,7 +13,8 @@ A link is `backbone` when both ends have a role in `topology.backbone_roles` (co
 default), and `classroom` when exactly one end is a device placed in a room (or the configuration says
 so). Each end carries the negotiated speed (`if.speed_mbps`) and state (`if.oper_status`) of its port.
 A neighbour that LLDP reported before but not in the device's latest poll stays, marked `stale`: a
-backbone link that went down is a finding, not a link that quietly disappeared.
+backbone link that went down is a finding, not a link that quietly disappeared (for a week; then it is
+forgotten, as a link removed on purpose should be).
 
 >>> normalise_port("GigabitEthernet0/0/1") == normalise_port("Gi0/0/1") == normalise_port("GE0/0/1")
 True
@@ -35,6 +36,8 @@ _PREFIXES = {"gigabitethernet": "gi", "ge": "gi", "tengigabitethernet": "te", "t
 _NAME = re.compile(r"^([a-z]+)\s*(.*)$")
 # An LLDP entry older than the device's last good poll by more than this was not in that poll.
 _STALE_SLACK_S = 1.0
+# A neighbour not reported for this long is forgotten: a link removed on purpose stops being a question.
+FORGET_AFTER_S = 7 * 86400.0
 
 
 def normalise_port(name: str) -> str:
@@ -265,6 +268,8 @@ def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[S
         a = _end(s.device, local_ref, ports, s.tags.get("local_port_num"))
         last_ok = polls[s.device].last_ok if s.device in polls else None
         stale = last_ok is not None and s.time < last_ok - _STALE_SLACK_S
+        if stale and last_ok is not None and s.time < last_ok - FORGET_AFTER_S:
+            continue
         far = names.resolve(str(s.value))
         if far is None:
             topo.unresolved.append({"device": s.device, "port": a.port, "neighbor": str(s.value),

@@ -115,6 +115,10 @@ def test_a_neighbour_missing_from_the_latest_poll_stays_as_stale_until_the_port_
                                                         "core Gi0/2 ↔ dist-b Gi1/0/49": False}
     moved = build([*old, nb("core", "Gi0/1", 1, "dist-b", "Gi1/0/50", t=T + 60)], polls=polls)
     assert sorted(x.label() for x in moved.links) == ["core Gi0/1 ↔ dist-b Gi1/0/50", "core Gi0/2 ↔ dist-b Gi1/0/49"]
+    week = T + 60 + 7 * 86400 + 1
+    forgotten = build([*old, nb("core", "Gi0/2", 2, "dist-b", "Gi1/0/49", t=week)],
+                      polls={"core": PollRecord("core", week, True, week)})
+    assert [x.label() for x in forgotten.links] == ["core Gi0/2 ↔ dist-b Gi1/0/49"]
 
 
 def test_the_configuration_adds_links_lldp_cannot_see_drops_and_the_uplink():
