@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, SnmpDevice
 from agent.samples import Sample
 from agent.samplestore import PollRecord, SampleStore
 
@@ -207,15 +207,19 @@ def _matches(x: End, y: End) -> bool | None:
     return False if x.found and y.found else None
 
 
-def _merge(links: list[Link], new: Link) -> None:
+def _merge(links: list[Link], pairs: dict[frozenset[str], list[Link]], new: Link) -> None:
     """Add `new`, or fold it into the link it is the other view of (LLDP sees each link from both ends).
 
     Two views are one link when they join the same two devices, agree on at least one port and do not
-    contradict each other on the other (two parallel links between the same switches stay two).
+    contradict each other on the other (two parallel links between the same switches stay two). `pairs`
+    indexes the links by the devices they join, so a big campus is not compared link by link.
     """
-    for old in links:
-        if old.b is None or new.b is None:
-            continue
+    if new.b is None:
+        links.append(new)
+        return
+    key = frozenset((new.a.device, new.b.device))
+    for old in pairs.get(key, []):
+        assert old.b is not None
         if (new.a.device, new.b.device) == (old.a.device, old.b.device):
             na, nb = new.a, new.b
         elif (new.b.device, new.a.device) == (old.a.device, old.b.device):
@@ -236,10 +240,10 @@ def _merge(links: list[Link], new: Link) -> None:
         old.stale = old.stale and new.stale
         return
     links.append(new)
+    pairs.setdefault(key, []).append(new)
 
 
-def _kinds(cfg: AgentConfig, a: str, b: str | None) -> tuple[set[str], str | None]:
-    devices = {d.name: d for d in cfg.snmp.devices}
+def _kinds(cfg: AgentConfig, devices: Mapping[str, SnmpDevice], a: str, b: str | None) -> tuple[set[str], str | None]:
     kinds: set[str] = set()
     room = None
     da, db = devices.get(a), devices.get(b) if b else None
@@ -260,7 +264,9 @@ def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[S
     ports = _interfaces(speeds, opers)
     names = _Names(cfg, polls)
     topo = Topology()
-    configured = {d.name for d in cfg.snmp.devices}
+    devices = {d.name: d for d in cfg.snmp.devices}
+    configured = set(devices)
+    pairs: dict[frozenset[str], list[Link]] = {}
     for s in sorted(neighbors, key=lambda x: (x.device, x.tags.get("local_port", ""), x.time)):
         if s.device not in configured:
             continue
@@ -278,12 +284,16 @@ def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[S
                                     "stale": stale})
             continue
         b = _end(far, s.tags.get("remote_port", ""), ports)
-        kinds, room = _kinds(cfg, s.device, far)
-        _merge(topo.links, Link(a, b, kinds, "lldp", room, last_seen=s.time, stale=stale))
+        kinds, room = _kinds(cfg, devices, s.device, far)
+        _merge(topo.links, pairs, Link(a, b, kinds, "lldp", room, last_seen=s.time, stale=stale))
     # A port whose old neighbour was replaced by a new one: the old entry is history, not a link.
     live = {(e.device, normalise_port(e.port)) for x in topo.links if not x.stale for e in x.ends}
     topo.links = [x for x in topo.links
                   if not x.stale or not any((e.device, normalise_port(e.port)) in live for e in x.ends)]
+    pairs = {}
+    for x in topo.links:
+        if x.b is not None:
+            pairs.setdefault(frozenset((x.a.device, x.b.device)), []).append(x)
     for i, m in enumerate(cfg.topology.links):
         a = _end(m.device, m.port, ports)
         if not a.found:
@@ -291,12 +301,9 @@ def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[S
                               f"{m.device}")
         far = m.neighbor if m.neighbor in configured else None
         b = _end(far, m.neighbor_port or "", ports) if far else None
-        kinds, room = _kinds(cfg, m.device, far)
-        link = Link(a, b, kinds, "config", room, far_name="" if far else m.neighbor, far_port=m.neighbor_port or "")
-        if b is None:
-            topo.links.append(link)
-        else:
-            _merge(topo.links, link)
+        kinds, room = _kinds(cfg, devices, m.device, far)
+        _merge(topo.links, pairs, Link(a, b, kinds, "config", room, far_name="" if far else m.neighbor,
+                                       far_port=m.neighbor_port or ""))
     for i, drop in enumerate(cfg.topology.classroom_drops):
         a = _end(drop.device, drop.port, ports)
         if not a.found:

@@ -1,10 +1,14 @@
 """Judge the school against its standards: rule packs + samples + topology -> findings and events.
 
-The daemon calls, after each poll cycle (or on the `run-check` command):
+How the daemon wires it (agent/daemon.py):
 
-    assessment = assess(store, cfg, time.time())
-    outbox.add("findings", [f.to_dict() for f in assessment.findings])   # priority 1
-    outbox.add("events", [e.to_dict() for e in assessment.events])       # status changes
+    store = SampleStore.in_data_dir(cfg.agent.data_dir)          # once; safe to share between threads
+    store.add_poll(poll.device, poll.time, poll.identity is not None, poll.samples,
+                   poll.identity.hostname if poll.identity else None, poll.errors)   # each SNMP poll
+    store.add(host_samples)                                      # each host collection (and future collectors)
+    a = assess(store, cfg, time.time())                          # a "compliance" job, e.g. every 5 min,
+    outbox.add_items("findings", [f.to_dict() for f in a.findings])   # and on `run-check compliance`
+    outbox.add_items("events", [e.to_dict() for e in a.events])       # only the changes of status
 
 `evaluate` only judges; `assess` also remembers the findings in the store (for `eduedge diag --cached`
 and the compliance history) and turns every change of status into an `Event`. Rules judged across
