@@ -72,6 +72,31 @@ def as_text(value: Value) -> str:
     return str(value)
 
 
+def mac_text(value: Value) -> str | None:
+    """A MAC address as `aa:bb:cc:dd:ee:ff` from 6 octets, a hex string, or 6 decimal index arcs; None if the
+    value is none of these. Octets are never read as text here: `as_text` would show a MAC whose bytes
+    happen to be printable ("012345") as a word, and drop a trailing 00.
+
+    >>> mac_text(b"\\x00\\x1e\\x13\\xaa\\x0b\\x00"), mac_text("0.30.19.170.11.1"), mac_text(b"012345")
+    ('00:1e:13:aa:0b:00', '00:1e:13:aa:0b:01', '30:31:32:33:34:35')
+    >>> mac_text("58:69:6c:6:82:3c"), mac_text("001e.13aa.0b01"), mac_text("Gi0/1")
+    ('58:69:6c:06:82:3c', '00:1e:13:aa:0b:01', None)
+    """
+    if isinstance(value, bytes) and len(value) == 6:
+        return value.hex(":")
+    text = value.decode("ascii", errors="replace") if isinstance(value, bytes) else str(value or "")
+    arcs = text.strip().split(".")
+    if len(arcs) == 6 and all(a.isdigit() and int(a) < 256 for a in arcs):
+        return ":".join(f"{int(a):02x}" for a in arcs)
+    parts = re.split(r"[:\-]", text.strip())
+    if len(parts) == 6 and all(1 <= len(p) <= 2 for p in parts):    # "58:69:6c:6:82:3c" (Ruijie)
+        text = "".join(p.rjust(2, "0") for p in parts)
+    digits = re.sub(r"[\s:.\-]", "", text).lower()
+    if len(digits) == 12 and all(c in "0123456789abcdef" for c in digits):
+        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return None
+
+
 def clean_descr(text: str) -> str:
     """sysDescr as matched and shown: outer whitespace and one pair of enclosing quotes removed (some
     agents, and recordings of them, return the string quoted).
@@ -412,7 +437,7 @@ class DevicePoller:
             out.append(Sample(now, self.device, m.name, value, m.unit, tags))
             return True
         if m.kind == "info":
-            text = as_text(raw).strip()
+            text = (mac_text(raw) or "") if m.format == "mac" else as_text(raw).strip()
             if text:
                 out.append(Sample(now, self.device, m.name, text, m.unit, tags))
             return bool(text)
@@ -443,7 +468,7 @@ class DevicePoller:
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:
     """A hashable stand-in for tag specs (a Tag holds a dict), equal for equal specs."""
     return tuple((t.tag, t.index, t.column, t.index_transform, t.via, t.fallback,
-                  tuple(t.mapping.items()) if t.mapping else None, t.regex) for t in specs)
+                  tuple(t.mapping.items()) if t.mapping else None, t.regex, t.format) for t in specs)
 
 
 def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]]) -> dict[str, str]:
@@ -453,6 +478,8 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
         if t.index is not None:
             first, last = (t.index, t.index) if isinstance(t.index, int) else t.index
             value = ".".join(arcs[first - 1:last])
+            if t.format == "mac":
+                value = mac_text(value) or ""
         else:
             lookup = index
             if t.index_transform is not None:
@@ -466,7 +493,9 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
                     break
             if raw in (None, b"", ""):
                 continue
-            if t.mapping is not None:
+            if t.format == "mac":
+                value = mac_text(raw) or ""
+            elif t.mapping is not None:
                 code = as_number(raw)
                 value = t.mapping.get(code, str(code)) if code is not None else as_text(raw)
             else:

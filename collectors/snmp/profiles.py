@@ -123,6 +123,7 @@ class Tag(_Strict):
     mapping: dict[int | str, str] | None = None
     regex: str | None = None
     static: bool = True                          # names and aliases: re-read only on the slow refresh
+    format: Literal["mac"] | None = None         # a MAC: 6 octets or 6 index arcs -> aa:bb:cc:dd:ee:ff
 
     @field_validator("column", "via")
     @classmethod
@@ -183,6 +184,7 @@ class Metric(_Strict):
     denominator: tuple[str, ...] = ()  # divide by the sum of these columns of the row (used/(used+free))
     saturated_at: int | None = None  # a raw reading that means "this or more": tagged saturated=true
     unverified: str | None = None    # why no recording proves this line (the coverage test reads it)
+    format: Literal["mac"] | None = None   # an `info` value that is a MAC (octets are not text to guess at)
 
     @field_validator("scalar", "column")
     @classmethod
@@ -210,6 +212,8 @@ class Metric(_Strict):
             raise ValueError("`where` and `denominator` pick and combine rows; a scalar has none")
         if self.where is not None and self.where.same_as is not None:
             raise ValueError("`where: {same_as: …}` picks an identity row; a metric selects with `equals` or `not_in`")
+        if self.format is not None and self.kind != "info":
+            raise ValueError("`format` is for `kind: info` values (a MAC is a name, not a number)")
         return self
 
     @property
