@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def register(app: typer.Typer) -> None:
     sim = typer.Typer(help="A simulated school campus (real SNMP/PJLink/WAN peers) and a fleet of schools.",
                       no_args_is_help=True)
     app.add_typer(sim, name="sim")
+    register_fleet(sim)
 
     @sim.command("up")
     def up(campus: Path = typer.Option(..., "--campus", help="the campus file, e.g. config/campus-demo.yaml"),
@@ -132,3 +134,32 @@ def register(app: typer.Typer) -> None:
         except SimError as e:
             raise _fail(str(e)) from None
         typer.echo(f"cleared {reply['cleared']} active fault(s)")
+
+
+def register_fleet(sim: typer.Typer) -> None:
+    @sim.command("fleet")
+    def fleet(schools: int = typer.Option(10, "--schools", min=1, help="how many simulated schools"),
+              broker: str | None = typer.Option(None, "--broker", help="HOST:PORT of the city's broker; default: "
+                                                                        "start one on loopback for the run"),
+              interval: str = typer.Option("60s", "--interval", help="each school reports this often"),
+              duration: str = typer.Option("5m", "--duration", help="run this long, then shut down cleanly"),
+              city: str = typer.Option("demo-city", "--city"),
+              seed: int = typer.Option(1, "--seed", help="the same seed gives the same fleet")) -> None:
+        """Stream N simulated schools' telemetry to one broker (each school its own type, size, WAN, faults)."""
+        from agent.config import parse_duration
+        from simulator.broker import start_broker
+        from simulator.fleet import Fleet
+
+        own = None if broker else start_broker()
+        address = broker or own.address  # type: ignore[union-attr]
+        try:
+            f = Fleet(address, schools, parse_duration(interval), city, seed)
+            kinds = collections.Counter(s.campus.school.type for s in f.schools)
+            typer.echo(f"{schools} schools -> {address}: " + ", ".join(f"{v} {k}" for k, v in kinds.items()))
+            stats = f.run(parse_duration(duration))
+        finally:
+            if own is not None:
+                own.close()
+        typer.echo(f"births {stats.births}, metrics messages {stats.messages} ({stats.samples} samples, "
+                   f"{stats.bytes / 1e6:.1f} MB), acknowledged {stats.acked}, simulated connection losses "
+                   f"{stats.drops}")
