@@ -321,3 +321,59 @@ def test_scripted_faults_outage_gap_and_a_32bit_wrap(tmp_path, realdevices):
         assert max(steady) <= min(steady) * 1.3 + 1000
     finally:
         assert sim_down(tmp_path / "state").left == []
+
+
+def test_slow_and_lossy_devices_do_not_hold_up_the_others(demo):
+    state, _ = demo
+    sd = Path(state.state_dir)
+    control(sd, {"cmd": "fault", "fault": {"kind": "slow", "device": "prn-office", "delay": "0.8s", "for": "20s"}})
+    control(sd, {"cmd": "fault", "fault": {"kind": "loss", "device": "prn-library", "percent": 50, "for": "20s"}})
+    sysname = ["1.3.6.1.2.1.1.5.0"]
+
+    async def scenario():
+        slow_short = asyncio.create_task(client(state, "prn-office", timeout=0.4).get_many(sysname))
+        slow_long = asyncio.create_task(client(state, "prn-office", timeout=2.0).get_many(sysname))
+        others = await asyncio.gather(*(client(state, n, timeout=0.4).get_many(sysname)
+                                        for n in ("core", "ac-1", "ups-core")))
+        answered = 0
+        lossy = client(state, "prn-library", timeout=0.2)
+        for _ in range(40):
+            try:
+                await lossy.get_many(sysname)
+                answered += 1
+            except Exception:
+                pass
+        results = await asyncio.gather(slow_short, slow_long, return_exceptions=True)
+        return others, answered, results
+
+    others, answered, (short, long) = asyncio.run(scenario())
+    assert [as_text(o["1.3.6.1.2.1.1.5.0"]) for o in others] == ["core", "ac-1", "ups-core"]
+    assert isinstance(short, Exception) and as_text(long["1.3.6.1.2.1.1.5.0"]) == "prn-office"
+    assert 8 <= answered <= 32                    # about half of 40 requests lost
+    control(sd, {"cmd": "clear"})
+
+
+def test_a_broker_outage_stops_and_restarts_the_campus_broker(tmp_path, realdevices):
+    import socket
+
+    path = frozen_copy(REPO / "config" / "campus-small.yaml", tmp_path / "campus.yaml")
+    state = sim_up(path, tmp_path / "state", broker=True)
+    try:
+        host, port = split_host_port(state.broker)
+        socket.create_connection((host, port), timeout=2).close()
+        sd = tmp_path / "state"
+        assert control(sd, {"cmd": "fault", "fault": {"kind": "broker_outage", "for": "2s"}})["ok"]
+        deadline = time.time() + 5
+        while time.time() < deadline and control(sd, {"cmd": "status"})["broker_running"]:
+            time.sleep(0.1)
+        with pytest.raises(OSError):
+            socket.create_connection((host, port), timeout=1).close()
+        deadline = time.time() + 10
+        while time.time() < deadline and not control(sd, {"cmd": "status"})["broker_running"]:
+            time.sleep(0.1)
+        socket.create_connection((host, port), timeout=2).close()       # back, on the same port
+        events = [json.loads(line) for line in (sd / "events.jsonl").read_text().splitlines()]
+        phases = [(e["phase"], e["applied"]) for e in events if e["event"] == "broker_outage"]
+        assert phases == [("start", True), ("end", True)]
+    finally:
+        assert sim_down(tmp_path / "state").left == []
