@@ -377,3 +377,34 @@ def test_a_broker_outage_stops_and_restarts_the_campus_broker(tmp_path, realdevi
         assert phases == [("start", True), ("end", True)]
     finally:
         assert sim_down(tmp_path / "state").left == []
+
+
+def test_the_eduedge_sim_commands(tmp_path, realdevices):
+    import subprocess
+    import sys
+
+    eduedge = str(Path(sys.executable).with_name("eduedge"))
+    sd = str(tmp_path / "state")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([eduedge, *args], capture_output=True, text=True, timeout=120)
+
+    path = frozen_copy(REPO / "config" / "campus-small.yaml", tmp_path / "campus.yaml")
+    up = run("sim", "up", "--campus", str(path), "--state-dir", sd)
+    assert up.returncode == 0, up.stderr
+    assert "9 SNMP agents" in up.stdout and "point an agent at it:  eduedge run --config" in up.stdout
+    assert run("config", "check", f"{sd}/agent.yaml").returncode == 0
+    injected = run("sim", "fault", "down", "proj-c2", "--for", "1m", "--state-dir", sd)
+    assert injected.returncode == 0 and '"device": "proj-c2"' in injected.stdout
+    refused = run("sim", "fault", "slow", "proj-c2", "--state-dir", sd)
+    assert refused.returncode == 2 and "a slow fault needs `delay`" in refused.stderr
+    status = run("sim", "status", "--state-dir", sd)
+    assert "(lesson)" in status.stdout and "fault ACTIVE" in status.stdout
+    assert "cleared 1 active fault(s)" in run("sim", "clear", "--state-dir", sd).stdout
+    down = run("sim", "down", "--state-dir", sd)
+    assert down.returncode == 0 and "stopped runner" in down.stdout
+    assert run("sim", "down", "--state-dir", sd).stdout.strip() == "nothing was running"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("model: tplink_sg2008", "model: nosuch"))
+    failed = run("sim", "up", "--campus", str(bad), "--state-dir", sd)
+    assert failed.returncode == 2 and f"{bad}:" in failed.stderr and "no recording nosuch.snmprec" in failed.stderr
