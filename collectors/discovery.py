@@ -199,17 +199,23 @@ class PassiveListener:
         self.dropped = 0
 
     def start(self) -> None:
+        # the layers must be imported before the socket opens: they register Ethernet as the link type, and
+        # without them every frame is decoded as Raw
+        import scapy.layers.dhcp
+        import scapy.layers.l2  # noqa: F401
         from scapy.sendrecv import AsyncSniffer
 
-        self._sniffer = AsyncSniffer(iface=self.iface, filter=PASSIVE_FILTER, store=False, prn=self.handle)
+        live = threading.Event()
+        self._sniffer = AsyncSniffer(iface=self.iface, filter=PASSIVE_FILTER, store=False, prn=self.handle,
+                                     started_callback=live.set)
         self._sniffer.start()
-        # AsyncSniffer reports a socket it could not open only through its thread; wait for it to be live
-        deadline = time.monotonic() + 3
-        while not getattr(self._sniffer, "running", False) and time.monotonic() < deadline:
-            if self._sniffer.thread is not None and not self._sniffer.thread.is_alive():
+        # the socket is opened in the sniffer's thread: wait until it listens, or say why it could not
+        deadline = time.monotonic() + 5
+        while not live.wait(0.05):
+            if not self._sniffer.thread.is_alive() or time.monotonic() > deadline:
+                self._sniffer = None
                 raise PermissionError(f"passive discovery on {self.iface or 'the default interface'} could not "
                                       "start (needs CAP_NET_RAW, and tcpdump for its filter)")
-            time.sleep(0.02)
 
     def stop(self) -> None:
         if self._sniffer is not None and getattr(self._sniffer, "running", False):
