@@ -64,8 +64,14 @@ def _claim_slot(state_dir: Path, kind: str = "lo") -> int:
     """A slot no other running campus uses (loopback: 127.<slot>.0.0/16; namespace mode: see
     netns.NetnsPlan), claimed by a file naming our state dir."""
     SLOT_DIR.mkdir(mode=0o1777, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        SLOT_DIR.chmod(0o1777)          # shared by every user's campuses
     slots = SLOTS if kind == "lo" else netns.SLOTS
-    with open(SLOT_DIR / ".lock", "a") as lock:
+    lock_path = SLOT_DIR / ".lock"
+    if not lock_path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0o444))
+    with open(lock_path) as lock:       # flock needs no write access
         fcntl.flock(lock, fcntl.LOCK_EX)
         for slot in slots:
             path = SLOT_DIR / f"{kind}{slot}"
@@ -80,7 +86,11 @@ def _claim_slot(state_dir: Path, kind: str = "lo") -> int:
                         s.bind((f"127.{slot}.0.1", SNMP_PORT_LOOPBACK))
                 except OSError:
                     continue
-            path.write_text(str(state_dir))
+            try:
+                path.unlink(missing_ok=True)
+                path.write_text(str(state_dir))
+            except PermissionError:      # a stale claim of another user's: leave it to them
+                continue
             return slot
     raise SimError(f"no free loopback slot: {len(SLOTS)} campuses already run (see {SLOT_DIR})")
 

@@ -94,10 +94,7 @@ class Node:
     spec: object = None                # the campus entry (Switch, AccessPoint, ClassroomDevice, Controller)
     address: tuple[str, int] | None = None
     initial_uptime: float = 0.0
-
-    @property
-    def recorded(self) -> bool:
-        return self.model is not None and recording_path(self.model).exists()
+    recorded: bool = False             # the model is a recording: the device answers from it
 
     @property
     def answers_snmp(self) -> bool:
@@ -182,7 +179,8 @@ class World:
 
     def _node(self, name: str, kind: str, model: str | None, zone: str, room: str | None, spec: object) -> Node:
         recs = self._recording(model) if model and recording_path(model).exists() else None
-        node = Node(name, kind, model, zone, room, base_mac(recs, name, self.campus.school.id), spec=spec)
+        node = Node(name, kind, model, zone, room, base_mac(recs, name, self.campus.school.id), spec=spec,
+                    recorded=recs is not None)
         node.initial_uptime = 86400 * (3 + seed(self.campus.school.id, name, "uptime") % 60) + \
             seed(name) % 86400
         self.nodes[name] = node
