@@ -205,6 +205,8 @@ class DevicePoller:
         self._static: dict[str, dict[str, Value]] = {}
         self._plans: dict[int, _Plan | None] = {}
         self._refreshed_at = -math.inf
+        self._static_tags: dict[tuple, dict[str, dict[str, str]]] = {}   # see _build
+        self._static_tags_for: tuple = ()
 
     # -- fetching --------------------------------------------------------------------------------
 
@@ -394,7 +396,12 @@ class DevicePoller:
     def _build(self, result: DevicePoll, data: dict[str, dict[str, Value]], scalars: dict[str, Value],
                mono: float) -> None:
         assert self.profile is not None
-        tag_cache: dict[tuple[tuple, str], dict[str, str]] = {}
+        tag_cache: dict[tuple, dict[str, dict[str, str]]] = {}
+        # Tags from the row index and static columns (names, aliases, types) change only when the static
+        # columns are re-read, so they are kept across polls instead of being rebuilt row by row.
+        stamp = (self._refreshed_at, id(self.profile), len(self._static))
+        if stamp != self._static_tags_for:
+            self._static_tags, self._static_tags_for = {}, stamp
         for m in self.profile.metrics:
             if m.scalar is not None:
                 if m.scalar in scalars and self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at),
@@ -407,6 +414,8 @@ class DevicePoller:
             rows = data.get(plan.oid, {})
             # metrics with equal tag specs (every IF-MIB metric, via a YAML anchor) share one dict per row
             tags_key = _specs_key(m.tags)
+            static = all(t.index is not None or t.static for t in m.tags)
+            row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
             readings = 0
             for index, raw in rows.items():
@@ -418,10 +427,9 @@ class DevicePoller:
                     if any(p is None for p in parts) or not sum(p for p in parts if p is not None):
                         continue
                     divisor = sum(p for p in parts if p is not None)
-                ck = (tags_key, index)
-                tags = tag_cache.get(ck)
+                tags = row_tags.get(index)
                 if tags is None:
-                    tags = tag_cache[ck] = _row_tags(m.tags, index, data)
+                    tags = row_tags[index] = _row_tags(m.tags, index, data)
                 readings += self._emit(result, m, plan, index, raw, tags, mono, divisor)
             if readings:        # counted once per metric: Metric.key builds a string
                 result.coverage[m.key] = result.coverage.get(m.key, 0) + readings
