@@ -326,7 +326,7 @@ def bridge_sightings(samples: Iterable[Sample], scope: Scope, now: float | None 
     for switch, port, mac, _ in fdb:
         per_port[(switch, port)].add(mac)
     for switch, port, mac, vlan in fdb:
-        if port == "0":          # 0: learned, but the switch cannot say where (its own CPU, a stale entry)
+        if int(port) <= 0:       # 0 or -1: learned, but the switch cannot say where (its CPU, a stale entry)
             continue
         out.append(Sighting(mac, None, "switch-fdb", t, switch=switch,
                             interface=port_names.get((switch, port), f"bridge port {port}"), vlan=vlan,
