@@ -35,7 +35,7 @@ class Vendor:
 
 @cache
 def _table() -> dict[int, dict[int, tuple[str, str]]]:
-    from scapy.libs.manuf import DATA   # the import decompresses the database; only here, only once
+    from scapy.libs.manuf import DATA  # the import decompresses the database; only here, only once
 
     out: dict[int, dict[int, tuple[str, str]]] = {24: {}, 28: {}, 36: {}}
     for line in DATA.splitlines():
