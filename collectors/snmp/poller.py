@@ -417,22 +417,48 @@ class DevicePoller:
             static = all(t.index is not None or t.static for t in m.tags)
             row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
-            readings = 0
-            for index, raw in rows.items():
-                if m.where is not None and not m.where.accepts(as_text(selector.get(index)).strip()):
-                    continue
-                divisor = None
-                if m.denominator:
-                    parts = [as_number(data.get(d, {}).get(index)) for d in m.denominator]
-                    if any(p is None for p in parts) or not sum(p for p in parts if p is not None):
+            if (m.kind == "counter" and m.rate is not None and m.regex is None and not m.skip_values
+                    and plan.saturated_at is None and m.where is None and not m.denominator):
+                readings = self._rates(result, m, plan, rows, row_tags, data, mono)
+            else:
+                readings = 0
+                for index, raw in rows.items():
+                    if m.where is not None and not m.where.accepts(as_text(selector.get(index)).strip()):
                         continue
-                    divisor = sum(p for p in parts if p is not None)
-                tags = row_tags.get(index)
-                if tags is None:
-                    tags = row_tags[index] = _row_tags(m.tags, index, data)
-                readings += self._emit(result, m, plan, index, raw, tags, mono, divisor)
+                    divisor = None
+                    if m.denominator:
+                        parts = [as_number(data.get(d, {}).get(index)) for d in m.denominator]
+                        if any(p is None for p in parts) or not sum(p for p in parts if p is not None):
+                            continue
+                        divisor = sum(p for p in parts if p is not None)
+                    tags = row_tags.get(index)
+                    if tags is None:
+                        tags = row_tags[index] = _row_tags(m.tags, index, data)
+                    readings += self._emit(result, m, plan, index, raw, tags, mono, divisor)
             if readings:        # counted once per metric: Metric.key builds a string
                 result.coverage[m.key] = result.coverage.get(m.key, 0) + readings
+
+    def _rates(self, result: DevicePoll, m: Metric, plan: _Plan, rows: dict[str, Value],
+               row_tags: dict[str, dict[str, str]], data: dict[str, dict[str, Value]], mono: float) -> int:
+        """_emit's path for a counter column with a rate and no conditions (octets, errors, discards: most
+        of every poll), with the per-column lookups done once; returns the readings."""
+        assert m.rate is not None
+        out, now, device, update = result.samples, result.time, self.device, self.rates.update
+        oid, bits = plan.oid, plan.bits or 64
+        name, unit, scale = m.rate.name, m.rate.unit, m.rate.scale
+        readings = 0
+        for index, raw in rows.items():
+            tags = row_tags.get(index)
+            if tags is None:
+                tags = row_tags[index] = _row_tags(m.tags, index, data)
+            if type(raw) is not int:        # text or float readings: the general path decides
+                readings += self._emit(result, m, plan, index, raw, tags, mono)
+            elif raw >= 0:
+                readings += 1
+                rate = update((device, oid, index), raw, bits, mono)
+                if rate is not None:
+                    out.append(Sample(now, device, name, rate * scale, unit, tags))
+        return readings
 
     def _emit(self, result: DevicePoll, m: Metric, plan: _Plan, index: str | tuple, raw: Value,
               tags: dict[str, str], mono: float, divisor: float | None = None) -> bool:
