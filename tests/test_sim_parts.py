@@ -283,7 +283,10 @@ def test_speedtest_server_protocol(tmp_path):
         assert request(b"EEST/1 download 5\n") == ["ERR unauthorised"]
         ok, received = request(b"EEST/1 upload 5 s3cret\n", b"x" * 100000)
         assert ok == "OK 1" and received.startswith("RECEIVED 100000 ")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as probe, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            probe.sendall(b"EEST/1 probe 5 token=s3cret\n")        # a token server echoes only to them
+            assert probe.recv(100) == b"OK 1\n"
             u.settimeout(2)
             u.sendto(b"EEST/1 ECHO 1 123.0", ("127.0.0.1", port))
             assert u.recv(100) == b"EEST/1 ECHO 1 123.0"
