@@ -6,26 +6,35 @@ What is measured (client CPU = user + system time of the process that does the S
   value: GETBULK walks (gufo-snmp), profile mapping, tags, rates (agent/rates.py), `Sample`s. CPU is
   `time.process_time()` around the steady-state polls (the first poll, which identifies the device and
   reads the static columns once an hour, is not counted).
+- eduedge, SNMP reads only: the same GET and walks through collectors.snmp.client alone (gufo-snmp, no
+  profile mapping), to show what the wire and decoding cost and what the agent's own work adds.
 - net-snmp: one `snmpget` for the scalars plus one `snmpbulkwalk` per column, exactly the OIDs eduedge's
-  steady-state poll reads; CPU from `getrusage(RUSAGE_CHILDREN)`. Each tool run is a new process, so the
-  table also shows net-snmp with its measured per-process start-up subtracted (the C decoding alone).
+  steady-state poll reads; CPU from `getrusage(RUSAGE_CHILDREN)`. Each is a new process (a few ms of
+  start-up each), so the table also has `snmpbulkwalk` over the whole ifTable and ifXTable, one process
+  each: the issue's reference figure of C CPU per value, with start-up spread over many values.
 - prometheus-snmp-exporter: a module per agent in a generated snmp.yml that gets and walks the same OIDs;
   CPU of the exporter process (psutil) per scrape.
 
 The agents: net-snmp `snmpd` in network namespace `eduedge-bench-snmp` with 100 veth pairs (202
 interfaces; this kernel has no `dummy` links), reached over a veth at 198.19.250.2; and snmpsim serving
-real recordings from ../shared/realdevices/snmprec on 127.0.0.1. Then the campus projection: a second
-namespace `eduedge-bench-campus` whose snmpd (48 veth ends + lo + uplink = 50 interfaces) listens on one
-UDP port per simulated switch; eduedge polls all of them concurrently with the configuration defaults
-(concurrency, rate limit, timeouts), cycle after cycle, and the CPU of one cycle over 60 s is the share
-of one core a 60-second interval costs.
+real recordings from ../shared/realdevices/snmprec on 127.0.0.1.
+
+Then two campus projections, each of 500 switches polled concurrently by one eduedge process with the
+configuration defaults (concurrency, per-device rate limit, timeouts), cycle after cycle; the CPU of a
+steady cycle over 60 s is the share of one core that polling every 60 s costs:
+1. net-snmp agents with 48 veth ends (+ lo + uplink) in namespace `eduedge-bench-campus`, one UDP port
+   per switch (5 snmpd, 100 ports each): the IF-MIB columns of the `linux` profile, 405 values/switch;
+2. copies of a real 48-port Huawei S5720 recording (`--campus-recordings`), each on its own loopback
+   port, answered by a child process using the simulator's BER responder (simulator/mib.py, a few µs per
+   value; snmpsim would spend ~150 µs): its vendor profile, 839 values/switch.
 
 Run as root (it creates network namespaces; all traffic stays on loopback and in them):
 
     .venv/bin/python bench/snmp_poll.py                 # 20 polls per tool, 500-switch campus
     .venv/bin/python bench/snmp_poll.py --polls 5 --campus 100 --profile
 
-Everything it starts (namespaces, snmpd, snmpsim, the exporter) is removed at the end, also on Ctrl-C.
+Everything it starts (namespaces, veths, snmpd, snmpsim, the responder, the exporter) is removed at the
+end, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import resource
@@ -68,10 +78,11 @@ NS_BIG, NS_CAMPUS = "eduedge-bench-snmp", "eduedge-bench-campus"
 LINK_BIG = ("ebench0", "ebench1", "198.19.250.1", "198.19.250.2")
 LINK_CAMPUS = ("ebench2", "ebench3", "198.19.250.5", "198.19.250.6")
 CAMPUS_PORT0 = 20001
+PORTS_PER_SNMPD = 100
 RECORDINGS = ["vrp_5720", "iosxe_c9300", "ruijie", "comware", "jetstream_sg2218p"]
 NETSNMP_ENV = dict(os.environ, MIBS="", MIBDIRS="")
 TOOLS = {"net-snmp": "net-snmp, same OIDs", "tables": "snmpbulkwalk, tables", "eduedge": "eduedge",
-         "exporter": "prometheus-snmp-exporter"}
+         "reads": "eduedge, SNMP reads only", "exporter": "prometheus-snmp-exporter"}
 IF_TABLES = ["1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"]     # ifTable, ifXTable: the issue's 5.3 µs/value walk
 
 
@@ -244,6 +255,20 @@ async def eduedge_round(poller: DevicePoller, run: Run, agent_pid: int) -> None:
     run.errors += result.errors
 
 
+async def reads_round(client: SnmpClient, target: Target, run: Run) -> None:
+    """Only the SNMP side of an eduedge poll (gufo-snmp GET + walks of the same OIDs), no profile mapping."""
+    v0, a0 = client.values, cpu_of(target.agent_pid)
+    c0, w0 = time.process_time(), time.perf_counter()
+    await client.get_many(target.gets)
+    for col in target.walks:
+        await client.walk(col)
+    run.wall_s += time.perf_counter() - w0
+    run.cpu_s += time.process_time() - c0
+    run.agent_cpu_s += cpu_of(target.agent_pid) - a0
+    run.values += client.values - v0
+    run.polls += 1
+
+
 # -- net-snmp ----------------------------------------------------------------------------------------------
 
 def netsnmp_round(target: Target, run: Run, max_rep: int, gets: list[str], walks: list[str]) -> None:
@@ -358,6 +383,8 @@ async def compare(lab: Lab, targets: list[Target], profiles: ProfileSet, args: a
         pollers[t.name] = p
         print(f"{t.name}: profile {first.identity.profile}; a steady poll GETs {len(t.gets)} scalars and walks "
               f"{len(t.walks)} columns", flush=True)
+    readers = {t.name: device_poller(t.name, t.host, t.port, t.community, profiles, RateTracker(), d,
+                                     rate_limit=False).client for t in targets}
     exporter, port = start_exporter(lab, targets, args.max_repetitions)
     startup = process_startup_cpu(targets[0])
     runs = {t.name: {k: Run(k) for k in TOOLS} for t in targets}
@@ -367,6 +394,7 @@ async def compare(lab: Lab, targets: list[Target], profiles: ProfileSet, args: a
             netsnmp_round(t, r["net-snmp"], args.max_repetitions, t.gets, t.walks)
             netsnmp_round(t, r["tables"], args.max_repetitions, [], IF_TABLES)
             await eduedge_round(pollers[t.name], r["eduedge"], t.agent_pid)
+            await reads_round(readers[t.name], t, r["reads"])
             exporter_round(t, r["exporter"], exporter.pid, port)
     report(targets, runs, startup)
     if args.profile:
@@ -437,10 +465,14 @@ async def profile_eduedge(poller: DevicePoller, polls: int) -> None:
     for _ in range(polls):
         await poller.poll()
     prof.disable()
+    print_profile(prof, f"{polls} eduedge polls of {poller.device}")
+
+
+def print_profile(prof: cProfile.Profile, what: str) -> None:
     stats = pstats.Stats(prof)
     total = stats.total_tt  # type: ignore[attr-defined]
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:25]  # type: ignore[attr-defined]
-    print(f"\ncProfile of {polls} eduedge polls of {poller.device} ({total:.3f} s profiled CPU), by own time:")
+    print(f"\ncProfile of {what} ({total:.3f} s profiled CPU), by own time:")
     print(f"{'own %':>6} {'cum %':>6} {'calls':>9}  function")
     for (file, lineno, func), (_cc, ncalls, tt, ct, _callers) in rows:
         where = file.replace(str(REPO) + "/", "")
@@ -451,48 +483,111 @@ async def profile_eduedge(poller: DevicePoller, polls: int) -> None:
 
 # -- the campus projection ---------------------------------------------------------------------------------
 
-async def campus(lab: Lab, profiles: ProfileSet, args: argparse.Namespace) -> None:
-    n = args.campus
+def campus_snmpd(lab: Lab, n: int, ports_per_switch: int) -> tuple[list[tuple[str, int]], list[int], str]:
+    """`n` net-snmp agents with `ports_per_switch` interfaces (veth ends) in their own namespace."""
     ports = [CAMPUS_PORT0 + i for i in range(n)]
     _, _, root_addr, ns_addr = LINK_CAMPUS
-    lab.namespace(NS_CAMPUS, args.campus_ports // 2, LINK_CAMPUS)
-    extra = (f"rocommunity public {root_addr}\ndontLogTCPWrappersConnects yes\n"
-             + (f"agentAddress {','.join(f'udp:{ns_addr}:{p}' for p in ports[1:])}\n" if n > 1 else ""))
-    snmpd = start_snmpd(host=ns_addr, port=ports[0], netns=NS_CAMPUS, extra_config=extra)
-    lab.started(snmpd.stop)
+    lab.namespace(NS_CAMPUS, ports_per_switch // 2, LINK_CAMPUS)
+    # one snmpd listens on at most 128 addresses (measured: the 129th stays closed), so 100 per snmpd
+    agents = []
+    for first in range(0, n, PORTS_PER_SNMPD):
+        group = ports[first:first + PORTS_PER_SNMPD]
+        extra = (f"rocommunity public {root_addr}\ndontLogTCPWrappersConnects yes\n"
+                 + "".join(f"agentAddress {','.join(f'udp:{ns_addr}:{p}' for p in group[i:i + 20])}\n"
+                           for i in range(1, len(group), 20)))
+        agents.append(start_snmpd(host=ns_addr, port=group[0], netns=NS_CAMPUS, extra_config=extra))
+        lab.started(agents[-1].stop)
+    return ([(ns_addr, p) for p in ports], [a.proc.pid for a in agents],
+            f"{n} net-snmp agents with {ports_per_switch} ports (+ lo + uplink) on {len(agents)} snmpd in "
+            f"{NS_CAMPUS} (profile: linux, the IF-MIB columns)")
+
+
+def campus_recording(lab: Lab, n: int, recording: str) -> tuple[list[tuple[str, int]], list[int], str]:
+    """`n` copies of a real device's recording, each on its own loopback port, served by a child process."""
+    path = REALDEVICES / "snmprec" / f"{recording}.snmprec"
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-recording", str(path), "--serve-count", str(n)],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    lab.started(lambda: stop_process(proc))
+    assert proc.stdout is not None
+    ports = json.loads(proc.stdout.readline() or "[]")
+    if len(ports) != n:
+        raise RuntimeError(f"the responder for {path} did not start")
+    return ([("127.0.0.1", p) for p in ports], [proc.pid],
+            f"{n} copies of the {recording} recording on loopback ports (simulator/mib.py responder)")
+
+
+def serve_recording(path: Path, count: int) -> None:
+    """Answer v2c GET/GETNEXT/GETBULK from one recording on `count` loopback ports; print the ports."""
+    from simulator.ber import BerError, decode_request
+    from simulator.mib import Mib, answer
+    from simulator.snmprec import load_snmprec
+
+    mib = Mib(dict(load_snmprec(path)))
+
+    class Agent(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple) -> None:
+            try:
+                req = decode_request(data)
+            except BerError:
+                return
+            self.transport.sendto(answer(mib, req, time.time()), addr)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ports = []
+        for _ in range(count):
+            transport, _ = await loop.create_datagram_endpoint(Agent, local_addr=("127.0.0.1", 0))
+            ports.append(transport.get_extra_info("sockname")[1])
+        print(json.dumps(ports), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def campus(endpoints: list[tuple[str, int]], agent_pids: list[int], title: str, profiles: ProfileSet,
+                 cycles: int, profile: bool) -> None:
     d = SnmpDefaults()
     rates = RateTracker()
-    pollers = [device_poller(f"sw{i + 1:03d}", ns_addr, p, "public", profiles, rates, d, rate_limit=True)
-               for i, p in enumerate(ports)]
-    print(f"\ncampus: {n} switches of {args.campus_ports} ports (+ lo + uplink) on one snmpd in {NS_CAMPUS}, "
-          f"polled by eduedge with the configuration defaults (concurrency {d.concurrency}, "
+    pollers = [device_poller(f"sw{i + 1:03d}", host, port, "public", profiles, rates, d, rate_limit=True)
+               for i, (host, port) in enumerate(endpoints)]
+    print(f"\ncampus: {title}; polled by eduedge with the configuration defaults (concurrency {d.concurrency}, "
           f"{d.rate_limit_rps:g} requests/s per device, max-repetitions {d.max_repetitions})", flush=True)
-    print(f"{'cycle':<7} {'wall s':>7} {'eduedge CPU s':>13} {'snmpd CPU s':>11} {'values':>8} {'samples':>8} "
+    print(f"{'cycle':<7} {'wall s':>7} {'eduedge CPU s':>13} {'agents CPU s':>12} {'values':>8} {'samples':>8} "
           f"{'devices with errors':>19}")
     steady = []
-    for cycle in range(args.cycles + 1):
+    for cycle in range(cycles + 1):
         v0 = sum(p.client.values for p in pollers)
-        a0, c0, w0 = cpu_of(snmpd.proc.pid), time.process_time(), time.perf_counter()
+        a0, c0, w0 = sum(cpu_of(a) for a in agent_pids), time.process_time(), time.perf_counter()
         results = await poll_many(pollers, d.concurrency)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-        agent = cpu_of(snmpd.proc.pid) - a0
+        agent = sum(cpu_of(a) for a in agent_pids) - a0
         values = sum(p.client.values for p in pollers) - v0
         samples = sum(len(r.samples) for r in results)
         failed = [r for r in results if r.errors]
         label = "first" if cycle == 0 else str(cycle)
-        print(f"{label:<7} {wall:>7.2f} {cpu:>13.3f} {agent:>11.3f} {values:>8} {samples:>8} {len(failed):>19}",
+        print(f"{label:<7} {wall:>7.2f} {cpu:>13.3f} {agent:>12.3f} {values:>8} {samples:>8} {len(failed):>19}",
               flush=True)
         for r in failed[:3]:
             print(f"        ! {r.errors[0]}")
         if cycle:
             steady.append((wall, cpu, values))
+    profile_name = pollers[0].identity.profile if pollers[0].identity else "?"
     wall = sum(s[0] for s in steady) / len(steady)
     cpu = sum(s[1] for s in steady) / len(steady)
     values = sum(s[2] for s in steady) / len(steady)
-    print(f"\nsteady cycle: {cpu:.3f} s CPU for {values:.0f} values ({1e6 * cpu / values:.2f} µs per value), "
-          f"{wall:.2f} s wall")
+    print(f"steady cycle ({profile_name}): {cpu:.3f} s CPU for {values:.0f} values ({values / len(pollers):.0f} per "
+          f"device, {1e6 * cpu / values:.2f} µs per value), {wall:.2f} s wall")
     print(f"projection, every 60 s: {100 * cpu / 60:.2f} % of one core (target < 10 %); a cycle takes "
           f"{100 * wall / 60:.0f} % of the interval")
+    if profile:
+        prof = cProfile.Profile(time.process_time)
+        prof.enable()
+        await poll_many(pollers, d.concurrency)
+        prof.disable()
+        print_profile(prof, f"one more campus cycle ({profile_name})")
 
 
 def big_agent(lab: Lab, pairs: int) -> SnmpdServer:
@@ -520,33 +615,43 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--polls", type=int, default=20, help="measured polls per agent and tool")
+    ap.add_argument("--polls", type=int, default=20, help="measured polls per agent and tool; 0 skips the comparison")
     ap.add_argument("--veth-pairs", type=int, default=100, help="veth pairs in the big snmpd's namespace")
     ap.add_argument("--recordings", default=",".join(RECORDINGS),
                     help="recordings (file stems in realdevices/snmprec) served by snmpsim; '' for none")
     ap.add_argument("--max-repetitions", type=int, default=SnmpDefaults().max_repetitions)
     ap.add_argument("--campus", type=int, default=500, help="switches in the campus projection; 0 skips it")
     ap.add_argument("--campus-ports", type=int, default=48)
+    ap.add_argument("--campus-recordings", default="vrp_5720",
+                    help="also project a campus of copies of these recordings (their vendor profiles); '' for none")
     ap.add_argument("--cycles", type=int, default=3, help="measured campus cycles after the first")
-    ap.add_argument("--profile", action="store_true", help="cProfile eduedge's polls of the big snmpd")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile eduedge's polls of the big snmpd and one more cycle of each campus")
+    ap.add_argument("--serve-recording", type=Path, help=argparse.SUPPRESS)   # the responder child process
+    ap.add_argument("--serve-count", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_recording:
+        serve_recording(args.serve_recording, args.serve_count)
+        return
     if os.geteuid() != 0:
         raise SystemExit("run as root: the bench creates network namespaces")
-    if args.campus > 1000:
-        raise SystemExit("--campus: snmpd's select() caps one process at ~1000 listening ports")
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab()
     try:
         profiles = load_profiles()
-        big = big_agent(lab, args.veth_pairs)
-        targets = [Target(f"snmpd-{2 * args.veth_pairs + 2}if", big.host, big.port, "public", big.proc.pid)]
-        names = [n for n in args.recordings.split(",") if n]
-        if names:
-            sim = recordings_agent(lab, names)
-            targets += [Target(n, sim.host, sim.port, n, sim.proc.pid) for n in names]
-        asyncio.run(compare(lab, targets, profiles, args))
+        if args.polls:
+            big = big_agent(lab, args.veth_pairs)
+            targets = [Target(f"snmpd-{2 * args.veth_pairs + 2}if", big.host, big.port, "public", big.proc.pid)]
+            names = [n for n in args.recordings.split(",") if n]
+            if names:
+                sim = recordings_agent(lab, names)
+                targets += [Target(n, sim.host, sim.port, n, sim.proc.pid) for n in names]
+            asyncio.run(compare(lab, targets, profiles, args))
         if args.campus:
-            asyncio.run(campus(lab, profiles, args))
+            asyncio.run(campus(*campus_snmpd(lab, args.campus, args.campus_ports), profiles, args.cycles,
+                               args.profile))
+            for rec in (r for r in args.campus_recordings.split(",") if r):
+                asyncio.run(campus(*campus_recording(lab, args.campus, rec), profiles, args.cycles, args.profile))
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
     finally:
