@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent.pseudonym import Pseudonymizer
 from agent.rates import RateTracker
 from agent.samples import Sample
 from collectors.snmp.client import SnmpClient, SnmpRequestError, Value
@@ -192,8 +193,13 @@ class DevicePoller:
     """Keeps one device's session, identity, static columns and counter state between polls."""
 
     def __init__(self, client: SnmpClient, profiles: ProfileSet, rates: RateTracker | None = None,
-                 forced_profile: str | None = None, deadline: float = 20.0, static_refresh: float = 3600.0):
+                 forced_profile: str | None = None, deadline: float = 20.0, static_refresh: float = 3600.0,
+                 pseudonymizer: Pseudonymizer | None = None):
         self.client = client
+        # Tags marked `personal` (Wi-Fi clients' MACs) leave a poll only as this school's pseudonyms; without
+        # a pseudonymizer those lines are not read at all.
+        self.pseudonymizer = pseudonymizer
+        self._pseudonyms: dict[str, str] = {}
         self.device = client.device
         self.profiles = profiles
         self.rates = rates if rates is not None else RateTracker()
@@ -245,6 +251,8 @@ class DevicePoller:
         result.identity = self.identity if self.profile is not None else None
         if self.profile is not None and scalars:
             self._build(result, data, scalars, time.monotonic())
+            if self.pseudonymizer is not None:
+                self._pseudonymise(result)
         result.duration_s = time.monotonic() - t0
         result.requests = self.client.requests - req0
         result.values = self.client.values - val0
@@ -280,7 +288,7 @@ class DevicePoller:
             if column not in data:
                 data[column] = await self.client.walk(column)
         for m in self.profile.metrics:
-            if m.column is None:
+            if m.column is None or self._withheld(m):
                 continue
             plan = await self._plan(m, data)
             if plan is not None and plan.oid not in data:
@@ -293,9 +301,11 @@ class DevicePoller:
         assert self.profile is not None
         cols: set[str] = set()
         for m in self.profile.metrics:
+            if self._withheld(m):
+                continue
             for t in m.tags:
                 if t.static and t.column:
-                    cols.update((t.column, *t.fallback, *((t.via,) if t.via else ())))
+                    cols.update((t.column, *t.fallback, *((t.via,) if t.via else ()), *((t.match,) if t.match else ())))
             if m.where is not None:
                 cols.add(m.where.oid)
             if m.static and m.column:
@@ -309,9 +319,12 @@ class DevicePoller:
         assert self.profile is not None
         cols: dict[str, None] = {}
         for m in self.profile.metrics:
+            if self._withheld(m):
+                continue
             for t in m.tags:
                 if t.column and (refresh or not t.static):
-                    cols.update(dict.fromkeys((t.column, *t.fallback, *((t.via,) if t.via else ()))))
+                    cols.update(dict.fromkeys((t.column, *t.fallback, *((t.via,) if t.via else ()),
+                                               *((t.match,) if t.match else ()))))
             if m.where is not None and refresh:
                 cols[m.where.oid] = None
             cols.update(dict.fromkeys(m.denominator))
@@ -391,6 +404,37 @@ class DevicePoller:
                 return text
         return None
 
+    def _withheld(self, m: Metric) -> bool:
+        """A line with personal tags is not read when there is no pseudonymizer to hide them with."""
+        return self.pseudonymizer is None and any(t.personal for t in m.tags)
+
+    def _pseudonymise(self, result: DevicePoll) -> None:
+        """Replace every personal tag of this poll's samples by its pseudonym (new tag dicts: the cached
+        row tags keep the clear value, on this box only, for the next poll)."""
+        assert self.pseudonymizer is not None and self.profile is not None
+        personal: dict[str, list[Tag]] = {}
+        for m in self.profile.metrics:
+            personal.setdefault(m.name, []).extend(t for t in m.tags if t.personal)
+        if not any(personal.values()):
+            return
+        cache, pseudo = self._pseudonyms, self.pseudonymizer
+        if len(cache) > 100_000:        # randomised MACs come and go; the HMAC is cheap to redo
+            cache.clear()
+        for i, smp in enumerate(result.samples):
+            specs = personal.get(smp.metric)
+            if not specs:
+                continue
+            tags = dict(smp.tags)
+            for t in specs:
+                clear = tags.get(t.tag)
+                if clear is None:
+                    continue
+                hidden = cache.get(clear)
+                if hidden is None:
+                    hidden = cache[clear] = pseudo.mac(clear) if t.format == "mac" else pseudo.hostname(clear)
+                tags[t.tag] = hidden
+            result.samples[i] = Sample(smp.time, smp.device, smp.metric, smp.value, smp.unit, tags)
+
     # -- turning rows into samples ---------------------------------------------------------------
 
     def _build(self, result: DevicePoll, data: dict[str, dict[str, Value]], scalars: dict[str, Value],
@@ -467,7 +511,11 @@ class DevicePoller:
         if m.kind == "state":
             assert m.mapping is not None
             code = raw if type(raw) is int else as_number(raw)
-            value: Any = m.mapping.get(code, str(code)) if code is not None else as_text(raw)
+            if code is not None:
+                value: Any = m.mapping.get(code, str(code))
+            else:                       # a state the device spells out ("Connect", "ng")
+                text = _text_code(raw, m.regex)
+                value = m.mapping.get(text, text)
             out.append(Sample(now, self.device, m.name, value, m.unit, tags))
             return True
         if m.kind == "info":
@@ -476,6 +524,9 @@ class DevicePoller:
                 out.append(Sample(now, self.device, m.name, text, m.unit, tags))
             return bool(text)
         num = raw if type(raw) is int and m.regex is None else as_number(raw, m.regex)   # ints: most values
+        if m.mapping is not None:       # a code that stands for a number (channel width 4 -> 80 MHz)
+            mapped = m.mapping.get(num if num is not None else _text_code(raw, m.regex))
+            num = mapped if isinstance(mapped, int | float) else None
         if num is None or num in m.skip_values:
             return False
         if m.kind == "counter" and (not isinstance(num, int) or num < 0):
@@ -495,14 +546,16 @@ class DevicePoller:
             num = num / divisor
         if scale is not None:
             num = num * scale
+        if m.offset is not None:
+            num = num + m.offset
         out.append(Sample(now, self.device, m.name, num, m.unit, tags))
         return True
 
 
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:
     """A hashable stand-in for tag specs (a Tag holds a dict), equal for equal specs."""
-    return tuple((t.tag, t.index, t.column, t.index_transform, t.via, t.fallback,
-                  tuple(t.mapping.items()) if t.mapping else None, t.regex, t.format) for t in specs)
+    return tuple((t.tag, t.index, t.column, t.index_transform, t.via, t.via_format, t.match, t.fallback,
+                  tuple(t.mapping.items()) if t.mapping else None, t.regex, t.format, t.personal) for t in specs)
 
 
 def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]]) -> dict[str, str]:
@@ -510,16 +563,19 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
     tags: dict[str, str] = {}
     for t in specs:
         if t.index is not None:
-            first, last = (t.index, t.index) if isinstance(t.index, int) else t.index
-            value = ".".join(arcs[first - 1:last])
-            if t.format == "mac":
-                value = mac_text(value) or ""
+            if t.format == "text":
+                value = _index_text(arcs, t.index)
+            else:
+                first, last = (t.index, t.index) if isinstance(t.index, int) else t.index
+                value = ".".join(_arcs(arcs, first, last))
+                if t.format == "mac":
+                    value = mac_text(value) or ""
         else:
             lookup = index
             if t.index_transform is not None:
-                lookup = ".".join(arcs[t.index_transform[0] - 1:t.index_transform[1]])
+                lookup = ".".join(_arcs(arcs, *t.index_transform))
             elif t.via is not None:
-                lookup = as_text(data.get(t.via, {}).get(index)).strip()
+                lookup = _via_lookup(t, data.get(t.via, {}).get(index), data)
             raw: Value = None
             for col in (t.column, *t.fallback):
                 raw = data.get(col or "", {}).get(lookup)
@@ -531,7 +587,8 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
                 value = mac_text(raw) or ""
             elif t.mapping is not None:
                 code = as_number(raw)
-                value = t.mapping.get(code, str(code)) if code is not None else as_text(raw)
+                text = as_text(raw).strip()
+                value = t.mapping.get(code, str(code)) if code is not None else t.mapping.get(text, text)
             else:
                 value = as_text(raw).strip()
             if t.regex:
@@ -542,6 +599,68 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
         if value:
             tags[t.tag] = value
     return tags
+
+
+def _arcs(arcs: list[str], first: int, last: int) -> list[str]:
+    """Arcs `first`..`last` (1-based, inclusive; negative counts from the end: -1 is the last arc).
+
+    >>> _arcs("6.104.40.207.199.233.192.0".split("."), 2, -2), _arcs(["3", "7"], -1, -1)
+    (['104', '40', '207', '199', '233', '192'], ['7'])
+    """
+    n = len(arcs)
+    lo = first - 1 if first > 0 else n + first
+    hi = last if last > 0 else n + last + 1
+    return arcs[lo:hi]
+
+
+def _index_text(arcs: list[str], spec: int | tuple[int, int]) -> str:
+    """A string index as text: `N` is length-prefixed from arc N, `[first, last]` are the characters.
+
+    >>> _index_text("6.87.73.70.73.79.71".split("."), 1), _index_text(["97", "112", "49", "2"], (1, -2))
+    ('WIFIOG', 'ap1')
+    """
+    try:
+        if isinstance(spec, int):
+            start = spec - 1 if spec > 0 else len(arcs) + spec
+            length = int(arcs[start])
+            octets = [int(a) for a in arcs[start + 1:start + 1 + length]]
+            if len(octets) != length:
+                return ""
+        else:
+            octets = [int(a) for a in _arcs(arcs, *spec)]
+        return as_text(bytes(octets)) if all(0 <= o < 256 for o in octets) else ""
+    except ValueError:
+        return ""
+
+
+def _via_lookup(t: Tag, raw: Value, data: dict[str, dict[str, Value]]) -> str:
+    """The row `t.column` is read at, from the value of the metric row's `via` column: that value as the
+    index (a MAC or a string turned into index arcs when `via_format` says so), or, with `match`, the index
+    of the row whose `match` column holds the same value (an AP found by its address)."""
+    if t.via_format == "mac":
+        mac = mac_text(raw)
+        return ".".join(str(int(b, 16)) for b in mac.split(":")) if mac else ""
+    if t.via_format == "text":
+        octets = raw if isinstance(raw, bytes) else as_text(raw).encode()
+        return ".".join([str(len(octets)), *(str(b) for b in octets)])
+    value = as_text(raw).strip()
+    if t.match is None:
+        return value
+    key = f"~match:{t.match}"           # value -> index of the matched column, built once per poll
+    rev = data.get(key)
+    if rev is None:
+        rev = data[key] = {as_text(v).strip(): i for i, v in data.get(t.match, {}).items()}
+    found = rev.get(value, "")
+    return found if isinstance(found, str) else ""
+
+
+def _text_code(raw: Value, regex: str | None) -> str:
+    """A code the device gives as text, after `regex` (its first group, if it has one)."""
+    text = as_text(raw).strip()
+    if regex is not None:
+        mm = re.search(regex, text)
+        text = (mm.group(1) if mm.groups() else mm.group(0)) if mm else ""
+    return text or ""
 
 
 def _uptime_s(scalars: dict[str, Value]) -> float | None:

@@ -112,7 +112,13 @@ class Source(_Strict):
 
 
 class Tag(_Strict):
-    """A tag on every sample of a table metric, taken from the row index or another column."""
+    """A tag on every sample of a table metric, taken from the row index or another column.
+
+    Index arcs are 1-based; a negative arc counts from the end (-1 is the last), for indexes that start with
+    a string of varying length. `format: text` reads index arcs as characters: `index: N` is a length-prefixed
+    string starting at arc N (SNMP's encoding of a variable-length string index), `[first, last]` takes those
+    arcs as they are.
+    """
 
     tag: str
     index: int | tuple[int, int] | None = None   # 1-based arc, or [first, last] arcs of the row index
@@ -120,12 +126,15 @@ class Tag(_Strict):
     index_transform: tuple[int, int] | None = None  # … or by these arcs of the metric's row index
     fallback: tuple[str, ...] = ()               # other columns to try when `column` has no value
     via: str | None = None                       # … or by the value of this column of the metric's row
+    via_format: Literal["mac", "text"] | None = None  # that value is a MAC / a string: index arcs of its octets
+    match: str | None = None                     # … or the row whose `match` column equals the `via` value
     mapping: dict[int | str, str] | None = None
     regex: str | None = None
     static: bool = True                          # names and aliases: re-read only on the slow refresh
-    format: Literal["mac"] | None = None         # a MAC: 6 octets or 6 index arcs -> aa:bb:cc:dd:ee:ff
+    format: Literal["mac", "text"] | None = None  # a MAC: 6 octets or 6 index arcs -> aa:bb:cc:dd:ee:ff
+    personal: bool = False                       # a person's identifier (client MAC): pseudonymised, never in clear
 
-    @field_validator("column", "via")
+    @field_validator("column", "via", "match")
     @classmethod
     def _check_col(cls, v: str | None) -> str | None:
         return None if v is None else _oid(v)
@@ -141,6 +150,14 @@ class Tag(_Strict):
             raise ValueError("give exactly one of `index` or `column`")
         if self.via is not None and self.index_transform is not None:
             raise ValueError("give at most one of `via` or `index_transform`")
+        if (self.via_format is not None or self.match is not None) and self.via is None:
+            raise ValueError("`via_format` and `match` say how to use the `via` value; give `via`")
+        if self.via_format is not None and self.match is not None:
+            raise ValueError("give at most one of `via_format` (the value is an index) or `match` (it is a value)")
+        if self.format == "text" and self.index is None:
+            raise ValueError("`format: text` reads index arcs as characters; give `index`")
+        if self.personal and self.mapping is not None:
+            raise ValueError("a `personal` tag is an identifier, not a code to map")
         return self
 
 
@@ -175,8 +192,9 @@ class Metric(_Strict):
     fallback: tuple[Fallback, ...] = ()
     scale: float | None = None
     regex: str | None = None
-    mapping: dict[int | str, str] | None = None
+    mapping: dict[int | str, str | float] | None = None   # code -> state word (state) or number (gauge)
     skip_values: tuple[int | float | str, ...] = ()
+    offset: float | None = None      # added after `scale`: -256 for a value stored as "actual plus 256"
     tags: tuple[Tag, ...] = ()
     replace: bool = False
     static: bool = False             # e.g. interface speed: changes rarely, still polled on every refresh
@@ -206,6 +224,12 @@ class Metric(_Strict):
             raise ValueError("only a counter has a `rate`")
         if self.kind == "state" and not self.mapping:
             raise ValueError("a state needs a `mapping` of codes to names")
+        if self.mapping and self.kind == "state" and not all(isinstance(v, str) for v in self.mapping.values()):
+            raise ValueError("a state's `mapping` gives words (`up`, `down`), not numbers")
+        if self.mapping and self.kind == "gauge" and any(isinstance(v, str) for v in self.mapping.values()):
+            raise ValueError("a gauge's `mapping` gives numbers (a code that stands for 20 MHz: `1: 20`)")
+        if self.mapping and self.kind in ("counter", "info"):
+            raise ValueError(f"a `{self.kind}` has no `mapping`")
         if self.scalar is not None and self.tags and any(t.index is not None for t in self.tags):
             raise ValueError("a scalar has no row index to tag from")
         if self.scalar is not None and (self.where is not None or self.denominator):
