@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_config, cli_diag, cli_discovery, cli_service, cli_snmp
+from agent import cli_broadband, cli_config, cli_diag, cli_discovery, cli_service, cli_snmp
+from cloud import cli as cli_cloud
 from simulator import cli as cli_sim
 
 app = typer.Typer(
@@ -19,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (cli_config, cli_snmp, cli_service, cli_sim, cli_diag, cli_discovery):
+for module in (cli_config, cli_snmp, cli_service, cli_sim, cli_diag, cli_discovery, cli_broadband, cli_cloud):
     module.register(app)
 
 
