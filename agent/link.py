@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import random
 import ssl
 import threading
@@ -42,8 +43,9 @@ log = logging.getLogger("eduedge.link")
 
 # MQTT 5 PUBACK reason codes after which re-sending the same message cannot succeed.
 PERMANENT_REFUSALS = {0x87, 0x90, 0x95, 0x99}
-ACK_FLUSH_COUNT = 256
-ACK_FLUSH_SECONDS = 0.2
+ACK_BATCH_SECONDS = 0.05
+ACK_BATCH_MAX = 500
+PREFETCH_WINDOWS = 4
 STABLE_CONNECTION_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 
@@ -102,10 +104,16 @@ class Link(threading.Thread):
         self._attempt_started = 0.0
         self._up_since = 0.0
         self._window = cfg.max_inflight
+        self._prefetch = PREFETCH_WINDOWS
         self._mids: dict[int, tuple[int, float]] = {}  # packet id -> (outbox seq, sent at)
         self._session_mids: set[int] = set()  # birth/death: not outbox rows
-        self._acks: list[int] = []
-        self._last_flush = time.monotonic()
+        # PUBACKed seqs are collected here and handed, a batch at a time (one hand-over per batch, not per
+        # message, which would cost a thread switch each), to a second thread that deletes them: a commit waits
+        # for an fsync (tens of ms on a slow disk), and publishing must not wait with it.
+        self._acked: list[int] = []
+        self._acked_since = time.monotonic()
+        self._acks: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._acker = threading.Thread(target=self._ack_loop, name="mqtt-acks", daemon=True)
         self._bd_seq = 0
         self.client = self._make_client(password, client_id or f"eduedge-{env.school}-{env.agent_id}")
 
@@ -139,6 +147,7 @@ class Link(threading.Thread):
     # -- the thread ----------------------------------------------------------------------------------
 
     def run(self) -> None:
+        self._acker.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -149,6 +158,9 @@ class Link(threading.Thread):
                     self._lost("internal error")
             self._shutdown()
         finally:
+            self._hand_over_acks(force=True)
+            self._acks.put(None)
+            self._acker.join(10)
             self._stopped.set()
 
     def _step(self) -> None:
@@ -172,7 +184,8 @@ class Link(threading.Thread):
         rc = self.client.loop(timeout=0.01 if busy else 0.05)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._state != "down":
             self._lost(mqtt.error_string(rc))
-        self._flush_acks()
+        self._hand_over_acks()
+        self.status.inflight = len(self._mids)
 
     def _attempt(self) -> None:
         self._bd_seq = self.outbox.next_bd_seq()
@@ -180,6 +193,9 @@ class Link(threading.Thread):
                                {"bdSeq": self._bd_seq, "reason": "connection_lost"})
         self.client.will_set(self.topic("death"), will, qos=1, retain=False)
         self._attempt_started = time.monotonic()
+        if self.client.max_inflight_messages != self._window:
+            with contextlib.suppress(RuntimeError):  # paho refuses while it thinks a connection is open
+                self.client.max_inflight_messages_set(self._window)
         try:
             rc = self.client.reconnect()
         except (OSError, ssl.SSLError, ValueError) as e:
@@ -222,6 +238,8 @@ class Link(threading.Thread):
         self._mids = {mid: (seq, self._up_since) for mid, (seq, _) in self._mids.items()}
         receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
         self._window = min(self.cfg.max_inflight, receive_max or self.cfg.max_inflight)
+        # paho's own limit can only change between connections: until then, stay within the broker's.
+        self._prefetch = PREFETCH_WINDOWS if self._window == client.max_inflight_messages else 1
         self.status.connected = True
         self.status.since = time.time()
         self.status.bd_seq = self._bd_seq
@@ -248,7 +266,7 @@ class Link(threading.Thread):
             code = reason.value
             self.outbox.release(seq, permanent=code in PERMANENT_REFUSALS, reason=f"PUBACK {reason} (0x{code:02x})")
             return
-        self._acks.append(seq)
+        self._acked.append(seq)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         name = msg.topic.rsplit("/", 1)[-1]
@@ -270,9 +288,11 @@ class Link(threading.Thread):
         self._session_mids.add(info.mid)
 
     def _refill(self) -> None:
-        free = self._window - len(self._mids)
-        # Refill in chunks: one query for many rows costs less than many queries for one.
-        if free < max(1, self._window // 4):
+        # paho puts at most `window` on the wire and sends the next of what we gave it the moment a PUBACK
+        # arrives, so it is given a few windows ahead; refilled in chunks, as one query for many rows costs
+        # less than many queries for one.
+        free = self._window * self._prefetch - len(self._mids)
+        if free < self._window:
             return
         now = time.monotonic()
         for row in self.outbox.take(free):
@@ -283,23 +303,34 @@ class Link(threading.Thread):
             # MQTT_ERR_NO_CONN still queues the message in paho; it goes out after the reconnect.
             self._mids[info.mid] = (row.seq, now)
 
-    def _flush_acks(self, force: bool = False) -> None:
+    def _hand_over_acks(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self._acks and (force or len(self._acks) >= ACK_FLUSH_COUNT or now - self._last_flush >= ACK_FLUSH_SECONDS):
-            acks, self._acks = self._acks, []
-            self.outbox.ack(acks)
-            self.status.delivered += len(acks)
-            self.status.rate_window.append((now, self.status.delivered))
-            self._last_flush = now
-        elif now - self._last_flush >= 1.0:
-            self.status.rate_window.append((now, self.status.delivered))
-            self._last_flush = now
+        if self._acked and (force or len(self._acked) >= ACK_BATCH_MAX or now - self._acked_since >= ACK_BATCH_SECONDS):
+            self._acks.put(self._acked)
+            self._acked = []
+            self._acked_since = now
+
+    def _ack_loop(self) -> None:
         window = self.status.rate_window
-        while len(window) > 2 and now - window[0][0] > 10.0:
-            window.pop(0)
-        if len(window) >= 2 and window[-1][0] > window[0][0]:
-            self.status.rate_per_s = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
-        self.status.inflight = len(self._mids)
+        while True:
+            try:
+                batch = self._acks.get(timeout=1.0)
+            except queue.Empty:
+                batch = []
+            if batch is None:
+                return
+            if batch:
+                try:
+                    self.outbox.ack(batch)
+                except Exception:
+                    log.exception("outbox: could not record %d acknowledgements; they will be sent again", len(batch))
+                self.status.delivered += len(batch)
+            now = time.monotonic()
+            window.append((now, self.status.delivered))
+            while len(window) > 2 and now - window[0][0] > 10.0:
+                window.pop(0)
+            if window[-1][0] > window[0][0]:
+                self.status.rate_per_s = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
 
     def _watchdog(self, now: float) -> None:
         if not self._mids:
@@ -332,10 +363,8 @@ class Link(threading.Thread):
             end = time.monotonic() + timeout
             while time.monotonic() < end and self._state == "up" and (info.mid in self._session_mids or self._mids):
                 self.client.loop(timeout=0.02)
-            self._flush_acks(force=True)
             with contextlib.suppress(Exception):
                 self.client.disconnect()
                 self.client.loop(timeout=0.1)
-        self._flush_acks(force=True)
         self.status.connected = False
         self._state = "down"

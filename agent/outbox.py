@@ -183,7 +183,11 @@ class Outbox:
         self.max_message_bytes = max_message_bytes
         self.compression = compression
         self._now = now
+        # Two connections: the writer (inserts, acks, eviction) under `_lock`, and the reader the link takes
+        # rows through under `_rlock`, so an fsync on the writer never stalls publishing (WAL readers do not
+        # wait for writers). Lock order: `_lock` before `_rlock`; `take` only ever holds `_rlock`.
         self._lock = threading.RLock()
+        self._rlock = threading.RLock()
         self._inflight: dict[int, tuple[int, int]] = {}  # seq -> (size, items)
         self._retry: list[tuple[float, int]] = []
         self._unrecorded: list[Drop] = []  # drops that could not be written yet (disk full)
@@ -239,13 +243,21 @@ class Outbox:
     def _connect(self) -> None:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
         self.db = Database(conn)
+        self.rdb = Database(sqlite3.connect(self.path, check_same_thread=False, timeout=5.0))
         fresh = "outbox" not in self.db.table_names()
         if fresh:
-            # Must precede the first table; lets maintain() give freed pages back to the disk.
+            # Both must precede the first table. auto_vacuum lets maintain() give freed pages back to the disk;
+            # 16 KiB pages keep a typical batch message (10-15 kB) on one page instead of an overflow chain,
+            # which makes deleting acknowledged rows several times cheaper.
+            self.db.execute("PRAGMA page_size=16384")
             self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.enable_wal()
         self.db.execute(f"PRAGMA synchronous={self.synchronous}")
         self.db.execute("PRAGMA busy_timeout=5000")
+        # Debian builds SQLite with secure_delete on, which rewrites every freed page with zeros: for a queue
+        # that deletes each row once it is delivered that doubles the writes. FAST still clears what lies in
+        # pages being written anyway; nothing in the outbox is more secret than what it sends to the cloud.
+        self.db.execute("PRAGMA secure_delete=FAST")
         if fresh:
             self.db["outbox"].create({"seq": int, "kind": str, "priority": int, "topic": str, "payload": bytes,
                                       "size": int, "items": int, "t_first": float, "t_last": float,
@@ -284,8 +296,13 @@ class Outbox:
         self._write_side(seq_ceiling=self._ceiling)
 
     def _quarantine(self, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            self.db.close()
+        with self._lock, self._rlock:
+            self._quarantine_locked(reason)
+
+    def _quarantine_locked(self, reason: str) -> None:
+        for db in (self.db, getattr(self, "rdb", None)):
+            with contextlib.suppress(Exception):
+                db.close()  # type: ignore[union-attr]
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self._now()))
         kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         for suffix in ("", "-wal", "-shm"):
@@ -492,6 +509,10 @@ class Outbox:
         self._evict(self._bytes - target, "disk_budget")
 
     def _evict(self, to_free: int, reason: str) -> None:
+        with self._rlock:  # so that `take` cannot hand out a row while it is being dropped
+            self._evict_locked(to_free, reason)
+
+    def _evict_locked(self, to_free: int, reason: str) -> None:
         gaps = []
         for prio in sorted(PRIORITIES, reverse=True):
             if to_free <= 0:
@@ -564,7 +585,7 @@ class Outbox:
 
     def link_up(self) -> None:
         """Called on every new connection: if the old backlog is gone, what waited until now is the backlog."""
-        with self._lock:
+        with self._rlock:
             if all(self._back_done.values()):
                 for p in PRIORITIES:
                     self._back[p] = self._live[p]
@@ -574,7 +595,15 @@ class Outbox:
 
     def take(self, n: int) -> list[Row]:
         """Up to `n` rows not yet handed out, in sending order; they stay stored until `ack`."""
-        return self._guard(lambda: self._take(n), default=[], retry=False)
+        try:
+            with self._rlock:
+                return self._take(n)
+        except sqlite3.Error as e:
+            if not _is_corruption(e):
+                raise
+            error = str(e)
+        self._quarantine(error)  # outside `_rlock`: quarantining takes `_lock` first
+        return []
 
     def _take(self, n: int) -> list[Row]:
         out: list[Row] = []
@@ -605,9 +634,8 @@ class Outbox:
         return out
 
     def _rows(self, sql: str, params: list[Any]) -> list[Row]:
-        return [Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in
-                self.db.execute(sql.replace("SELECT *", "SELECT seq, kind, priority, topic, payload, size, items"),
-                                params).fetchall()]
+        sql = sql.replace("SELECT *", "SELECT seq, kind, priority, topic, payload, size, items")
+        return [Row(*r) for r in self.rdb.conn.execute(sql, params).fetchall()]
 
     def ack(self, seqs: Sequence[int]) -> None:
         """The broker acknowledged these rows: delete them (one transaction)."""
@@ -621,7 +649,9 @@ class Outbox:
             msgs = len(done)
             items = sum(v[1] for _, v in done)
             with self.db.atomic():
-                self.db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s, _ in done])
+                # Acknowledgements come mostly in seq order: delete runs of consecutive seqs as rowid ranges.
+                self.db.conn.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?",
+                                         _ranges(s for s, _ in done))
                 self.db.conn.execute("UPDATE meta SET v = v + ? WHERE k = 'delivered_messages'", [msgs])
                 self.db.conn.execute("UPDATE meta SET v = v + ? WHERE k = 'delivered_items'", [items])
             self._bytes -= sum(v[0] for _, v in done)
@@ -632,7 +662,7 @@ class Outbox:
 
     def release(self, seq: int, *, permanent: bool, reason: str) -> None:
         """The broker refused a row: retry it later, or (permanent) drop it with a gap record."""
-        with self._lock:
+        with self._lock, self._rlock:
             if seq not in self._inflight:
                 return
             if not permanent:
@@ -670,13 +700,20 @@ class Outbox:
         self._guard(op, retry=False)
 
     def stats(self) -> OutboxStats:
-        with self._lock:
-            return self._guard(lambda: collect_stats(self.db, str(self.path)), OutboxStats(str(self.path)),
-                               retry=False)
+        try:
+            with self._rlock:
+                return collect_stats(self.rdb, str(self.path))
+        except sqlite3.Error as e:
+            if not _is_corruption(e):
+                raise
+            error = str(e)
+        self._quarantine(error)
+        return OutboxStats(str(self.path))
 
     def close(self) -> None:
-        with self._lock, contextlib.suppress(sqlite3.Error):
+        with self._lock, self._rlock, contextlib.suppress(sqlite3.Error):
             self.db.close()
+            self.rdb.close()
 
 
 def collect_stats(db: Database, path: str) -> OutboxStats:
