@@ -208,7 +208,8 @@ async def _connect(host: str, port: int, timeout: float) -> socket.socket:
         raise MeasureError(f"cannot reach the test server {host}:{port}: no answer within {timeout:g} s") from None
     except OSError as e:
         sock.close()
-        raise MeasureError(f"cannot reach the test server {host}:{port}: {e.strerror or e}") from None
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise MeasureError(f"cannot reach the test server {host}:{port}: {reason}") from None
     return sock
 
 
