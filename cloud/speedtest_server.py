@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import signal
@@ -294,7 +295,7 @@ class SpeedtestServer:
             raise Refused(f"unknown test {req.test} (a test ends when its session connection closes)")
         if s.streams >= self.max_streams:
             raise Refused(f"too many streams: test {s.id} has {s.streams} (max {self.max_streams})")
-        seconds = min(req.seconds, s.end - time.monotonic())
+        seconds = min(req.seconds, math.floor((s.end - time.monotonic()) * 10) / 10)   # what is left, rounded down
         if seconds <= 0:
             raise Refused(f"test {s.id} has no time left")
         task = asyncio.current_task()
@@ -379,8 +380,9 @@ class _Echo(asyncio.DatagramProtocol):
         tokens = min(ECHO_RATE / 4, tokens + (now - at) * ECHO_RATE)
         if len(self.buckets) > 100_000:                  # forget idle addresses rather than grow forever
             self.buckets.clear()
-        self.buckets[addr] = (tokens - 1, now)
-        return tokens >= 1
+        allowed = tokens >= 1
+        self.buckets[addr] = (tokens - 1 if allowed else tokens, now)
+        return allowed
 
 
 def read_tokens(path: str) -> frozenset[str]:
