@@ -554,7 +554,7 @@ class DevicePoller:
 
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:
     """A hashable stand-in for tag specs (a Tag holds a dict), equal for equal specs."""
-    return tuple((t.tag, t.index, t.column, t.index_transform, t.via, t.via_format, t.match, t.fallback,
+    return tuple((t.tag, t.value, t.index, t.column, t.index_transform, t.via, t.via_format, t.match, t.fallback,
                   tuple(t.mapping.items()) if t.mapping else None, t.regex, t.format, t.personal) for t in specs)
 
 
@@ -562,7 +562,9 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
     arcs = index.split(".")
     tags: dict[str, str] = {}
     for t in specs:
-        if t.index is not None:
+        if t.value is not None:
+            value = t.value
+        elif t.index is not None:
             if t.format == "text":
                 value = _index_text(arcs, t.index)
             else:

@@ -121,6 +121,7 @@ class Tag(_Strict):
     """
 
     tag: str
+    value: str | None = None                     # a constant: which of several columns the line reads (band)
     index: int | tuple[int, int] | None = None   # 1-based arc, or [first, last] arcs of the row index
     column: str | None = None                    # a column indexed like the metric's table …
     index_transform: tuple[int, int] | None = None  # … or by these arcs of the metric's row index
@@ -146,8 +147,8 @@ class Tag(_Strict):
 
     @model_validator(mode="after")
     def _one_of(self) -> Tag:
-        if (self.index is None) == (self.column is None):
-            raise ValueError("give exactly one of `index` or `column`")
+        if sum(x is not None for x in (self.index, self.column, self.value)) != 1:
+            raise ValueError("give exactly one of `index`, `column` or `value`")
         if self.via is not None and self.index_transform is not None:
             raise ValueError("give at most one of `via` or `index_transform`")
         if (self.via_format is not None or self.match is not None) and self.via is None:
@@ -403,7 +404,8 @@ def _retag(m: Metric, overrides: dict[str, Tag]) -> Metric:
 
 
 def _tagset(m: Metric) -> tuple[str, ...]:
-    return tuple(sorted(t.tag for t in m.tags))
+    """What tells two lines of one metric apart: their tag names, and the values of constant tags."""
+    return tuple(sorted(t.tag if t.value is None else f"{t.tag}={t.value}" for t in m.tags))
 
 
 def _check_units(p: Profile, canonical: dict[str, str]) -> list[str]:
