@@ -27,6 +27,7 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,10 @@ PERMANENT_REFUSALS = {0x87, 0x90, 0x95, 0x99}
 ACK_BATCH_SECONDS = 0.05
 ACK_BATCH_MAX = 500
 PREFETCH_WINDOWS = 4
+# How much is queued ahead of the wire (rows read, messages handed to paho), in seconds of current sending
+# rate: enough to keep a fast link busy, little enough that a new command answer never waits long behind
+# a backlog on a slow school line.
+AHEAD_S = 0.1
 STABLE_CONNECTION_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 
@@ -114,6 +119,10 @@ class Link(threading.Thread):
         self._acked_since = time.monotonic()
         self._acks: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
         self._acker = threading.Thread(target=self._ack_loop, name="mqtt-acks", daemon=True)
+        # Rows are read from SQLite by a third thread, so that the reads overlap with the MQTT work here.
+        self._ready: deque = deque()
+        self._want = threading.Condition()
+        self._feeder = threading.Thread(target=self._feed_loop, name="mqtt-feed", daemon=True)
         self._bd_seq = 0
         self.client = self._make_client(password, client_id or f"eduedge-{env.school}-{env.agent_id}")
 
@@ -148,6 +157,7 @@ class Link(threading.Thread):
 
     def run(self) -> None:
         self._acker.start()
+        self._feeder.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -161,6 +171,7 @@ class Link(threading.Thread):
             self._hand_over_acks(force=True)
             self._acks.put(None)
             self._acker.join(10)
+            self._feeder.join(1)
             self._stopped.set()
 
     def _step(self) -> None:
@@ -287,15 +298,35 @@ class Link(threading.Thread):
         info = self.client.publish(self.topic("birth"), payload, qos=1)
         self._session_mids.add(info.mid)
 
+    def _ahead(self) -> int:
+        """Messages worth AHEAD_S at the current rate, at least one window (paho keeps `window` on the wire and
+        sends the next message it was given the moment a PUBACK arrives)."""
+        extra = int(self.status.rate_per_s * AHEAD_S)
+        return self._window + min(extra, self._window * (self._prefetch - 1))
+
+    def _feed_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._want:
+                want = max(16, min(self._window, int(self.status.rate_per_s * AHEAD_S))) - len(self._ready)
+                if self._state != "up" or want < 8:
+                    self._want.wait(0.05)
+                    continue
+            rows = self.outbox.take(want)
+            if rows:
+                with self._want:
+                    self._ready.extend(rows)
+            else:
+                self._stop.wait(0.02)
+
     def _refill(self) -> None:
-        # paho puts at most `window` on the wire and sends the next of what we gave it the moment a PUBACK
-        # arrives, so it is given a few windows ahead; refilled in chunks, as one query for many rows costs
-        # less than many queries for one.
-        free = self._window * self._prefetch - len(self._mids)
-        if free < self._window:
+        free = self._ahead() - len(self._mids)
+        if free < min(self._window // 4, 16) or not self._ready:
             return
         now = time.monotonic()
-        for row in self.outbox.take(free):
+        with self._want:
+            rows = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
+            self._want.notify()
+        for row in rows:
             info = self.client.publish(row.topic, row.payload, qos=1)
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 self.outbox.release(row.seq, permanent=False, reason="paho queue full")

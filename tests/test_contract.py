@@ -91,6 +91,6 @@ def test_commands_are_an_allow_list_with_validated_arguments(command: str, args:
 
 
 def test_message_ids_are_time_ordered_uuid7() -> None:
-    ids = [uuid7(t) for t in (1.0, 1.001, 2.0)]
+    ids = [uuid7(t) for t in (1.0, 1.5, 2.0)]
     assert ids == sorted(ids) and len(set(ids)) == 3
     assert all(i[14] == "7" for i in ids)
