@@ -54,7 +54,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,16 @@ TOOLS = {"net-snmp": "net-snmp, same OIDs", "tables": "snmpbulkwalk, tables", "e
 IF_TABLES = ["1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"]     # ifTable, ifXTable: the issue's 5.3 µs/value walk
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while a peer is being started takes effect once it is registered for clean-up."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def sh(*args: str) -> None:
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -104,16 +115,18 @@ class Lab:
         """A namespace with `veth_pairs` veth pairs (2 interfaces each) and a veth to the root namespace."""
         self._remove_namespace(name)            # left over from a run that was killed hard
         self._remove_link(link[0])
-        sh("ip", "netns", "add", name)
-        self.namespaces.append(name)
+        with signals_deferred():
+            sh("ip", "netns", "add", name)
+            self.namespaces.append(name)
         batch = self.workdir / f"{name}.batch"
         batch.write_text("link set lo up\n" + "".join(
             f"link add pa{i} type veth peer name pb{i}\nlink set pa{i} up\nlink set pb{i} up\n"
             for i in range(1, veth_pairs + 1)))
         sh("ip", "-n", name, "-batch", str(batch))
         root_if, ns_if, root_addr, ns_addr = link
-        sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", ns_if)
-        self.links.append(root_if)
+        with signals_deferred():
+            sh("ip", "link", "add", root_if, "type", "veth", "peer", "name", ns_if)
+            self.links.append(root_if)
         sh("ip", "link", "set", ns_if, "netns", name)
         sh("ip", "addr", "add", f"{root_addr}/30", "dev", root_if)
         sh("ip", "link", "set", root_if, "up")
@@ -328,10 +341,11 @@ def start_exporter(lab: Lab, targets: list[Target], max_rep: int) -> tuple[subpr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(["prometheus-snmp-exporter", f"--config.file={conf}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    lab.started(lambda: stop_process(proc))
+    with signals_deferred():
+        proc = subprocess.Popen(["prometheus-snmp-exporter", f"--config.file={conf}",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=error"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        lab.started(lambda: stop_process(proc))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -495,8 +509,9 @@ def campus_snmpd(lab: Lab, n: int, ports_per_switch: int) -> tuple[list[tuple[st
         extra = (f"rocommunity public {root_addr}\ndontLogTCPWrappersConnects yes\n"
                  + "".join(f"agentAddress {','.join(f'udp:{ns_addr}:{p}' for p in group[i:i + 20])}\n"
                            for i in range(1, len(group), 20)))
-        agents.append(start_snmpd(host=ns_addr, port=group[0], netns=NS_CAMPUS, extra_config=extra))
-        lab.started(agents[-1].stop)
+        with signals_deferred():
+            agents.append(start_snmpd(host=ns_addr, port=group[0], netns=NS_CAMPUS, extra_config=extra))
+            lab.started(agents[-1].stop)
     return ([(ns_addr, p) for p in ports], [a.proc.pid for a in agents],
             f"{n} net-snmp agents with {ports_per_switch} ports (+ lo + uplink) on {len(agents)} snmpd in "
             f"{NS_CAMPUS} (profile: linux, the IF-MIB columns)")
@@ -505,9 +520,10 @@ def campus_snmpd(lab: Lab, n: int, ports_per_switch: int) -> tuple[list[tuple[st
 def campus_recording(lab: Lab, n: int, recording: str) -> tuple[list[tuple[str, int]], list[int], str]:
     """`n` copies of a real device's recording, each on its own loopback port, served by a child process."""
     path = REALDEVICES / "snmprec" / f"{recording}.snmprec"
-    proc = subprocess.Popen([sys.executable, __file__, "--serve-recording", str(path), "--serve-count", str(n)],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
-    lab.started(lambda: stop_process(proc))
+    with signals_deferred():
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-recording", str(path), "--serve-count", str(n)],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+        lab.started(lambda: stop_process(proc))
     assert proc.stdout is not None
     ports = json.loads(proc.stdout.readline() or "[]")
     if len(ports) != n:
@@ -593,9 +609,10 @@ async def campus(endpoints: list[tuple[str, int]], agent_pids: list[int], title:
 def big_agent(lab: Lab, pairs: int) -> SnmpdServer:
     lab.namespace(NS_BIG, pairs, LINK_BIG)
     _, _, root_addr, ns_addr = LINK_BIG
-    server = start_snmpd(host=ns_addr, port=161, netns=NS_BIG,
-                         extra_config=f"rocommunity public {root_addr}\ndontLogTCPWrappersConnects yes\n")
-    lab.started(server.stop)
+    with signals_deferred():
+        server = start_snmpd(host=ns_addr, port=161, netns=NS_BIG,
+                             extra_config=f"rocommunity public {root_addr}\ndontLogTCPWrappersConnects yes\n")
+        lab.started(server.stop)
     return server
 
 
@@ -604,8 +621,9 @@ def recordings_agent(lab: Lab, names: list[str]) -> SnmpsimServer:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise SystemExit(f"recordings not found: {', '.join(missing)} (set EDUEDGE_REALDEVICES)")
-    server = start_snmpsim(paths, port=free_udp_port())
-    lab.started(server.stop)
+    with signals_deferred():
+        server = start_snmpsim(paths, port=free_udp_port())
+        lab.started(server.stop)
     return server
 
 
@@ -635,7 +653,9 @@ def main() -> None:
         return
     if os.geteuid() != 0:
         raise SystemExit("run as root: the bench creates network namespaces")
+    # explicitly for SIGINT too: a shell starts background jobs with SIGINT ignored, and kill -INT must work
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     lab = Lab()
     try:
         profiles = load_profiles()
