@@ -255,8 +255,11 @@ def test_a_password_from_a_file_is_used_and_never_logged(tmp_path: Path, caplog:
     try:
         caplog.set_level("DEBUG")
         box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**7)
-        good = Link(MqttConfig(broker=b.address, username="school", password={"file": str(tmp_path / "secret")},
-                               reconnect_min=0.1, reconnect_max=0.5), box, ENV, birth, password="s3cret-Pa55")
+        (tmp_path / "secret").write_text("s3cret-Pa55\n")
+        cfg = MqttConfig(broker=b.address, username="school", password={"file": str(tmp_path / "secret")},
+                         reconnect_min=0.1, reconnect_max=0.5)
+        assert cfg.password is not None
+        good = Link(cfg, box, ENV, birth, password=cfg.password.read("mqtt.password"))
         good.start()
         deadline = time.monotonic() + 10
         while not good.status.connected and time.monotonic() < deadline:
