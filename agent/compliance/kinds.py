@@ -10,10 +10,10 @@ without a change here. Metrics from collectors that do not exist yet are marked 
 |               | host.if_speed_mbps of the WAN port (tag role=wan); the uplink's speed     | host, SNMP       |
 | statistic     | wan.reachable (1/0 per probe), wan.loss_percent, wan.rtt_ms,              | broadband (#5)   |
 |               | wan.rtt_loaded_ms (RTT during a capacity test)                            |                  |
-| wifi-coverage | per zone and interval, tags zone + zone_type: wifi.zone_client_minutes,   | Wi-Fi (#6)       |
-|               | wifi.zone_good_client_minutes (signal per standards.wifi_signal),         |                  |
-|               | wifi.zone_aps_up (APs of the zone up)                                      |                  |
-| wifi-access   | wifi.probe_down_mbps (tag zone), else wifi.zone_phy_median_mbps            | Wi-Fi (#6)       |
+| wifi-coverage | per zone and interval, tags zone + zone_type: wifi.zone_aps_up, client-   | agent/wifi_      |
+|               | minutes with and without signal, radio-minutes busy/noisy (wifi.zone_*)   | coverage.py      |
+| wifi-access   | wifi.probe_down_mbps (tag zone), else wifi.zone_phy_median_mbps, else     | agent/wifi_      |
+|               | wifi.zone_radio_phy_mbps                                                  | coverage.py      |
 | device-ratio  | inventory.learning_devices (count; the newest of each series is summed)   | devices (#8)     |
 |               | and school.enrolment from the configuration                                |                  |
 | (report only) | wifi.zone_clients (clients associated, tags zone), drawn by `diag --html`  | Wi-Fi (#6)       |
@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 import operator
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent import wifi_coverage
 from agent.config import AgentConfig
 from agent.findings import Finding, Problem, Status, worst
 from agent.samples import Sample
@@ -425,127 +426,21 @@ def judge_statistic(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
 
 
 # -- Wi-Fi ---------------------------------------------------------------------------------------------
-
-def _configured_zones(cfg: AgentConfig) -> dict[str, str]:
-    """{zone: zone type} of the APs placed in the configuration (zone = the AP's room, else its name)."""
-    return {d.room or d.name: d.zone for d in cfg.snmp.devices if d.role == "ap" and d.zone}
-
+# The zone-by-zone judgement lives beside the zone samples it reads (agent/wifi_coverage.py).
 
 def judge_wifi_coverage(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
-    assert rule.zone_types is not None
-    wanted = None if "all" in rule.zone_types else set(rule.zone_types)
-    per: dict[str, dict[str, Any]] = defaultdict(lambda: {"type": None, "client_minutes": 0.0, "good": 0.0,
-                                                         "ap_samples": 0, "ap_up": 0})
-    for zone, ztype in _configured_zones(ctx.cfg).items():
-        per[zone]["type"] = ztype
-    for metric, key in (("wifi.zone_client_minutes", "client_minutes"), ("wifi.zone_good_client_minutes", "good")):
-        for s in ctx.samples(metric, rule):
-            z = per[s.tags.get("zone", s.device)]
-            z["type"] = z["type"] or s.tags.get("zone_type")
-            z[key] += float(s.value) if isinstance(s.value, int | float) else 0.0
-    for s in ctx.samples("wifi.zone_aps_up", rule):
-        z = per[s.tags.get("zone", s.device)]
-        z["type"] = z["type"] or s.tags.get("zone_type")
-        z["ap_samples"] += 1
-        z["ap_up"] += 1 if isinstance(s.value, int | float) and s.value >= 1 else 0
-    zones = {k: v for k, v in per.items() if wanted is None or v["type"] in wanted}
-    rows, problems, missing, statuses = [], [], [], []
-    for zone, z in sorted(zones.items()):
-        presence = 100.0 * z["ap_up"] / z["ap_samples"] if z["ap_samples"] else None
-        share = 100.0 * z["good"] / z["client_minutes"] if z["client_minutes"] else None
-        label = f"{z['type'] or 'zone'} zone {zone}"
-        status: Status
-        if presence is None:
-            status, reason = "unknown", "no AP state (wifi.zone_aps_up) in the window"
-            missing.append(f"{label}: AP state (wifi.zone_aps_up)")
-        elif presence < rule.presence:
-            status, reason = "fail", f"an AP was up only {num(presence)} % of the time (needs {num(rule.presence)} %)"
-            problems.append(Problem(rule_id, "fail", f"{label}: no AP up for {num(100 - presence)} % of school hours",
-                                    "check the AP's power (PoE) and its switch port", "room", 1 - presence / 100))
-        elif z["client_minutes"] < rule.min_client_minutes:
-            status = "unknown"
-            reason = f"only {num(z['client_minutes'])} client-minutes (needs {rule.min_client_minutes})"
-            missing.append(f"{label}: client-minutes ({num(z['client_minutes'])} of {rule.min_client_minutes})")
-        elif share is not None and share < rule.zone_share:
-            status = "fail"
-            reason = f"{num(share)} % of client-minutes with a usable signal (needs {num(rule.zone_share)} %)"
-            problems.append(Problem(rule_id, "fail", f"{label}: only {num(share)} % of client-minutes had a usable "
-                                    "signal", "a coverage hole: check the AP's power and channel, or add an AP",
-                                    "room", 1 - share / rule.zone_share))
-        else:
-            status, reason = "pass", f"{num(share)} % of {num(z['client_minutes'])} client-minutes with a usable signal"
-        statuses.append(status)
-        rows.append({"zone": zone, "type": z["type"], "status": status, "reason": reason,
-                     "presence_percent": None if presence is None else round(presence, 2),
-                     "good_share_percent": None if share is None else round(share, 2),
-                     "client_minutes": z["client_minutes"]})
-    for row in rows:
-        if row["status"] == "unknown":
-            problems.append(Problem(rule_id, "unknown", f"{row['type'] or 'zone'} zone {row['zone']}: {row['reason']}",
-                                    "check that the Wi-Fi controller or APs are polled", "room", 1.0))
-    signal = {k: v.model_dump() for k, v in ctx.cfg.standards.wifi_signal.items()}
-    evidence = {"zones": rows, "zone_types": rule.zone_types, "signal": signal, "zone_share_percent": rule.zone_share,
-                "presence_percent": rule.presence, "min_client_minutes": rule.min_client_minutes}
-    window = (ctx.now - rule.window, ctx.now)
-    types = "every zone" if wanted is None else ", ".join(sorted(wanted)) + " zones"
-    if not rows:
-        what = f"no Wi-Fi zones of the required types ({types}) in the configuration or the data"
-        return _base(rule, rule_id, ctx, "unknown", None, what, evidence, window, [what],
-                     [Problem(rule_id, "unknown", what, "give the APs a `zone` (type) and `room` in snmp.devices",
-                              "school", 1.0)])
-    covered = 100.0 * statuses.count("pass") / len(statuses)
-    possible = 100.0 * (statuses.count("pass") + statuses.count("unknown")) / len(statuses)
-    assert rule.threshold is not None
-    status = "pass" if covered >= rule.threshold else "unknown" if possible >= rule.threshold else "fail"
-    why = (f"{statuses.count('pass')} of {len(rows)} {types} covered; {statuses.count('fail')} not, "
-           f"{statuses.count('unknown')} unknown")
-    return _base(rule, rule_id, ctx, status, round(covered, 2), why, evidence, window, missing, problems)
+    assert rule.zone_types is not None and rule.threshold is not None
+    j = wifi_coverage.judge_coverage(rule, rule_id, lambda m: ctx.samples(m, rule), ctx.cfg, ctx.hours_text(rule))
+    return _base(rule, rule_id, ctx, j.status, j.value, j.why, j.evidence, (ctx.now - rule.window, ctx.now),
+                 j.missing, j.problems)
 
 
 def judge_wifi_access(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     assert rule.threshold is not None
-    threshold = rule.threshold
-    window = (ctx.now - rule.window, ctx.now)
-    probes = [s for s in ctx.samples(rule.measures, rule) if isinstance(s.value, int | float)]
-    problems: list[Problem] = []
-    if probes:
-        by_zone: dict[str, list[float]] = defaultdict(list)
-        for s in probes:
-            by_zone[s.tags.get("zone", s.device)].append(float(s.value))
-        rows = {z: percentile(v, 20) for z, v in sorted(by_zone.items())}
-        for z, v in rows.items():
-            if not _OPS[rule.op](v, threshold):
-                problems.append(Problem(rule_id, "fail", f"zone {z}: the Wi-Fi probe measured {num(v)} Mbit/s",
-                                        "check the AP's channel width, band and load", "room", 1 - v / threshold))
-        value = min(rows.values())
-        status: Status = "fail" if problems else "pass"
-        why = f"a Wi-Fi probe measured {num(value)} Mbit/s at the slowest of {len(rows)} zone(s) (p20)"
-        return _base(rule, rule_id, ctx, status, value, why, {"decided_by": "active probe", "zones": rows}, window,
-                     [], problems)
-    phy = [s for s in ctx.samples("wifi.zone_phy_median_mbps", rule) if isinstance(s.value, int | float)]
-    if phy:
-        by_zone = defaultdict(list)
-        for s in phy:
-            by_zone[s.tags.get("zone", s.device)].append(float(s.value))
-        rows = {z: _statistic("median", v) for z, v in sorted(by_zone.items())}
-        need = rule.phy_factor * threshold
-        for z, v in rows.items():
-            if v < need:
-                problems.append(Problem(rule_id, "fail", f"zone {z}: clients negotiate a median {num(v)} Mbit/s PHY "
-                                        f"rate (stands for {num(v / rule.phy_factor)} Mbit/s)",
-                                        "check the AP's band, channel width and signal; old clients slow a radio",
-                                        "room", 1 - v / need))
-        value = min(rows.values())
-        why = (f"no Wi-Fi probe; the clients' median PHY rate is {num(value)} Mbit/s at the slowest zone, against "
-               f"{num(need)} ({num(rule.phy_factor)} × {num(threshold)})")
-        return _base(rule, rule_id, ctx, "fail" if problems else "pass", value, why,
-                     {"decided_by": "negotiated PHY rate (proxy)", "phy_needed_mbps": need, "zones": rows}, window, [],
-                     problems)
-    what = [f"{rule.measures} (a Wi-Fi probe's throughput)", "wifi.zone_phy_median_mbps (clients' PHY rates)"]
-    return _base(rule, rule_id, ctx, "unknown", None, f"no Wi-Fi throughput or PHY rates in the last "
-                 f"{duration(rule.window)}", {}, window, what,
-                 [Problem(rule_id, "unknown", "no Wi-Fi throughput or PHY-rate data",
-                          "check that the Wi-Fi controller or APs are polled", "room", 1.0)])
+    j = wifi_coverage.judge_access(rule, rule_id, lambda m: ctx.samples(m, rule), lambda v: percentile(v, 20),
+                                   f"the last {duration(rule.window)}")
+    return _base(rule, rule_id, ctx, j.status, j.value, j.why, j.evidence, (ctx.now - rule.window, ctx.now),
+                 j.missing, j.problems)
 
 
 # -- device ratio --------------------------------------------------------------------------------------
