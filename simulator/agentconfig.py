@@ -1,9 +1,9 @@
 """The agent configuration that points an eduedge agent at a running simulated campus.
 
 It is an ordinary agent configuration (agent/config.py; `eduedge config check` accepts it): the school
-from the campus file, one SNMP device per simulated agent with its `host:port`, zone and room, a
-community read from a file in the state directory, the campus's uplink, and the MQTT broker when the
-campus runs one.
+from the campus file, one SNMP device per simulated agent with its `host:port`, zone and room, the
+campus's zones with their types (wifi.zones), a community read from a file in the state directory, the
+campus's uplink, and the MQTT broker when the campus runs one.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def agent_config(world: World, state: SimState) -> dict:
                  "devices": devices},
         "host": {"enabled": False},
     }
+    # the campus's zones, typed; the controller's APs are placed by their AP group, which is their zone
+    cfg["wifi"] = {"zones": {z.name: {"type": z.kind, "rooms": z.rooms} for z in c.zones}}
     root = next(s for s in c.switches if s.uplink.to in ("gateway", c.gateway.name))
     cfg["topology"] = {"uplink": {"device": root.name, "port": world.nodes[root.name].ports[root.uplink.port].name},
                        "backbone_roles": ["core", "distribution"]}

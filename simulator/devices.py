@@ -13,8 +13,11 @@ What is edited, and what is left as recorded:
   moment of the request;
 - ENTITY-MIB serial numbers are made unique per device;
 - wireless tables follow the vendor MIB of the recording: HUAWEI-WLAN-* on a Huawei AC (the managed
-  APs, their radios, VAPs, SSID counts and one station row per client with RSSI/SNR), UBNT-UniFi VAP
-  rows on a UniFi AP. Other wireless recordings serve their tables as recorded.
+  APs with their run state, their radios with state, width, noise floor and client count, VAPs, SSID
+  counts and one station row per client with RSSI, SNR in 0.1 dB as STATION-MIB V1.47 says, and the PHY
+  rate its SNR allows), UBNT-UniFi VAP rows on a UniFi AP. A radio's noise floor is its zone's RSSI mean
+  minus its SNR mean, so that the described signal and noise agree. Other wireless recordings serve their
+  tables as recorded.
 Everything else (vendor CPU/memory tables, sensors, printer supplies, UPS state) is served as recorded.
 """
 
@@ -326,13 +329,19 @@ def _huawei_wlan(world: World, node: Node, values: dict[OID, Value]) -> Table:
         values[(*HW_AP_ENTRY, 3, *idx)] = _s(ap.model or "")
         values[(*HW_AP_ENTRY, 4, *idx)] = _s(ap.name)
         values[(*HW_AP_ENTRY, 5, *idx)] = _s(ap.zone)
+        values[(*HW_AP_ENTRY, 6, *idx)] = _run_state(world, ap.name, 8, 4)   # hwWlanApRunState normal / fault
         values[(*HW_AP_ENTRY, 7, *idx)] = _s(version)
         values[(*HW_AP_ENTRY, 13, *idx)] = encode_value(IP_ADDRESS, f"198.18.{128 + n // 250}.{n % 250 + 1}")
         for r, radio in enumerate(ap.spec.radios):  # type: ignore[union-attr]
             ridx = (*idx, r)
             rmac = mac_plus(ap.mac, 16 * r)
             values[(*HW_RADIO_ENTRY, 5, *ridx)] = _i(1 if radio.band == "2.4" else 2)
+            values[(*HW_RADIO_ENTRY, 6, *ridx)] = _run_state(world, ap.name, 1, 2)   # hwWlanRadioRunState up / down
             values[(*HW_RADIO_ENTRY, 7, *ridx)] = _i(radio.channel)
+            values[(*HW_RADIO_ENTRY, 10, *ridx)] = _i(1 if radio.band == "2.4" else 4)    # ht20 / ht80
+            zone = world.campus.zone(ap.zone)
+            values[(*HW_RADIO_ENTRY, 24, *ridx)] = _i(round(zone.rssi_dbm.mean - zone.snr_db.mean))
+            values[(*HW_RADIO_ENTRY, 40, *ridx)] = count(ap.name, r, None)
             values[(*HW_RADIO_ENTRY, 20, *ridx)] = _s(rmac)
             values[(*HW_RADIO_ENTRY, 25, *ridx)] = _utilisation(world, ap.name, r)
             values[(*HW_RADIO_ENTRY, 29, *ridx)] = _g(seed(ap.name, r, "interference") % 5)
@@ -364,16 +373,39 @@ def _huawei_wlan(world: World, node: Node, values: dict[OID, Value]) -> Table:
                 radio = radios[s.radio]
                 rows[(*HW_STA_ENTRY, 3, *idx)] = _s(ap.mac)
                 rows[(*HW_STA_ENTRY, 4, *idx)] = _s(ap.name)
+                rows[(*HW_STA_ENTRY, 6, *idx)] = _g(s.radio)
                 rows[(*HW_STA_ENTRY, 7, *idx)] = _i(1 if radio.band == "2.4" else 2)
                 rows[(*HW_STA_ENTRY, 9, *idx)] = _i(radio.channel)
+                rate = phy_rate(radio.band, s.snr_db)
+                rows[(*HW_STA_ENTRY, 14, *idx)] = _g(rate)
+                rows[(*HW_STA_ENTRY, 15, *idx)] = _g(rate)
                 rows[(*HW_STA_ENTRY, 16, *idx)] = _s(ssids[s.ssid] if s.ssid < len(ssids) else ssids[0])
                 rows[(*HW_STA_ENTRY, 24, *idx)] = _i(100 + s.ssid)
                 rows[(*HW_STA_ENTRY, 30, *idx)] = _online(s.since)
                 rows[(*HW_STA_ENTRY, 42, *idx)] = _i(s.rssi_dbm)
-                rows[(*HW_STA_ENTRY, 44, *idx)] = _i(s.snr_db)
+                rows[(*HW_STA_ENTRY, 44, *idx)] = _i(s.snr_db * 10)     # hwWlanStaSnrUs is in 0.1 dB
         return rows
 
     return Table((*HW_WLAN, 18), stations, world.shape)
+
+
+def _run_state(world: World, ap: str, up: int, down: int) -> Callable[[float], bytes]:
+    return lambda now: _i(down if world.is_down(ap, now) else up)
+
+
+# PHY rates (Mbit/s) two spatial streams reach at an SNR, 20 MHz at 2.4 GHz and 80 MHz at 5/6 GHz (802.11n/ac
+# MCS tables, long guard interval), for the minimum SNR each MCS needs: a client's rate follows its signal.
+_RATES = {"2.4": ((35, 144), (30, 130), (25, 117), (20, 87), (15, 58), (10, 29), (0, 13)),
+          "5": ((35, 866), (30, 702), (25, 585), (20, 390), (15, 234), (10, 117), (0, 58))}
+
+
+def phy_rate(band: str, snr_db: int) -> int:
+    """The PHY rate a client with this SNR is served at.
+
+    >>> phy_rate("5", 33), phy_rate("2.4", 12), phy_rate("6", 40)
+    (702, 29, 866)
+    """
+    return next(rate for need, rate in _RATES["2.4" if band == "2.4" else "5"] if snr_db >= need)
 
 
 def _online(since: float) -> Callable[[float], bytes]:
