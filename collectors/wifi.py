@@ -130,8 +130,8 @@ class WifiSnapshot:
     time: float
     aps: list[Ap]
     clients: list[Client]
-    ssids: dict[str, int]                   # the controllers' own counts per SSID (summed over bands)
-    devices: dict[str, dict[str, Any]]      # per polled device: answered, errors, reported AP and client counts
+    ssids: dict[str, int]                   # the controllers' own counts per SSID (summed over bands and devices)
+    devices: dict[str, dict[str, Any]]      # per polled device: answered, errors, its AP, client and SSID counts
 
     def zone_aps(self) -> dict[str, list[Ap]]:
         out: dict[str, list[Ap]] = {}
@@ -177,7 +177,10 @@ def snapshot(polls: Iterable[DevicePoll], cfg: AgentConfig, now: float | None = 
             elif s.metric.startswith("wifi.client_"):
                 _client(clients, poll.device, name, s)
             elif s.metric == "wifi.ssid_clients" and "ap" not in s.tags and "radio" not in s.tags:
-                ssids[s.tags.get("ssid", "?")] = ssids.get(s.tags.get("ssid", "?"), 0) + int(s.value)
+                name = s.tags.get("ssid", "?")
+                ssids[name] = ssids.get(name, 0) + int(s.value)
+                own = info[poll.device].setdefault("ssids", {})
+                own[name] = own.get(name, 0) + int(s.value)
             else:
                 ap = aps.get((poll.device, name))
                 if ap is None:
