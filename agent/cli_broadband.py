@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.text import Text
 
 from agent.config import AgentConfig, BroadbandConfig, ConfigError, SecretError, load_config
-from collectors.broadband_engine import Engine, MeasureOptions, Progress, parse_server
+from collectors.broadband_engine import Engine, MeasureOptions, Progress, parse_server, server_text
 from collectors.broadband_result import BroadbandResult
 from collectors.broadband_schedule import ExclusiveLock
 
@@ -136,6 +136,7 @@ def register(app: typer.Typer) -> None:
         and the ceiling of the gateway's WAN port."""
         err = Console(stderr=True)
         try:
+            server = server_text(*parse_server(server)) if server else None
             b, cfg = _settings(config, server)
             update = {k: v for k, v in (("server", server), ("engine", engine), ("iperf3_server", iperf3_server),
                                         ("streams", streams), ("duration", duration)) if v is not None}

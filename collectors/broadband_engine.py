@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import math
 import os
 import re
 import secrets
@@ -54,6 +55,7 @@ SLOT = 0.25                             # the series and the stability rule work
 STABLE_SLOTS = 4
 STABLE_CV = 0.05
 TICK = 0.1
+STALL_IN_WINDOW = 1.0                   # this long without a byte inside the window: the link dropped, no figure
 GAP = 0.5                               # quiet between phases, so one direction's queue does not reach the next
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 COUNTER_BITS = 64 if sys.maxsize > 2**32 else 32
@@ -66,6 +68,15 @@ class MeasureError(Exception):
 def parse_server(text: str) -> tuple[str, int]:
     """`host`, `host:port`, `eest://host:port` or `[v6]:port` -> (host, port)."""
     return split_host_port(re.sub(r"^eest://", "", text.strip()).rstrip("/"), DEFAULT_PORT)
+
+
+def server_text(host: str, port: int) -> str:
+    """HOST:PORT as people (and split_host_port) write it.
+
+    >>> server_text("::1", 5201), server_text("198.19.100.2", 5201)
+    ('[::1]:5201', '198.19.100.2:5201')
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -385,6 +396,26 @@ def window(points: list[tuple[float, int]], start: float, seconds: float) -> tup
     return total, subs
 
 
+def longest_silence(points: list[tuple[float, int]], start: float, end: float) -> tuple[float, float]:
+    """The longest run of 250 ms slots in [start, end] in which nothing arrived: (seconds, when it began).
+
+    >>> longest_silence([(0.0, 0), (1.0, 1000), (2.5, 1000), (3.0, 2000)], 0.0, 3.0)
+    (1.5, 1.0)
+    """
+    best, best_at, run, run_at = 0.0, start, 0.0, start
+    k = math.ceil(start / SLOT - 1e-9)
+    while (k + 1) * SLOT <= end + 1e-9:
+        if bytes_at(points, (k + 1) * SLOT) - bytes_at(points, k * SLOT) <= 0:
+            run_at = run_at if run else k * SLOT
+            run += SLOT
+            if run > best:
+                best, best_at = run, run_at
+        else:
+            run = 0.0
+        k += 1
+    return best, best_at
+
+
 @dataclass
 class PhaseState:
     """Snapshots of one direction in progress: (seconds since the phase began, bytes that arrived)."""
@@ -418,7 +449,7 @@ class Engine:
 
     async def run(self) -> BroadbandResult:
         opts = self.opts
-        result = BroadbandResult(time.time(), f"{self.host}:{self.port}" if self.host else "", self.engine_name)
+        result = BroadbandResult(time.time(), server_text(self.host, self.port) if self.host else "", self.engine_name)
         iface = self.wan_interface or (route_interface(self.host, self.port) if self.host else None)
         if iface:
             result.port = self.port_info = port_info(iface, ":" in (self.host or ""))
@@ -611,8 +642,8 @@ async def _measure(engine: Engine, th: Throughput, phase: PhaseState, moved: lis
         if arrived != last_bytes:
             last_bytes, last_change = arrived, now
         elif now - last_change >= opts.stall_after:
-            when = f"after {t:.1f} s" if arrived else "from the start"
-            raise MeasureError(f"no data arrived for {opts.stall_after:g} s {when}: the link stalled")
+            raise MeasureError(f"no data arrived for {now - last_change:.1f} s, from {t - (now - last_change):.1f} s "
+                               f"into the {th.direction}load: the link stalled")
         if now - t0 > limit:
             raise MeasureError(f"the {th.direction}load did not finish within {limit:g} s")
         if phase.start is None and phase.points:
@@ -623,6 +654,10 @@ async def _measure(engine: Engine, th: Throughput, phase: PhaseState, moved: lis
         rate = slot_rates(phase.points, t, 1)[-1][1] if phase.points and t >= SLOT else None
         engine.progress(Progress(th.direction, now - t0, opts.warmup_max + opts.duration, rate,
                                  prober.last_rtt if prober else None, phase.start is not None))
+    gap, at = longest_silence(phase.points, phase.start, phase.start + opts.duration)
+    if gap >= STALL_IN_WINDOW:
+        raise MeasureError(f"no data arrived for {gap:.1f} s, from {at:.1f} s into the {th.direction}load: "
+                           "the link stalled")
     th.mbps, th.intervals_mbps = window(phase.points, phase.start, opts.duration)
     th.seconds, th.warmup_s, th.stable = opts.duration, phase.start, phase.stable
     th.series = slot_rates(phase.points, phase.points[-1][0])
