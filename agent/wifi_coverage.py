@@ -26,8 +26,9 @@ Two halves:
    the zone samples of the rule's window (school hours). A zone is:
    - unknown when no AP state was seen, or its client-minutes are fewer than the rule's minimum;
    - failed when no AP was up for the rule's share of the time (presence), when fewer than `zone_share` %
-     of its client-minutes had the signal, or when its radios were over capacity or too noisy for more than
-     the rest (100 - zone_share %) of their radio-minutes;
+     of its client-minutes had the signal, when its radios were over capacity for more than the rest
+     (100 - zone_share %) of their radio-minutes, or - judged on radio evidence alone - too noisy for as
+     long (measured client SNRs outrank the noise floor);
    - covered otherwise. Per-client signal decides where the vendor reports it; where it does not, the
      radio-level evidence (noise, utilisation, clients per radio) does, and the zone's row says which.
    Access bandwidth is decided by a wireless probe's throughput where one exists, else by the clients' PHY
@@ -303,12 +304,17 @@ def _zone_verdict(rule: Any, cfg: AgentConfig, zone: str, z: _Window, hours_text
         reason = (f"only {_num(minutes)} client-minutes in {hours_text} (needs {rule.min_client_minutes})"
                   if minutes else f"no clients in {hours_text}")
         hint = "too little use to judge yet: the zone is judged once its clients have used it for longer"
-    elif share is not None and z.client_minutes >= rule.min_client_minutes and share < rule.zone_share:
+    elif z.client_minutes >= rule.min_client_minutes and share is not None and share < rule.zone_share:
         status = "fail"
         reason = (f"{_num(share)} % of {_num(z.client_minutes)} client-minutes had a usable signal "
                   f"({_num(need.rssi_dbm)} dBm, SNR {_num(need.snr_db)} dB; needs {_num(rule.zone_share)} %)")
         hint, shortfall = "a coverage hole: check the AP's power and channel, or add an AP", 1 - share / rule.zone_share
-    elif noisy is not None and noisy > allowance:
+    elif z.client_minutes < rule.min_client_minutes and not z.radio_minutes:
+        status = "unknown"
+        reason = f"no per-client signal and no radio data in {hours_text}"
+        hint = "the vendor reports neither; place a wireless probe in the zone"
+    elif z.client_minutes < rule.min_client_minutes and noisy is not None and noisy > allowance:
+        # measured client SNRs outrank the noise floor; without them, the noise floor says what SNR is possible
         status = "fail"
         reason = (f"noise floor above {_num(need.rssi_dbm - need.snr_db)} dBm for {_num(noisy)} % of radio-minutes: a "
                   f"client at {_num(need.rssi_dbm)} dBm cannot reach SNR {_num(need.snr_db)} dB")
@@ -319,16 +325,11 @@ def _zone_verdict(rule: Any, cfg: AgentConfig, zone: str, z: _Window, hours_text
         reason = (f"radios over capacity ({_num(cap.utilization_percent)} % utilisation or "
                   f"{cap.clients_per_radio} clients) for {_num(busy)} % of radio-minutes")
         hint, shortfall = "overloaded: add an AP or a 5 GHz radio, or move clients off 2.4 GHz", min(1.0, busy / 100)
-    elif share is None or z.client_minutes < rule.min_client_minutes:
-        if not z.radio_minutes:
-            status = "unknown"
-            reason = f"no per-client signal and no radio data in {hours_text}"
-            hint = "the vendor reports neither; place a wireless probe in the zone"
-        else:
-            status = "pass"
-            reason = (f"no per-client signal reported; radios up and within capacity and noise for "
-                      f"{_num(100 - max(busy or 0, noisy or 0))} % of {_num(z.radio_minutes)} radio-minutes, "
-                      f"{_num(minutes)} client-minutes served")
+    elif z.client_minutes < rule.min_client_minutes:
+        status = "pass"
+        reason = (f"no per-client signal reported; radios up and within capacity and noise for "
+                  f"{_num(100 - max(busy or 0, noisy or 0))} % of {_num(z.radio_minutes)} radio-minutes, "
+                  f"{_num(minutes)} client-minutes served")
     else:
         status = "pass"
         reason = f"{_num(share)} % of {_num(z.client_minutes)} client-minutes with a usable signal"

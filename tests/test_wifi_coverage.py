@@ -202,3 +202,10 @@ def test_a_standalone_ap_that_does_not_answer_is_down_in_its_zone():
     silent = DevicePoll("ap-dorm", "127.0.0.1:161", NOW, None, errors=["ap-dorm: timeout"])
     (a,) = snapshot([silent], config()).aps
     assert (a.zone, a.zone_type, a.room, a.up) == ("dorm", "dormitory", "D101", False)
+
+
+def test_measured_client_snr_outranks_a_high_noise_floor():
+    rounds = minutes(40, lambda t: snap(t, ap("ap-a", "A101", GOOD, noise=-85), ap("ap-o", "O1", GOOD),
+                                        ap("ap-h", "Hall", GOOD)))
+    z = zones(judge(rounds))["A101"]
+    assert z["status"] == "pass" and z["noisy_radio_percent"] == 100 and z["decided_by"] == "per-client signal"
