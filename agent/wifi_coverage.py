@@ -41,6 +41,7 @@ Two halves:
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,8 @@ from typing import Any
 from agent.config import AgentConfig, WifiCapacity, WifiSignal
 from agent.findings import Problem, Status
 from agent.samples import Sample
-from collectors.wifi import WifiSnapshot, median
+from collectors.snmp.poller import DevicePoll
+from collectors.wifi import WifiSnapshot, median, snapshot, wireless_devices
 
 SUMMARY_DEVICE = "gateway"
 FALLBACK_SIGNAL = "public"
@@ -172,6 +174,38 @@ class ZoneTracker:
             if z.radio_phy:
                 add("wifi.zone_radio_phy_mbps", median(z.radio_phy) or 0.0, "Mbit/s")
         return out
+
+
+class WifiRounds:
+    """Gathers the daemon's polls of the controllers and APs (each its own job) into rounds: a round closes
+    when every wireless device has reported since the last one, or when the oldest report waits longer than
+    the poll interval (a device that does not answer does not hold up the others); a closed round is a
+    snapshot, and its zone samples are returned. Safe to call from several threads."""
+
+    def __init__(self, cfg: AgentConfig):
+        self.cfg = cfg
+        self.devices = {d.name: d for d in wireless_devices(cfg)}
+        self.tracker = ZoneTracker(cfg)
+        self._pending: dict[str, DevicePoll] = {}
+        self._lock = threading.Lock()
+
+    def add(self, poll: DevicePoll) -> list[Sample]:
+        if poll.device not in self.devices:
+            return []
+        with self._lock:
+            out: list[Sample] = []
+            if poll.device in self._pending:      # it reports again before the others: they are late
+                out = self._close()
+            self._pending[poll.device] = poll
+            oldest = min(p.time for p in self._pending.values())
+            wait = max((d.interval or self.cfg.snmp.defaults.interval) for d in self.devices.values())
+            if set(self._pending) == set(self.devices) or poll.time - oldest >= wait:
+                out += self._close()
+            return out
+
+    def _close(self) -> list[Sample]:
+        polls, self._pending = list(self._pending.values()), {}
+        return self.tracker.samples(snapshot(polls, self.cfg, now=max(p.time for p in polls)))
 
 
 # -- judging ---------------------------------------------------------------------------------------------

@@ -209,3 +209,24 @@ def test_measured_client_snr_outranks_a_high_noise_floor():
                                         ap("ap-h", "Hall", GOOD)))
     z = zones(judge(rounds))["A101"]
     assert z["status"] == "pass" and z["noisy_radio_percent"] == 100 and z["decided_by"] == "per-client signal"
+
+
+def test_the_daemons_polls_make_rounds_when_every_wifi_device_reported_or_one_is_late():
+    from agent.wifi_coverage import WifiRounds
+
+    def poll(device: str, t: float, zone_ap: str) -> DevicePoll:
+        p = DevicePoll(device, "127.0.0.1:161", t, Identity(profile="x"))
+        p.samples.append(Sample(t, device, "wifi.radio_channel", 36, "channel", {"ap": zone_ap, "radio": "1"}))
+        return p
+
+    cfg = config(aps=[{"ap": "ap-a", "zone": "A101"}])
+    rounds = WifiRounds(cfg)
+    assert rounds.add(DevicePoll("sw-1", "x", NOW, None)) == []             # not a Wi-Fi device
+    dorm = DevicePoll("ap-dorm", "x", NOW, Identity(profile="ubiquiti-unifi-ap"))
+    dorm.samples.append(Sample(NOW, "ap-dorm", "wifi.radio_channel", 6, "channel", {"radio": "ng"}))
+    assert rounds.add(poll("ac-1", NOW, "ap-a")) == []                     # waits for ap-dorm
+    out = {(s.tags["zone"], s.metric): s.value for s in rounds.add(dorm)}
+    assert out[("A101", "wifi.zone_aps_up")] == 1 and out[("dorm", "wifi.zone_aps_up")] == 1
+    assert rounds.add(poll("ac-1", NOW + 60, "ap-a")) == []
+    late = {(s.tags["zone"], s.metric) for s in rounds.add(poll("ac-1", NOW + 121, "ap-a"))}
+    assert ("A101", "wifi.zone_aps_up") in late and ("dorm", "wifi.zone_aps_up") not in late   # ap-dorm is late
