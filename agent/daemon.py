@@ -92,6 +92,8 @@ class Collectors:
     """The configured collectors as jobs: builds them from a configuration, runs them, keeps their state."""
 
     def __init__(self, cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, previous: Collectors | None = None):
+        from agent.pseudonym import pseudonymizer
+        from agent.wifi_coverage import WifiRounds
         from collectors.snmp.client import SnmpAuth, SnmpClient
         from collectors.snmp.poller import DevicePoller
         from collectors.snmp.profiles import load_profiles
@@ -103,8 +105,11 @@ class Collectors:
         self.devices = {d.name: d for d in cfg.snmp.devices}
         self.rates = previous.rates if previous else RateTracker()
         self.profile_errors: list[str] = []
+        self.wifi: WifiRounds | None = None
         if cfg.snmp.devices:
             profiles = load_profiles(cfg.snmp.profile_dirs)
+            # Wi-Fi clients' MACs leave a poll only as this school's pseudonyms (agent/pseudonym.py)
+            pseudo = pseudonymizer(cfg) if any(d.role in ("wlc", "ap") for d in cfg.snmp.devices) else None
             self.profile_errors = profiles.errors
             auths = {name: SnmpAuth.from_config(c, name) for name, c in cfg.snmp.credentials.items()
                      if any(d.credentials == name for d in cfg.snmp.devices)}
@@ -127,9 +132,11 @@ class Collectors:
                                         oids_per_request=dflt.oids_per_request)
                     self.pollers[d.name] = DevicePoller(client, profiles, self.rates, forced_profile=d.profile,
                                                         deadline=d.deadline or dflt.deadline,
-                                                        static_refresh=dflt.static_refresh)
+                                                        static_refresh=dflt.static_refresh, pseudonymizer=pseudo)
                 name = f"snmp:{d.name}"
                 self.jobs[name] = Job(name, d.interval or dflt.interval, "snmp", d.name)
+            if pseudo is not None:
+                self.wifi = WifiRounds(cfg)     # zone samples once every controller and AP has reported
         self.host = None
         if cfg.host.enabled:
             from collectors.host import HostCollector
@@ -275,6 +282,8 @@ class Daemon:
             poll = fut.result()
             samples = poll.samples
             self._store(samples)
+            if cols.wifi is not None:
+                self._store(cols.wifi.add(poll))
             if poll.errors:
                 error = "; ".join(poll.errors)
             ident = poll.identity.to_dict() if poll.identity else None
