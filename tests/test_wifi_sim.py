@@ -15,8 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -267,3 +272,34 @@ def test_eduedge_wifi_shows_zones_aps_radios_clients_and_what_is_weak(lesson, tm
     assert "ap-weak, zone teaching-weak: 20 of 20 clients below -67 dBm / SNR 25 dB" in weak
     assert "ap-busy, zone office-busy radio 1 (5 GHz): 80 clients (limit 50)" in weak
     assert not any(m in result.output for m in _clear_macs(lesson))
+
+
+def test_the_daemon_sends_zone_samples_and_never_a_client_mac(lesson, tmp_path):
+    """`eduedge run` on the campus (outbox only, debug logging): zone samples are stored to send; the clients'
+    MACs are in neither the outbox database (with its WAL) nor the log."""
+    doc = yaml.safe_load(Path(lesson.state.agent_config).read_text())
+    doc["agent"].update({"data_dir": str(tmp_path / "data"), "log_level": "debug"})
+    for d in doc["snmp"]["devices"]:
+        d["interval"] = "2s"
+    cfg_path = tmp_path / "agent.yaml"
+    cfg_path.write_text(yaml.safe_dump(doc))
+    log = tmp_path / "agent.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("eduedge")), "run", "--config", str(cfg_path)],
+                                stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and b"wifi.zone_good_client_minutes" not in _outbox_bytes(tmp_path):
+            time.sleep(0.5)
+        time.sleep(4)                                 # a few more rounds
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    stored, logged = _outbox_bytes(tmp_path), log.read_text()
+    assert b"wifi.zone_good_client_minutes" in stored and b"wifi.client_rssi_dbm" in stored
+    leaks = [s for m in _clear_macs(lesson) for s in _spellings(m) if s.encode() in stored or s in logged]
+    assert leaks == [] and "DEBUG" in logged
+
+
+def _outbox_bytes(root: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in (root / "data").glob("outbox.db*")) if (root / "data").is_dir() else b""
