@@ -20,7 +20,9 @@ touched by a reload; changes to `mqtt`, `outbox`, `school` or `agent` take effec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -236,9 +238,14 @@ class Daemon:
         if job.collector == "snmp":
             assert job.device is not None
             fut = asyncio.run_coroutine_threadsafe(cols._poll(job.device), self.aloop)
-            fut.add_done_callback(lambda f: self.pool.submit(self._store_poll, cols, job, f, t0))
+            fut.add_done_callback(lambda f: self._to_pool(self._store_poll, cols, job, f, t0))
         else:
-            self.pool.submit(self._run_host, cols, job, t0)
+            self._to_pool(self._run_host, cols, job, t0)
+
+    def _to_pool(self, fn: Callable[..., None], *args: Any) -> None:
+        # While shutting down the pool refuses work: that result is dropped unstored, like a poll cut short.
+        with contextlib.suppress(RuntimeError):
+            self.pool.submit(fn, *args)
 
     def _finish(self, job: Job, t0: float, samples: int, error: str | None) -> None:
         job.last_duration_s = round(time.monotonic() - t0, 3)
@@ -371,7 +378,7 @@ class Daemon:
 
     def state(self) -> dict[str, Any]:
         return {
-            "pid": __import__("os").getpid(), "running": not self._stop.is_set(), "started": self.started,
+            "pid": os.getpid(), "running": not self._stop.is_set(), "started": self.started,
             "config": str(self.config_path.resolve()), "config_digest": self.digest,
             "agent": self.env.agent_id, "school": self.cfg.school.id, "boot_id": self.env.boot_id,
             "link": self.link.status.to_dict() if self.link else None,

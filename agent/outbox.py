@@ -456,39 +456,48 @@ class Outbox:
         return specs
 
     def _insert(self, specs: list[tuple], extra: Callable[[], None] | None = None) -> int:
-        """Allocate seqs, build payloads, make room, and write all rows in one transaction."""
-        seq0 = self._next_seq
-        rows = []
-        now = self._now()
-        seq = seq0
-        for kind, prio, build, items, t_first, t_last in specs:
-            payload = compress(build(seq), self.compression)
-            if len(payload) > self.max_message_bytes:
-                log.error("outbox: a %s message of %d bytes exceeds mqtt.max_message_bytes (%d); dropped",
-                          kind, len(payload), self.max_message_bytes)
-                self._unrecorded.append(Drop(kind, "too_large", 1, items))
-                continue
-            rows.append({"seq": seq, "kind": kind, "priority": prio, "topic": topic(self.env.city, self.env.school,
-                                                                                     kind),
-                         "payload": payload, "size": len(payload), "items": items, "t_first": t_first,
-                         "t_last": t_last, "created": now})
-            seq += 1
+        """Make room, allocate seqs, build payloads, and write all rows in one transaction.
+
+        Rows become visible in seq order (every write holds `_lock`, and gap records written while making
+        room get their seqs before these rows): the link's cursors rely on never seeing a lower seq appear
+        after a higher one.
+        """
+        rows = self._build(specs, self._next_seq)
         if not rows:
             return 0
-        size = sum(r["size"] for r in rows)
-        # These seqs are taken from here on, even if the write fails (a hole is harmless, a reuse is not);
-        # gap records written while making room get the seqs after them.
+        self._make_room(sum(r["size"] for r in rows))
+        if rows[0]["seq"] != self._next_seq:  # gap records took the seqs: number the rows after them
+            rows = self._build(specs, self._next_seq, count_drops=False)
+        seq = rows[-1]["seq"] + 1
+        # These seqs are taken from here on, even if the write fails (a hole is harmless, a reuse is not).
         self._next_seq = seq
         if seq - 1 >= self._ceiling:
             self._reserve(seq - 1)
-        self._make_room(size)
         with self.db.atomic():
             self.db["outbox"].insert_all(rows, batch_size=500)
-            self.db.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [self._next_seq])
+            self.db.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [seq])
             if extra is not None:
                 extra()
-        self._bytes += size
+        self._bytes += sum(r["size"] for r in rows)
         return len(rows)
+
+    def _build(self, specs: list[tuple], seq: int, count_drops: bool = True) -> list[dict[str, Any]]:
+        rows = []
+        now = self._now()
+        for kind, prio, build, items, t_first, t_last in specs:
+            payload = compress(build(seq), self.compression)
+            if len(payload) > self.max_message_bytes:
+                if count_drops:
+                    log.error("outbox: a %s message of %d bytes exceeds mqtt.max_message_bytes (%d); dropped",
+                              kind, len(payload), self.max_message_bytes)
+                    self._unrecorded.append(Drop(kind, "too_large", 1, items))
+                continue
+            rows.append({"seq": seq, "kind": kind, "priority": prio,
+                         "topic": topic(self.env.city, self.env.school, kind), "payload": payload,
+                         "size": len(payload), "items": items, "t_first": t_first, "t_last": t_last,
+                         "created": now})
+            seq += 1
+        return rows
 
     # -- the disk budget ---------------------------------------------------------------------------
 
@@ -590,7 +599,10 @@ class Outbox:
                 for p in PRIORITIES:
                     self._back[p] = self._live[p]
                     self._back_done[p] = False
-                self._mark = self._next_seq - 1
+                # What the reader can see now, not what writers have allocated: a row being written at this
+                # moment becomes visible later, above this mark, as live data.
+                self._mark = self.rdb.conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
+                self._mark = max(self._mark, *self._live.values())
                 self._live = dict.fromkeys(PRIORITIES, self._mark)
 
     def take(self, n: int) -> list[Row]:

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,12 @@ class Receiver:
     host: str
     port: int
     topic: str = "edu/v1/#"
-    messages: list[Received] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._raw: list[tuple[str, bytes, float]] = []
+        self._messages: list[Received] = []
+        self._problems: list[str] = []
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv311, clean_session=False)
@@ -57,36 +58,50 @@ class Receiver:
             raise RuntimeError(f"receiver could not subscribe on {self.host}:{self.port}")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
-        if "/cmd/" in m.topic:
-            return
-        try:
-            msg = contract.decode(m.payload)
-        except contract.ContractError as e:
+        # Only store here: validating takes milliseconds per message, and a receiver that falls behind the
+        # broker would make tests wait for messages that were delivered long ago.
+        if "/cmd/" not in m.topic:
             with self._lock:
-                self.problems.append(f"{m.topic}: {e}")
-            return
-        found = contract.problems(msg)
-        kind = m.topic.rsplit("/", 1)[-1]
-        if isinstance(msg, dict) and (msg.get("schema") or {}).get("name") != kind:
-            found.append(f"schema.name {msg.get('schema')} does not match the topic")
+                self._raw.append((m.topic, m.payload, time.monotonic()))
+
+    def _sync(self) -> None:
+        """Decode and validate what arrived since the last call (in the test's thread)."""
         with self._lock:
-            self.problems += [f"{m.topic}: {p}" for p in found]
-            self.messages.append(Received(m.topic, msg, time.monotonic()))
+            new, self._raw = self._raw, []
+        for topic, payload, at in new:
+            try:
+                msg = contract.decode(payload)
+            except contract.ContractError as e:
+                self._problems.append(f"{topic}: {e}")
+                continue
+            found = contract.problems(msg)
+            kind = topic.rsplit("/", 1)[-1]
+            if isinstance(msg, dict) and (msg.get("schema") or {}).get("name") != kind:
+                found.append(f"schema.name {msg.get('schema')} does not match the topic")
+            self._problems += [f"{topic}: {p}" for p in found]
+            self._messages.append(Received(topic, msg, at))
+
+    @property
+    def messages(self) -> list[Received]:
+        self._sync()
+        return list(self._messages)
+
+    @property
+    def problems(self) -> list[str]:
+        self._sync()
+        return list(self._problems)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [r.msg for r in self.messages if r.kind == kind]
+        return [r.msg for r in self.messages if r.kind == kind]
 
     def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float = 30.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._lock:
-                pass
             if predicate(self):
                 return
             time.sleep(0.05)
         kinds = {}
-        for r in list(self.messages):
+        for r in self.messages:
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}; received {kinds}")
 

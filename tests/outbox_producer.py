@@ -1,4 +1,4 @@
-"""A heavy publisher for the kill -9 test: the agent's own Outbox and Link, fed as fast as SQLite takes it.
+"""A heavy publisher for the kill -9 test: the agent's own Outbox and Link, fed ~10,000 samples a second.
 
     python tests/outbox_producer.py DATA_DIR BROKER ROUND        # produce until killed
     python tests/outbox_producer.py DATA_DIR BROKER drain        # produce nothing, exit once delivered
@@ -45,7 +45,7 @@ def main() -> None:
         box.add_samples([Sample(now, "sw-1", "test.counter", i + k, "", {"round": round_}) for k in range(BATCH)])
         i += BATCH
         print(round_, i - 1, flush=True)
-        time.sleep(0.002)
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":

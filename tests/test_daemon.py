@@ -237,3 +237,40 @@ def test_the_mqtt_outbox_config_snippet_is_a_valid_configuration(tmp_path: Path)
     cfg = load_config(write_config(tmp_path / "c.yaml", None, tmp_path / "data", **snippet))
     assert cfg.mqtt is not None and cfg.mqtt.max_message_bytes == 256 * 1024 and cfg.outbox.max_bytes == 512 * 2**20
     assert cfg.commands.interval_max == 3600
+
+
+@pytest.mark.integration
+def test_a_dead_device_never_holds_up_the_other_collectors(tmp_path: Path, broker: Broker) -> None:
+    import socket
+
+    black_hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes requests, never answers
+    black_hole.bind(("127.0.0.1", 0))
+    rx = Receiver(broker.host, broker.port)
+    cfg = write_config(
+        tmp_path / "eduedge.yaml", broker.address, tmp_path / "data",
+        snmp={"credentials": {"c": {"version": "2c", "community": {"env": "EDUEDGE_TEST_COMMUNITY"}}},
+              # every request to this switch waits out its 3 s timeout, twice
+              "devices": [{"name": "sw-dead", "host": f"127.0.0.1:{black_hole.getsockname()[1]}", "credentials": "c",
+                           "interval": "2s", "timeout": "3s", "retries": 1, "deadline": "20s"}]},
+        host={"enabled": True, "interval": "1s"})
+    env = {**os.environ, "EDUEDGE_TEST_COMMUNITY": "public"}
+    p = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg)], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        rx.wait_for(lambda r: any(e["kind"] == "device.unreachable" for m in r.of("events") for e in m["events"]),
+                    30, "sw-dead reported unreachable")
+        order = [(m.kind, m.msg) for m in rx.messages if m.kind in ("metrics", "events")]
+        first_dead = next(i for i, (k, m) in enumerate(order)
+                          if k == "events" and any(e["kind"] == "device.unreachable" for e in m["events"]))
+        host_batches = [m for k, m in order[:first_dead] if k == "metrics"
+                        and any(s["device"] == "gateway" for s in m["samples"])]
+        # The host collector ran (every second) again and again while the dead switch's first poll waited.
+        assert len(host_batches) >= 3
+        event = next(e for m in rx.of("events") for e in m["events"] if e["kind"] == "device.unreachable")
+        assert event["device"] == "sw-dead" and "sw-dead" in event["message"]
+    finally:
+        p.terminate()
+        p.wait(20)
+        rx.close()
+        black_hole.close()
+    assert rx.problems == []

@@ -5,6 +5,7 @@ Every message the receiver sees is validated against the contract (tests/mqtt_he
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -138,8 +139,11 @@ def _kill_rounds(tmp_path: Path, broker: Broker, rounds: int) -> None:
                 last = proc.stdout.readline() or last
             proc.send_signal(signal.SIGKILL)
             rest = proc.stdout.read()
-            lines = [ln for ln in [last, *rest.splitlines()] if ln.strip()]
-            committed[name] = int(lines[-1].split()[1])
+            # A kill can cut the last line short; a cut number is still a lower bound of what was committed.
+            done = [int(f[1]) for f in (ln.split() for ln in [last, *rest.splitlines()])
+                    if len(f) == 2 and f[0] == name and f[1].isdigit()]
+            assert done, f"{name}: no progress line in {[last, rest[-200:]]}"
+            committed[name] = done[-1]
         finally:
             proc.kill()
             proc.wait()
@@ -147,8 +151,9 @@ def _kill_rounds(tmp_path: Path, broker: Broker, rounds: int) -> None:
     out, _ = drain.communicate(timeout=120)
     assert "drained" in out
     total = sum(v + 1 for v in committed.values())
-    rx.wait_for(lambda r: len({(s["tags"]["round"], s["value"]) for m in r.of("metrics") for s in m["samples"]})
-                >= total, 60, "every committed sample")
+    with contextlib.suppress(AssertionError):  # on a timeout, the checks below say which round lacks what
+        rx.wait_for(lambda r: len({(s["tags"]["round"], s["value"]) for m in r.of("metrics") for s in m["samples"]})
+                    >= total, 60, "every committed sample")
     time.sleep(0.5)
     rx.close()
     assert rx.problems == []
@@ -162,7 +167,8 @@ def _kill_rounds(tmp_path: Path, broker: Broker, rounds: int) -> None:
     for name, last_committed in committed.items():
         got = sorted(i for (rn, i) in seen if rn == name)
         # What a round stored is a prefix 0..n (each batch is one transaction); all of it arrived.
-        assert got == list(range(len(got))), f"{name}: a hole in what arrived"
+        holes = sorted(set(range(max(got, default=-1) + 1)) - set(got))
+        assert not holes, f"{name}: {len(holes)} samples missing, first {holes[:5]}, last committed {last_committed}"
         assert len(got) >= last_committed + 1, f"{name}: committed up to {last_committed}, received {len(got)}"
     assert all(len(ids) == 1 for ids in seen.values()), "a sample arrived in two different messages"
     seqs = [m["seq"] for m in rx.of("metrics")]
@@ -176,7 +182,7 @@ def test_kill_9_during_heavy_publishing_loses_nothing_and_duplicates_keep_their_
 
 @pytest.mark.soak
 def test_kill_9_soak_100_rounds(tmp_path: Path, broker: Broker) -> None:
-    _kill_rounds(tmp_path, broker, rounds=100)
+    _kill_rounds(tmp_path, broker, rounds=int(os.environ.get("EDUEDGE_SOAK_ROUNDS", "100")))
 
 
 def test_disk_budget_drops_only_old_metrics_and_the_gap_records_arrive(tmp_path: Path, broker: Broker) -> None:
