@@ -6,7 +6,7 @@ Threads and who owns what:
 - one asyncio loop thread: every SNMP poll (one job per device, each with its own deadline, at most
   `snmp.defaults.concurrency` at once), so a dead switch never holds up another;
 - a small thread pool: the host collector and storing results in the outbox;
-- the MQTT link thread (agent/link.py), which alone talks to the broker.
+- the MQTT link's threads (agent/link.py), which alone talk to the broker.
 
 The scheduler only *starts* work; a job still running when its time comes again is skipped, not queued,
 so a slow collector neither piles up nor delays the others or the link.

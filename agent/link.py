@@ -1,7 +1,9 @@
 """The MQTT link: takes rows from the outbox, publishes them at QoS 1, and acknowledges them on PUBACK.
 
 One thread owns the paho client (callback API v2, MQTT 5 or 3.1.1) and drives its network loop itself,
-so that it decides when to (re)connect, with which last will:
+so that it decides when to (re)connect, with which last will; a feeder thread reads the next rows from the
+outbox and an acknowledgement thread deletes delivered rows, so that SQLite reads and fsyncs overlap with
+the MQTT work instead of stalling it.
 
 - Every CONNECT gets a new bdSeq (persisted by the outbox) and a last will `death` carrying it; the first
   thing sent on a connection is the `birth` with the same bdSeq; a clean shutdown publishes `death`
