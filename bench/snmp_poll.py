@@ -70,10 +70,11 @@ from agent.rates import RateTracker  # noqa: E402
 from collectors.snmp.client import SnmpAuth, SnmpClient, Value  # noqa: E402
 from collectors.snmp.poller import DevicePoller, poll_many  # noqa: E402
 from collectors.snmp.profiles import ProfileSet, load_profiles  # noqa: E402
+from simulator.shared import realdevices_dir  # noqa: E402
 from simulator.snmpd import SnmpdServer, start_snmpd  # noqa: E402
 from simulator.snmpsim import SnmpsimServer, free_udp_port, start_snmpsim  # noqa: E402
 
-REALDEVICES = Path(os.environ.get("EDUEDGE_REALDEVICES", REPO.parent / "shared" / "realdevices"))
+REALDEVICES = realdevices_dir()
 NS_BIG, NS_CAMPUS = "eduedge-bench-snmp", "eduedge-bench-campus"
 # (root-side veth, namespace-side veth, root address, namespace address): 198.18.0.0/15 is for benchmarks
 LINK_BIG = ("ebench0", "ebench1", "198.19.250.1", "198.19.250.2")

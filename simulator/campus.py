@@ -16,7 +16,6 @@ the next free classroom port of a switch in its zone, and without `room` gets th
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,10 +24,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from agent.config import Duration, School
 from agent.yamlfile import YamlDoc, YamlFileError, dotted, load_yaml, parse_yaml, validation_errors
+from simulator.shared import realdevices_dir
 
 # the recorded real devices live beside the checkout (never copied into it); tests may point elsewhere
-REALDEVICES = Path(os.environ.get("EDUEDGE_REALDEVICES", Path(__file__).resolve().parents[2] / "shared" / "realdevices")
-                   ) / "snmprec"
+REALDEVICES = realdevices_dir() / "snmprec"
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ZoneKind = Literal["teaching", "office", "public", "dormitory", "outdoor"]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from simulator.shared import realdevices_dir
+
 REPO = Path(__file__).resolve().parents[1]
-# The recordings stay where the team keeps them, beside the checkout (they are GPL test data of LibreNMS
-# and are not copied into this repository). A checkout elsewhere finds them through the variable.
-_CANDIDATES = [os.environ.get("EDUEDGE_REALDEVICES"), REPO.parent / "shared" / "realdevices",
-               "/work/shared/realdevices"]
-REALDEVICES = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "snmprec").is_dir()),
-                   REPO.parent / "shared" / "realdevices")
+REALDEVICES = realdevices_dir()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -4,7 +4,6 @@ broken pack is refused with its file, line and field. `eduedge rules` lists them
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,11 +13,11 @@ import pytest
 
 from agent.compliance import PackError, load_pack, load_packs, pack_paths
 from agent.config import ConfigError, load_config
+from simulator.shared import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
-_SEEDS = [os.environ.get("EDUEDGE_SEEDS"), REPO.parent / "shared" / "seeds", "/work/shared/seeds"]
-SEEDS = next((Path(c) for c in _SEEDS if c and Path(c).is_dir()), REPO.parent / "shared" / "seeds")
+SEEDS = shared_dir() / "seeds"
 PACKS = ["yinchuan-2018", "hebei-2019", "moe-2019", "national-2019", "ningxia-2019", "ningxia-2025"]
 
 
