@@ -374,6 +374,7 @@ class StandardsConfig(Strict):
     packs: list[str] = []
     pack_dirs: list[Path] = []
     overrides: dict[str, float] = {}
+    assess_interval: Duration = Field(300.0, ge=5)   # how often the daemon judges the rules and reports findings
     school_hours: SchoolHours = SchoolHours()
     # What a Wi-Fi client-minute needs to count as covered, by zone type: the project's proposal
     # (Cisco's video-grade -67 dBm / 25 dB for teaching; see ../shared/STANDARDS.md), a city may change it.
