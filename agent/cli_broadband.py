@@ -22,12 +22,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from agent.config import AgentConfig, BroadbandConfig, ConfigError, SecretError, load_config
+from agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from agent.config import AgentConfig, BroadbandConfig, ConfigError, SecretError
 from collectors.broadband_engine import Engine, MeasureOptions, Progress, parse_server, server_text
 from collectors.broadband_result import BroadbandResult
 from collectors.broadband_schedule import ExclusiveLock
 
-DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
 _PHASE = {"connect": "connecting", "idle": "idle latency", "down": "download", "up": "upload", "done": "done"}
 
@@ -51,7 +51,8 @@ def describe(r: BroadbandResult) -> list[str]:
         ramp = (f"ramp-up {th.warmup_s:.1f} s excluded" if th.stable else
                 f"ramp-up did not settle, measured after {th.warmup_s:.1f} s")
         mark = "  PORT-LIMITED" if th.direction in limited else ""
-        lines.append(f"  {name:<9} {th.mbps:8.1f} Mbit/s{mark}  ({th.streams} streams, {th.seconds:g} s, {ramp}{subs})")
+        how = f"{th.streams} streams, {th.seconds:.1f} s, {ramp}{subs}"
+        lines.append(f"  {name:<9} {th.mbps:8.1f} Mbit/s{mark}  ({how})")
     idle = r.idle
     loaded = [f"{_f(t.loaded.median_ms)} ms during {t.direction}load" for t in r.directions
               if t.loaded and t.loaded.answered]
@@ -112,7 +113,7 @@ def _settings(config: Path | None, server: str | None) -> tuple[BroadbandConfig,
     path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     if path is None:
         return BroadbandConfig(server=server), None
-    cfg = load_config(path)
+    cfg = config_or_exit(path)
     return cfg.broadband, cfg
 
 

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -207,6 +208,29 @@ def test_a_token_server_echoes_to_the_test_that_authenticated():
         r = measure(w.port, MeasureOptions(streams=2, duration=2, warmup_max=1, idle_probes=10, directions=("down",)),
                     token="s3cret")
     assert r.problems == [] and r.idle is not None and r.idle.loss_percent == 0 and r.down.mbps > 0
+
+
+@pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
+def test_iperf3_as_the_capacity_engine_with_eduedges_probes_for_latency():
+    from collectors.broadband_iperf3 import iperf3_runner
+
+    s = _bound(socket.SOCK_STREAM)
+    port = s.getsockname()[1]
+    s.close()
+    iperf = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        with wan(None) as w:
+            r = measure(w.port, MeasureOptions(streams=2, duration=2, warmup_max=1, idle_probes=10),
+                        phase_runner=iperf3_runner("127.0.0.1", port), engine_name="iperf3")
+    finally:
+        iperf.terminate()
+        iperf.wait(10)
+    print(show(r))
+    assert r.problems == [] and r.engine == "iperf3"
+    assert all(t.engine == "iperf3" and t.mbps > 100 and len(t.intervals_mbps) == 2 for t in r.directions)
+    assert r.idle.answered and r.down.loaded is not None and r.down.loaded.answered
 
 
 # -- every way it can go wrong: a reason, never a figure ---------------------------------------------
