@@ -307,7 +307,7 @@ class BroadbandCollector:
         ceiling = port.ceiling_mbps if port else None
         out: dict[str, float | None] = {}
         for d, configured in (("down", self.cfg.capacity_down_mbps), ("up", self.cfg.capacity_up_mbps)):
-            measured = [getattr(r, d).mbps for r in self.results if getattr(r, d) and getattr(r, d).mbps]
+            measured = [getattr(r, d).mbps for r in list(self.results) if getattr(r, d) and getattr(r, d).mbps]
             out[d] = configured or (median(measured) if measured else None) or ceiling
         return out
 
@@ -356,7 +356,8 @@ class BroadbandCollector:
         return out
 
     def lock_held(self) -> bool:
-        return self._mutex.locked()
+        """A test runs now: this agent's, or a technician's `eduedge speedtest` on the same box."""
+        return self._mutex.locked() or self.lock.busy()
 
     def monitor(self, now: float) -> list[Sample]:
         assert self.server is not None

@@ -132,6 +132,15 @@ class ExclusiveLock:
         self._fd = fd
         return True
 
+    def busy(self) -> bool:
+        """Whether someone holds it now (another process, or another thread of this one)."""
+        if self._fd is not None:
+            return True
+        if not self.acquire():
+            return True
+        self.release()
+        return False
+
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):

@@ -264,8 +264,8 @@ def test_the_budget_survives_a_restart_and_starts_again_each_day(tmp_path):
 def test_only_one_test_holds_the_lock(tmp_path):
     a, b = ExclusiveLock(tmp_path / "bb.lock"), ExclusiveLock(tmp_path / "bb.lock")
     with a as got:
-        assert got and not b.acquire()
-    assert b.acquire()
+        assert got and not b.acquire() and b.busy() and a.busy()
+    assert not b.busy() and b.acquire()
     b.release()
 
 
