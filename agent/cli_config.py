@@ -6,7 +6,20 @@ from pathlib import Path
 
 import typer
 
-from agent.config import ConfigError, load_config
+from agent.config import AgentConfig, ConfigError, load_config
+
+# Where the packaged service (config/eduedge.service) and every command look unless told otherwise.
+DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
+
+
+def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
+    """The configuration at `path`; otherwise print every problem (file, line, field) and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for line in e.problems:
+            typer.echo(f"{prefix}{line}", err=True)
+        raise typer.Exit(2) from None
 
 
 def check_config(path: Path) -> list[str]:
@@ -25,11 +38,6 @@ def register(app: typer.Typer) -> None:
     @config_app.command("check")
     def check(path: Path = typer.Argument(..., help="the configuration file")) -> None:
         """Validate FILE; print every problem with its file, line and field, and exit 2 if any."""
-        problems = check_config(path)
-        for line in problems:
-            typer.echo(line, err=True)
-        if problems:
-            raise typer.Exit(2)
-        cfg = load_config(path)
+        cfg = config_or_exit(path)
         typer.echo(f"{path}: OK - school {cfg.school.id} ({cfg.school.type}), "
                    f"{len(cfg.snmp.devices)} SNMP devices")

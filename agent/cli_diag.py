@@ -26,10 +26,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from agent.cli_config import DEFAULT_CONFIG, config_or_exit
 from agent.compliance import PackError, RuleSet, assess, load_packs, load_rules, pack_paths
 from agent.compliance.html import ChartData, chart_data, render_html
 from agent.compliance.kinds import num
-from agent.config import AgentConfig, ConfigError, SecretError, load_config, split_host_port
+from agent.config import AgentConfig, SecretError, split_host_port
 from agent.daemon import HOST_DEVICE
 from agent.findings import Finding, Problem, rank_problems
 from agent.samplestore import SampleStore
@@ -38,7 +39,6 @@ from collectors.snmp.client import SnmpAuth, SnmpClient
 from collectors.snmp.poller import DevicePoller, poll_many
 from collectors.snmp.profiles import load_profiles
 
-DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE = 0, 1, 2, 3
 _LABEL = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN", "port-limited": "PORT-LIMITED"}
 _COLOUR = {"pass": "green", "fail": "red", "unknown": "yellow", "port-limited": "magenta"}
@@ -305,13 +305,6 @@ def render_rules(rs: RuleSet, school_type: str | None) -> str:
 
 # -- commands ----------------------------------------------------------------------------------------
 
-def _config(path: Path) -> AgentConfig:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        for line in e.problems:
-            typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
 
 
 def _rules(cfg: AgentConfig) -> RuleSet:
@@ -334,7 +327,7 @@ def register(app: typer.Typer) -> None:
                  html: Path | None = typer.Option(None, "--html", help="also write a self-contained HTML report "
                                                   "with charts to this file")) -> None:
         """Check the school against its standards now and say what is wrong, most important first."""
-        cfg = _config(config)
+        cfg = config_or_exit(config, "error: ")
         rules = _rules(cfg)
         if cached:
             result = read_cached(cfg, rules)
@@ -358,7 +351,7 @@ def register(app: typer.Typer) -> None:
                                                      help="mark what applies to this school, with its overrides"),
                   as_json: bool = typer.Option(False, "--json", help="print a JSON list of rules")) -> None:
         """List the standards rules: what each measures, its threshold, and its source."""
-        cfg = _config(config) if config is not None else None
+        cfg = config_or_exit(config, "error: ") if config is not None else None
         names = pack or (cfg.standards.packs if cfg is not None and cfg.standards.packs else
                          sorted(pack_paths(cfg.standards.pack_dirs if cfg else ())))
         try:

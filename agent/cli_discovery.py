@@ -18,16 +18,7 @@ from typing import Any
 
 import typer
 
-from agent.config import ConfigError, load_config
-
-
-def _load(config: Path) -> Any:
-    try:
-        return load_config(config)
-    except ConfigError as e:
-        for p in e.problems:
-            typer.echo(p, err=True)
-        raise typer.Exit(2) from None
+from agent.cli_config import DEFAULT_CONFIG, config_or_exit
 
 
 def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
@@ -104,7 +95,7 @@ def _print(result: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("scan")
     def scan_cmd(
-        config: Path = typer.Option(Path("/etc/eduedge/agent.yaml"), "--config", "-c", help="the agent configuration"),
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
         subnet: list[str] = typer.Option([], "--subnet", help="scan only this subnet (CIDR); repeatable"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
         own: bool = typer.Option(False, "--i-own-this-network",
@@ -113,7 +104,7 @@ def register(app: typer.Typer) -> None:
         """Sweep the configured subnets now: what is there, its class and vendor, its port and room, up or not."""
         from collectors.discovery import OutOfScope
 
-        cfg = _load(config)
+        cfg = config_or_exit(config)
         try:
             result = scan(cfg, subnet, own)
         except OutOfScope as e:
@@ -129,7 +120,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("devices")
     def devices_cmd(
-        config: Path = typer.Option(Path("/etc/eduedge/agent.yaml"), "--config", "-c", help="the agent configuration"),
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
         device_class: str | None = typer.Option(None, "--class", help="only this class (projector, learning, ...)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     ) -> None:
@@ -137,7 +128,7 @@ def register(app: typer.Typer) -> None:
         from agent.device_inventory import STATE_FILE, DeviceInventory
         from agent.pseudonym import pseudonymizer
 
-        cfg = _load(config)
+        cfg = config_or_exit(config)
         inv = DeviceInventory(cfg, pseudonymizer(cfg), Path(cfg.agent.data_dir) / STATE_FILE)
         rows = [d for d in inv.devices.values() if device_class is None or d.device_class == device_class]
         if as_json:

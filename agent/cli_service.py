@@ -19,11 +19,11 @@ from typing import Any
 
 import typer
 
-from agent.config import AgentConfig, ConfigError, SecretError, load_config
+from agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from agent.config import AgentConfig, SecretError, load_config
 from agent.outbox import OutboxError, inspect
 from agent.state import pid_alive, read_state, state_path
 
-DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
 UNIT_TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "eduedge.service"
 PRIORITY_NAMES = {0: "0 answers, gaps, lifecycle", 1: "1 findings, events, inventory", 2: "2 metrics"}
 
@@ -35,13 +35,6 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
 
 
-def _load(path: Path) -> AgentConfig:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        for line in e.problems:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
 
 
 def _age(t: float | None, now: float) -> str:
@@ -63,6 +56,18 @@ def _bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+def _found(summary: dict[str, Any] | None) -> str:
+    """What a job's last run found, in a few words: `findings: 3 pass, 1 fail; changes: 1`."""
+    parts = []
+    for k, v in (summary or {}).items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{n} {s}" for s, n in v.items())
+        elif isinstance(v, list):
+            v = ", ".join(map(str, v[:5])) + (" ..." if len(v) > 5 else "") if v else "none"
+        parts.append(f"{k}: {v}")
+    return "; ".join(parts)
 
 
 def systemd_state(unit: str = "eduedge") -> str | None:
@@ -105,7 +110,9 @@ def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
     for name, job in sorted((st or {}).get("collectors", {}).items()):
         ok = job.get("last_success")
         err = job.get("last_error")
-        lines.append(f"  {name:<28} last success {_age(ok, now):<12}" + (f" ERROR: {err}" if err else ""))
+        found = _found(job.get("last_summary"))
+        lines.append(f"  {name:<28} last success {_age(ok, now):<12}" + (f" {found}" if found else "")
+                     + (f" ERROR: {err}" if err else ""))
     ob = (st or {}).get("outbox") or {}
     if ob:
         lines.append(f"outbox:    {ob.get('rows', 0)} messages, {_bytes(ob.get('bytes', 0))}, oldest "
@@ -187,11 +194,17 @@ def register(app: typer.Typer) -> None:
         """Run the agent: schedule the collectors, keep results in the outbox, deliver them over MQTT."""
         from agent.daemon import Daemon
 
-        cfg = _load(config)
+        cfg = config_or_exit(config)
         setup_logging(cfg.agent.log_level)
+        from agent.compliance import PackError
+
         try:
             daemon = Daemon(config)
-        except (OutboxError, SecretError, OSError) as e:
+        except PackError as e:
+            for line in e.problems:
+                typer.echo(f"eduedge: cannot start: {line}", err=True)
+            raise typer.Exit(2) from None
+        except (OutboxError, SecretError, OSError, ValueError) as e:
             typer.echo(f"eduedge: cannot start: {e}", err=True)
             raise typer.Exit(1) from None
         daemon.install_signals()
@@ -203,7 +216,7 @@ def register(app: typer.Typer) -> None:
         """Is the agent running and connected, when did each collector last succeed, how deep is the outbox.
 
         Exit code: 0 running and connected, 1 running but not connected, 3 not running."""
-        cfg = _load(config)
+        cfg = config_or_exit(config)
         data, lines, code = status_report(cfg)
         typer.echo(json.dumps(data, indent=1, default=str) if as_json else "\n".join(lines))
         raise typer.Exit(code)
@@ -212,7 +225,7 @@ def register(app: typer.Typer) -> None:
     def outbox_cmd(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c"),
                    as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
         """What waits to be delivered: depth by priority, oldest row, bytes, drops, delivery rate."""
-        cfg = _load(config)
+        cfg = config_or_exit(config)
         try:
             data, lines = outbox_report(cfg)
         except OutboxError as e:
@@ -229,6 +242,6 @@ def register(app: typer.Typer) -> None:
                     root: Path = typer.Option(Path("/"), help="install under this directory instead (staging)"),
                     start: bool = typer.Option(True, help="start the service now")) -> None:
         """Write /etc/systemd/system/eduedge.service, create the user and data directory, enable it."""
-        _load(config)
+        config_or_exit(config)
         for line in install_service(config, user, root, start):
             typer.echo(line)

@@ -18,7 +18,8 @@ from typing import Any
 
 import typer
 
-from agent.config import AgentConfig, ConfigError, SecretError, load_config, split_host_port
+from agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from agent.config import AgentConfig, SecretError, split_host_port
 from agent.wifi_coverage import capacity_for, good_signal, signal_for
 from collectors.snmp.poller import DevicePoll
 from collectors.wifi import Ap, WifiSnapshot, median, snapshot, wireless_devices
@@ -190,17 +191,12 @@ def _v(value: Any, unit: str = "") -> str:
 def register(app: typer.Typer) -> None:
     @app.command("wifi")
     def wifi_cmd(
-        config: Path = typer.Option(Path("/etc/eduedge/agent.yaml"), "--config", "-c", help="the agent configuration"),
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
         device: str | None = typer.Option(None, "--device", help="only this controller or AP (its snmp.devices name)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     ) -> None:
         """Poll the Wi-Fi controllers and APs now: zones, APs, radios, clients, and what is weak and where."""
-        try:
-            cfg = load_config(config)
-        except ConfigError as e:
-            for p in e.problems:
-                typer.echo(p, err=True)
-            raise typer.Exit(2) from None
+        cfg = config_or_exit(config)
         try:
             polls = poll_wireless(cfg, device)
         except (ValueError, SecretError) as e:

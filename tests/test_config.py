@@ -40,6 +40,9 @@ def test_the_example_configuration_is_valid():
     assert cfg.school.type == "primary"
     assert {d.name for d in cfg.snmp.devices} >= {"sw-core-1", "ac-1"}
     assert cfg.snmp.credentials["campus-v3"].priv_proto == "AES"
+    assert cfg.mqtt is not None and cfg.mqtt.max_message_bytes == 256 * 1024
+    assert cfg.outbox.max_bytes == 512 * 2**20 and cfg.outbox.synchronous == "full"
+    assert cfg.commands.interval_max == 3600
 
 
 def test_durations_accept_units():

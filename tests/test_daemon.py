@@ -226,19 +226,6 @@ def test_service_install_writes_a_unit_with_this_installation_in_it(tmp_path: Pa
     assert done == [f"wrote {tmp_path / 'root/etc/systemd/system/eduedge.service'}"]
 
 
-def test_the_mqtt_outbox_config_snippet_is_a_valid_configuration(tmp_path: Path) -> None:
-    import yaml
-
-    from agent.config import load_config
-
-    snippet = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/snippets/mqtt-outbox.yaml").read_text())
-    snippet["mqtt"]["password"] = {"env": "EDUEDGE_MQTT_PASSWORD"}
-    snippet["mqtt"]["username"] = "gw1"
-    cfg = load_config(write_config(tmp_path / "c.yaml", None, tmp_path / "data", **snippet))
-    assert cfg.mqtt is not None and cfg.mqtt.max_message_bytes == 256 * 1024 and cfg.outbox.max_bytes == 512 * 2**20
-    assert cfg.commands.interval_max == 3600
-
-
 @pytest.mark.integration
 def test_a_dead_device_never_holds_up_the_other_collectors(tmp_path: Path, broker: Broker) -> None:
     import socket
