@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.cli_broadband import describe, exit_code
 from agent.compliance import evaluate
 from agent.config import AgentConfig, BroadbandConfig, BroadbandWindow
 from agent.rates import RateTracker
@@ -209,6 +210,27 @@ def test_moe_fast_stable_reads_reachability_loss_and_latency_under_load_from_the
     assert {k: p["status"] for k, p in parts.items()} == {"egress": "pass", "availability": "pass", "loss": "pass",
                                                             "latency-under-load": "pass"}
     assert parts["latency-under-load"]["value"] == pytest.approx(46.0 / 20.0)
+
+
+def test_the_technician_reads_rates_latency_jitter_loss_and_the_ceiling():
+    r = result(down=94.0, up=19.2, port=PortInfo("eth1", 100, 1500))
+    assert describe(r) == [
+        "broadband test against city:5201 (builtin engine)",
+        "  download      94.0 Mbit/s  PORT-LIMITED  (8 streams, 10.0 s, ramp-up 1.2 s excluded; 1 s intervals "
+        "94.0-94.0)",
+        "  upload        19.2 Mbit/s  (8 streams, 10.0 s, ramp-up 1.2 s excluded; 1 s intervals 19.2-19.2)",
+        "  latency   20.5 ms idle (min 20.0), 46.0 ms during download, 46.0 ms during upload",
+        "  jitter    0.09 ms (RFC 3550, idle)",
+        "  loss      25.0 % idle (4 probes), 33.3 % during download, 33.3 % during upload",
+        "  other traffic on the WAN port: 1.5 Mbit/s during download, 1.5 Mbit/s during upload",
+        "  ceiling   eth1 at 100 Mbit/s, MTU 1500: TCP carries at most 94.15 Mbit/s",
+        "            download reached it: the port, not the line, is the limit"]
+    assert exit_code(r) == 0
+    assert exit_code(result(up=None)) == 1
+    unreachable = BroadbandResult(NOW, "city:5201", "builtin", error="cannot reach the test server city:5201: "
+                                  "connection refused")
+    assert describe(unreachable)[1] == "  no result: cannot reach the test server city:5201: connection refused"
+    assert exit_code(unreachable) == 3
 
 
 # -- the schedule, the budget, the lock -------------------------------------------------------------

@@ -342,20 +342,15 @@ def eduedge(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env=env, timeout=120)
 
 
-def test_the_technicians_command_prints_json_and_a_readable_result():
+def test_the_technicians_command_prints_the_result_as_json():
     with wan(LinkParams(25 * MBPS, 5 * MBPS, 0.006)) as w:
-        j = eduedge("speedtest", "--server", f"127.0.0.1:{w.port}", "--json", "--duration", "2", "--streams", "2")
-        text = eduedge("speedtest", "--server", f"eest://127.0.0.1:{w.port}", "--duration", "2", "--direction", "down")
+        j = eduedge("speedtest", "--server", f"eest://127.0.0.1:{w.port}", "--json", "--duration", "2",
+                    "--streams", "2")
     assert j.returncode == 0, j.stderr
     doc = json.loads(j.stdout)
+    assert doc["server"] == f"127.0.0.1:{w.port}" and doc["problems"] == []
     assert doc["down"]["mbps"] == pytest.approx(25.0, rel=0.05) and doc["up"]["mbps"] == pytest.approx(5.0, rel=0.05)
-    assert doc["idle"]["median_ms"] >= 6.0 and doc["problems"] == []
-    assert text.returncode == 0, text.stderr
-    lines = text.stdout.splitlines()
-    assert lines[0] == f"broadband test against 127.0.0.1:{w.port} (builtin engine)"
-    assert lines[1].startswith("  download ") and " Mbit/s " in lines[1] and "ramp-up" in lines[1]
-    assert any(x.startswith("  latency ") and "ms idle" in x and "during download" in x for x in lines)
-    assert any(x.startswith("  jitter ") for x in lines) and any(x.startswith("  loss ") for x in lines)
+    assert doc["idle"]["median_ms"] >= 6.0 and doc["down"]["loaded"]["answered"] > 0
 
 
 def test_the_command_says_why_when_there_is_nothing_to_measure():
