@@ -1,11 +1,35 @@
 """`eduedge run`: the service a school box runs for months - schedule, collect, buffer, deliver.
 
+The main job, per configured collector (each a `Job`, each shown by `eduedge status`):
+
+| job            | runs on               | every                      | feeds                                        |
+|----------------|-----------------------|----------------------------|----------------------------------------------|
+| snmp:DEVICE    | asyncio loop          | its interval               | store (add_poll), outbox metrics; Wi-Fi      |
+|                |                       |                            | rounds -> zone samples, learning SSIDs       |
+| host           | pool                  | host.interval              | store, outbox metrics                        |
+| discovery      | asyncio loop (+ pool) | discovery.interval         | store, outbox metrics, `inventory` changes   |
+| reachability   | asyncio loop          | reachability.interval      | store, outbox metrics, device.unreachable    |
+| compliance     | pool                  | standards.assess_interval  | store findings; outbox findings + the events |
+|                |                       |                            | of every change of status                    |
+| broadband      | pool                  | half a minute (due tests)  | store, outbox metrics and events             |
+| broadband:tick | pool                  | utilisation_interval       | WAN counters, echo monitor                   |
+
+SNMP traps (snmp.traps) are no job: their receiver listens on the asyncio loop and each trap of a listed
+device becomes an event. Everything sampled goes into the SampleStore (data_dir/compliance.sqlite), which
+`assess` judges and `eduedge diag --cached` reads, and into the outbox, with one exception: the per-client
+Wi-Fi samples (`wifi.client_*`, one series per pseudonymised client) stay in memory. Each round of Wi-Fi polls
+turns them into the zone samples the coverage rules judge (`wifi.zone_*`, sent and stored) and the
+learning-SSID pseudonyms the 1:1 count takes; APs, radios and SSIDs are sent as polled. A large campus
+(2,000 APs) would otherwise send ~10^5 client samples a minute that no rule or cloud view reads.
+
 Threads and who owns what:
 - main thread: the `schedule` loop (cadence with jitter), signals (SIGTERM/SIGINT stop, SIGHUP reloads the
   configuration), the state file for `eduedge status`, outbox housekeeping;
 - one asyncio loop thread: every SNMP poll (one job per device, each with its own deadline, at most
-  `snmp.defaults.concurrency` at once), so a dead switch never holds up another;
-- a small thread pool: the host collector and storing results in the outbox;
+  `snmp.defaults.concurrency` at once), so a dead switch never holds up another; discovery cycles,
+  reachability probes and the trap receiver. The discovered inventory is only touched on this thread;
+- a small thread pool: the host collector, judging, broadband tests, and storing results in the store and
+  the outbox;
 - the MQTT link's threads (agent/link.py), which alone talk to the broker.
 
 The scheduler only *starts* work; a job still running when its time comes again is skipped, not queued,
@@ -37,6 +61,7 @@ from typing import Any
 import schedule
 
 from agent.commands import CommandHandler, Done
+from agent.compliance import PackError, assess, load_rules
 from agent.config import AgentConfig, ConfigError, SecretError, config_digest, load_config, split_host_port
 from agent.contract import COMMANDS
 from agent.envelope import Envelope, agent_version
@@ -45,14 +70,18 @@ from agent.link import Link
 from agent.outbox import Outbox
 from agent.rates import RateTracker
 from agent.samples import Sample
+from agent.samplestore import SampleStore
 from agent.state import state_path, write_state
 
 log = logging.getLogger("eduedge.daemon")
 
 STATE_EVERY_S = 2.0
 STATS_EVERY_S = 15.0
+INVENTORY_EVERY_S = 5.0
 MAINTAIN_EVERY_S = 60.0
 HOST_DEVICE = "gateway"
+PER_CLIENT_PREFIX = "wifi.client_"
+BROADBAND_DUE_EVERY_S = 30.0     # how often the broadband job asks whether a scheduled test is due
 
 
 def agent_id(cfg: AgentConfig) -> str:
@@ -62,7 +91,7 @@ def agent_id(cfg: AgentConfig) -> str:
 
 @dataclass
 class Job:
-    """One scheduled check: a device poll or the host collector."""
+    """One scheduled check: a device poll, the host collector, discovery, reachability, judging, broadband."""
 
     name: str
     interval: float
@@ -76,6 +105,7 @@ class Job:
     last_error: str | None = None
     last_duration_s: float | None = None
     last_samples: int = 0
+    last_summary: dict[str, Any] | None = None     # what the last run found, where a count says too little
     waiters: list[Done] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,12 +120,51 @@ def jittered(sched: schedule.Scheduler, interval: float) -> schedule.Job:
     return sched.every(interval).seconds
 
 
-class Collectors:
-    """The configured collectors as jobs: builds them from a configuration, runs them, keeps their state."""
+def per_client(sample: Sample) -> bool:
+    """A Wi-Fi sample of one client (a series per pseudonym): used in memory, neither stored nor sent."""
+    return sample.metric.startswith(PER_CLIENT_PREFIX)
 
-    def __init__(self, cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, previous: Collectors | None = None):
+
+@dataclass
+class TrapState:
+    """The trap receiver as `eduedge status` shows it (it is no scheduled job)."""
+
+    listen: str
+    last_success: float | None = None       # when it started listening, then when it last made an event
+    last_error: str | None = None
+
+    def to_dict(self, receiver: Any) -> dict[str, Any]:
+        st = receiver.stats if receiver is not None else None
+        counts = ({"received": st.received, "events": st.events, "dropped_unknown_source": st.dropped_unknown_source,
+                   "unmapped": sum(st.unmapped.values())} if st is not None else {})
+        return {"collector": "traps", "listen": self.listen, "last_success": self.last_success,
+                "last_error": self.last_error, **counts}
+
+
+async def _cancel_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close_traps(receiver: Any) -> None:
+    receiver.close()
+    await asyncio.sleep(0)              # its socket closes in the loop's next turn
+
+
+class Collectors:
+    """The configured collectors as jobs: builds them from a configuration, runs them, keeps their state.
+
+    Building has no side effect on the network; `start()` opens what listens (the passive discovery
+    listener, the trap receiver) and `stop()` closes it, so that a reload can refuse a configuration before
+    anything of the old one is touched."""
+
+    def __init__(self, cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, previous: Collectors | None = None,
+                 on_trap: Callable[[Event], None] | None = None):
         from agent.pseudonym import pseudonymizer
         from agent.wifi_coverage import WifiRounds
+        from collectors.discovery import Scope
         from collectors.snmp.client import SnmpAuth, SnmpClient
         from collectors.snmp.poller import DevicePoller
         from collectors.snmp.profiles import load_profiles
@@ -108,10 +177,12 @@ class Collectors:
         self.rates = previous.rates if previous else RateTracker()
         self.profile_errors: list[str] = []
         self.wifi: WifiRounds | None = None
+        wireless = any(d.role in ("wlc", "ap") for d in cfg.snmp.devices)
+        # Wi-Fi clients' MACs leave a poll only as this school's pseudonyms (agent/pseudonym.py); discovery
+        # names personal devices with the same key, so a tablet seen both ways is one pseudonym
+        pseudo = pseudonymizer(cfg) if wireless or cfg.discovery.enabled else None
         if cfg.snmp.devices:
             profiles = load_profiles(cfg.snmp.profile_dirs)
-            # Wi-Fi clients' MACs leave a poll only as this school's pseudonyms (agent/pseudonym.py)
-            pseudo = pseudonymizer(cfg) if any(d.role in ("wlc", "ap") for d in cfg.snmp.devices) else None
             self.profile_errors = profiles.errors
             auths = {name: SnmpAuth.from_config(c, name) for name, c in cfg.snmp.credentials.items()
                      if any(d.credentials == name for d in cfg.snmp.devices)}
@@ -134,10 +205,11 @@ class Collectors:
                                         oids_per_request=dflt.oids_per_request)
                     self.pollers[d.name] = DevicePoller(client, profiles, self.rates, forced_profile=d.profile,
                                                         deadline=d.deadline or dflt.deadline,
-                                                        static_refresh=dflt.static_refresh, pseudonymizer=pseudo)
+                                                        static_refresh=dflt.static_refresh,
+                                                        pseudonymizer=pseudo if wireless else None)
                 name = f"snmp:{d.name}"
                 self.jobs[name] = Job(name, d.interval or dflt.interval, "snmp", d.name)
-            if pseudo is not None:
+            if wireless:
                 self.wifi = WifiRounds(cfg)     # zone samples once every controller and AP has reported
         self.host = None
         if cfg.host.enabled:
@@ -145,6 +217,43 @@ class Collectors:
             self.host = (previous.host if previous and previous.host
                          else HostCollector(HOST_DEVICE, cfg.agent.data_dir, cfg.host.wan_interface))
             self.jobs["host"] = Job("host", cfg.host.interval, "host", HOST_DEVICE)
+        self.discovery = None
+        if cfg.discovery.enabled:
+            from agent.device_inventory import STATE_FILE, DiscoveryJob
+            assert pseudo is not None
+            self.discovery = DiscoveryJob(cfg, pseudo, cfg.agent.data_dir / STATE_FILE)
+            self.jobs["discovery"] = Job("discovery", cfg.discovery.interval, "discovery")
+        self.scope = self.discovery.scope if self.discovery is not None else Scope.from_config(cfg)
+        if cfg.reachability.enabled:
+            self.jobs["reachability"] = Job("reachability", cfg.reachability.interval, "reachability")
+        # reachability's verdict per target: a change (or a first "down") is an event
+        self.reachable: dict[str, bool] = dict(previous.reachable) if previous else {}
+        self.rules = load_rules(cfg) if cfg.standards.packs else None
+        if self.rules is not None:
+            self.jobs["compliance"] = Job("compliance", cfg.standards.assess_interval, "compliance")
+        self.broadband = None
+        if cfg.broadband.enabled:
+            from collectors.broadband import BroadbandCollector
+            self.broadband = BroadbandCollector.from_config(cfg, HOST_DEVICE, self.rates)
+            self.jobs["broadband"] = Job("broadband", BROADBAND_DUE_EVERY_S, "broadband", HOST_DEVICE)
+            self.jobs["broadband:tick"] = Job("broadband:tick", cfg.broadband.utilisation_interval, "broadband:tick",
+                                              HOST_DEVICE)
+        self.traps = None
+        self.trap_state: TrapState | None = None
+        if cfg.snmp.traps.enabled:
+            from collectors.snmp.traps import receiver_from_config
+            same_traps = (previous is not None and previous.traps is not None
+                          and previous.cfg.snmp.traps == cfg.snmp.traps
+                          and previous.cfg.snmp.credentials == cfg.snmp.credentials
+                          and [(d.name, d.host) for d in previous.cfg.snmp.devices]
+                          == [(d.name, d.host) for d in cfg.snmp.devices])
+            if same_traps:
+                assert previous is not None
+                self.traps, self.trap_state = previous.traps, previous.trap_state
+            else:
+                assert on_trap is not None
+                self.traps = receiver_from_config(cfg.snmp, on_trap)
+                self.trap_state = TrapState(cfg.snmp.traps.listen)
         if previous:
             for name, job in self.jobs.items():
                 old_job = previous.jobs.get(name)
@@ -152,6 +261,52 @@ class Collectors:
                     job.last_run, job.last_success, job.last_error = (old_job.last_run, old_job.last_success,
                                                                       old_job.last_error)
         self._sem: asyncio.Semaphore | None = None
+
+    # -- what listens: started after a successful build, stopped before the next configuration starts ------
+
+    def start(self, previous: Collectors | None = None) -> None:
+        """Open the listeners, closing those of `previous` that this configuration does not keep."""
+        if previous is not None and previous.discovery is not None:
+            previous.discovery.stop()
+        old_traps = previous.traps if previous is not None else None
+        if self.traps is not old_traps:
+            if old_traps is not None:
+                self._on_loop(_close_traps(old_traps))
+            if self.traps is not None:
+                self._on_loop(self._open_traps(retry=old_traps is not None))
+        if self.discovery is not None:
+            try:
+                self.discovery.start_passive()
+            except PermissionError as e:
+                self.jobs["discovery"].last_error = f"passive discovery: {e}"
+                log.error("discovery: %s", e)
+
+    def stop(self) -> None:
+        if self.discovery is not None:
+            self.discovery.stop()
+        if self.traps is not None:
+            self._on_loop(_close_traps(self.traps))
+
+    def _on_loop(self, coro: Any) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(coro, self.aloop).result(timeout=10)
+        except Exception as e:
+            log.error("%s: %s", type(e).__name__, e)
+
+    async def _open_traps(self, retry: bool) -> None:
+        assert self.traps is not None and self.trap_state is not None
+        for attempt in range(20 if retry else 1):
+            if attempt:
+                await asyncio.sleep(0.05)   # the old receiver's port is released a moment after it closed
+            try:
+                await self.traps.start()
+                self.trap_state.last_success, self.trap_state.last_error = time.time(), None
+                return
+            except OSError as e:
+                self.trap_state.last_error = str(e)
+        log.error("traps: %s", self.trap_state.last_error)
+
+    # -- running ---------------------------------------------------------------------------------------------
 
     def checks(self) -> list[str]:
         return (["snmp"] if self.pollers else []) + sorted(self.jobs)
@@ -173,6 +328,29 @@ class Collectors:
         async with self._sem:
             return await self.pollers[device].poll()
 
+    async def _reach(self) -> list[Any]:
+        """One round of reachability probes; the discovered devices learn whether they answered."""
+        from agent.device_inventory import apply_reachability, reachability_targets
+        from collectors.reachability import probe
+
+        r = self.cfg.reachability
+        inventory = self.discovery.inventory if self.discovery is not None else None
+        results = await probe(reachability_targets(self.cfg, inventory), self.scope, r.count, r.timeout,
+                              r.concurrency, r.tcp_ports)
+        if inventory is not None:
+            apply_reachability(inventory, results)
+        return results
+
+    def see_wifi(self) -> None:
+        """The learning-SSID clients of the latest Wi-Fi round, for the 1:1 count (on the loop thread)."""
+        from agent.device_inventory import WifiClient
+
+        snap = self.wifi.last if self.wifi is not None else None
+        if self.discovery is None or snap is None:
+            return
+        clients = [WifiClient(c.client, c.ssid, snap.time) for c in snap.clients if c.ssid]
+        self.discovery.inventory.see_wifi(clients, snap.time)
+
 
 class Daemon:
     """The agent process. `Daemon(path).run()` returns when asked to stop (SIGTERM/SIGINT or `stop()`)."""
@@ -193,13 +371,18 @@ class Daemon:
                              synchronous=self.cfg.outbox.synchronous,
                              max_message_bytes=mq.max_message_bytes if mq else 256 * 1024,
                              compression=mq.compression if mq else "none")
+        # what the rules judge and `eduedge diag --cached` shows: the latest of every series, windowed history
+        self.store = SampleStore.in_data_dir(data_dir)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collect")
         self.aloop = asyncio.new_event_loop()
         self._aloop_thread = threading.Thread(target=self.aloop.run_forever, name="snmp-loop", daemon=True)
         self._aloop_thread.start()
-        self.collectors = Collectors(self.cfg, self.aloop)
+        self.collectors = Collectors(self.cfg, self.aloop, on_trap=self._trap)
         self._failing: dict[str, bool] = {}
         self._identities: dict[str, Any] = {}
+        # the configured inventory is the complete list: identities learnt together (a campus at start-up)
+        # go out in one message every INVENTORY_EVERY_S, not one whole list per device
+        self._inventory_due = threading.Event()
         self._lock = threading.Lock()
         self.sched = schedule.Scheduler()
         self._schedule_all()
@@ -211,6 +394,7 @@ class Daemon:
                              client_id=mq.client_id)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._closed = False
         self._outbox_stats: dict[str, Any] = {}
 
     # -- schedule ----------------------------------------------------------------------------------
@@ -237,10 +421,23 @@ class Daemon:
         cols = self.collectors
         if job.collector == "snmp":
             assert job.device is not None
-            fut = asyncio.run_coroutine_threadsafe(cols._poll(job.device), self.aloop)
-            fut.add_done_callback(lambda f: self._to_pool(self._store_poll, cols, job, f, t0))
+            self._loop_then_pool(cols._poll(job.device), self._store_poll, cols, job, t0)
+        elif job.collector == "discovery":
+            assert cols.discovery is not None
+            self._loop_then_pool(cols.discovery.run(), self._store_discovery, cols, job, t0)
+        elif job.collector == "reachability":
+            self._loop_then_pool(cols._reach(), self._store_reach, cols, job, t0)
+        elif job.collector == "compliance":
+            self._to_pool(self._assess, cols, job, t0)
+        elif job.collector in ("broadband", "broadband:tick"):
+            self._to_pool(self._run_broadband, cols, job, t0)
         else:
             self._to_pool(self._run_host, cols, job, t0)
+
+    def _loop_then_pool(self, coro: Any, store: Callable[..., None], cols: Collectors, job: Job, t0: float) -> None:
+        """Run `coro` on the asyncio loop, then `store(cols, job, future, t0)` in the pool."""
+        fut = asyncio.run_coroutine_threadsafe(coro, self.aloop)
+        fut.add_done_callback(lambda f: self._to_pool(store, cols, job, f, t0))
 
     def _to_pool(self, fn: Callable[..., None], *args: Any) -> None:
         # While shutting down the pool refuses work: that result is dropped unstored, like a poll cut short.
@@ -263,11 +460,37 @@ class Daemon:
             except Exception:
                 log.exception("answering a command waiting for %s failed", job.name)
 
-    def _store(self, samples: list[Sample]) -> None:
+    # -- where results go ----------------------------------------------------------------------------
+
+    def _deliver(self, samples: list[Sample]) -> None:
+        """Samples into the store (for the rules) and the outbox (for the city)."""
+        self._remember(self.store.add, samples)
+        self._send(samples)
+
+    def _remember(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._closed:        # a result that arrives after shutdown closed the store: like a poll cut short
+            return
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("sample store: could not store a result")
+
+    def _send(self, samples: list[Sample]) -> None:
         try:
             self.outbox.add_samples(samples)
         except Exception:
             log.exception("outbox: could not store %d samples", len(samples))
+
+    def _event(self, e: Event) -> None:
+        self._events([e])
+
+    def _events(self, events: list[Event]) -> None:
+        try:
+            self.outbox.add_items("events", [e.to_dict() for e in events])
+        except Exception:
+            log.exception("outbox: could not store %d events (%s)", len(events), events[0].kind if events else "")
+
+    # -- the jobs' second halves -----------------------------------------------------------------------
 
     def _run_host(self, cols: Collectors, job: Job, t0: float) -> None:
         error = None
@@ -275,7 +498,7 @@ class Daemon:
         try:
             assert cols.host is not None
             samples = cols.host.collect()
-            self._store(samples)
+            self._deliver(samples)
         except Exception as e:
             error = f"host: {type(e).__name__}: {e}"
             log.warning("%s", error)
@@ -288,15 +511,22 @@ class Daemon:
         try:
             poll = fut.result()
             samples = poll.samples
-            self._store(samples)
+            kept = [s for s in samples if not per_client(s)]
+            self._remember(self.store.add_poll, device, poll.time, poll.identity is not None, kept,
+                           poll.identity.hostname if poll.identity else None, poll.errors)
+            self._send(kept)
             if cols.wifi is not None:
-                self._store(cols.wifi.add(poll))
+                zones = cols.wifi.add(poll)
+                if zones:       # a round closed
+                    self._deliver(zones)
+                    if cols.discovery is not None:
+                        self.aloop.call_soon_threadsafe(cols.see_wifi)
             if poll.errors:
                 error = "; ".join(poll.errors)
             ident = poll.identity.to_dict() if poll.identity else None
             if ident is not None and self._identities.get(device) != ident:
                 self._identities[device] = ident
-                self.outbox.add("inventory", {"devices": cols.inventory()})
+                self._inventory_due.set()
         except Exception as e:
             error = f"{device}: {type(e).__name__}: {e}"
         failing = error is not None and not samples
@@ -311,11 +541,98 @@ class Daemon:
             log.warning("%s", error)
         self._finish(job, t0, len(samples), error)
 
-    def _event(self, e: Event) -> None:
+    def _store_discovery(self, cols: Collectors, job: Job, fut: Future, t0: float) -> None:
+        error = None
+        n = 0
         try:
-            self.outbox.add_items("events", [e.to_dict()])
-        except Exception:
-            log.exception("outbox: could not store event %s", e.kind)
+            cycle = fut.result()
+            n = len(cycle.samples)
+            self._deliver(cycle.samples)
+            for body in cycle.messages:
+                self.outbox.add("inventory", body)
+            if cycle.errors:
+                error = "; ".join(cycle.errors)
+            job.last_summary = {"seen": len(cycle.observed), "changes": len(cycle.changes),
+                                "known": len(cols.discovery.inventory.devices) if cols.discovery else 0}
+        except Exception as e:
+            error = f"discovery: {type(e).__name__}: {e}"
+        if error:
+            log.warning("%s", error)
+        self._finish(job, t0, n, error)
+
+    def _store_reach(self, cols: Collectors, job: Job, fut: Future, t0: float) -> None:
+        error = None
+        n = 0
+        try:
+            results = fut.result()
+            now = time.time()
+            samples = [s for r in results for s in r.samples(now)]
+            n = len(samples)
+            self._deliver(samples)
+            events = []
+            for r in results:
+                before = cols.reachable.get(r.name)
+                cols.reachable[r.name] = r.reachable
+                if r.reachable == before or (before is None and r.reachable):
+                    continue
+                if r.reachable:
+                    events.append(Event(now, r.name, "reachability.up", "info",
+                                        f"{r.name} ({r.address}) answers again: {r.summary()}",
+                                        {"address": r.address, "method": r.method, "rtt_ms": r.rtt_ms}))
+                else:
+                    events.append(Event(now, r.name, "reachability.down", "warning",
+                                        f"{r.name} ({r.address}) does not answer: {r.error or 'no reply'}",
+                                        {"address": r.address, "error": r.error}))
+            if events:
+                self._events(events)
+            down = sorted(r.name for r in results if not r.reachable)
+            job.last_summary = {"targets": len(results), "down": down[:20]}
+        except Exception as e:
+            error = f"reachability: {type(e).__name__}: {e}"
+            log.warning("%s", error)
+        self._finish(job, t0, n, error)
+
+    def _assess(self, cols: Collectors, job: Job, t0: float) -> None:
+        error = None
+        n = 0
+        try:
+            a = assess(self.store, cols.cfg, time.time(), cols.rules)
+            n = len(a.findings)
+            self.outbox.add_items("findings", [f.to_dict() for f in a.findings])
+            if a.events:
+                self._events(a.events)
+            counts: dict[str, int] = {}
+            for f in a.findings:
+                counts[f.status] = counts.get(f.status, 0) + 1
+            job.last_summary = {"findings": counts, "changes": len(a.events)}
+        except Exception as e:
+            error = f"compliance: {type(e).__name__}: {e}"
+            log.exception("compliance: judging failed")
+        self._finish(job, t0, n, error)
+
+    def _run_broadband(self, cols: Collectors, job: Job, t0: float) -> None:
+        error = None
+        n = 0
+        try:
+            assert cols.broadband is not None
+            got = cols.broadband.tick() if job.collector == "broadband:tick" else cols.broadband.run_due()
+            n = len(got.samples)
+            self._deliver(got.samples)
+            if got.events:
+                self._events(got.events)
+            failed = [e.message for e in got.events if e.kind == "broadband.test_failed"]
+            error = "; ".join(failed) or None
+        except Exception as e:
+            error = f"{job.name}: {type(e).__name__}: {e}"
+            log.warning("%s", error)
+        self._finish(job, t0, n, error)
+
+    def _trap(self, e: Event) -> None:
+        """A trap of a listed device (on the asyncio loop): stored in the pool, never on the SNMP loop."""
+        st = self.collectors.trap_state
+        if st is not None:
+            st.last_success = e.time
+        self._to_pool(self._event, e)
 
     # -- what commands may do (agent/commands.Actions) -----------------------------------------------
 
@@ -338,8 +655,11 @@ class Daemon:
                     return
             jobs = [self.collectors.jobs[n] for n in names if n in self.collectors.jobs]
             errors = {j.name: j.last_error for j in jobs if j.last_error}
-            result = {"check": check, "samples": sum(j.last_samples for j in jobs),
-                      "ran": [j.name for j in jobs], "errors": errors}
+            result: dict[str, Any] = {"check": check, "samples": sum(j.last_samples for j in jobs),
+                                      "ran": [j.name for j in jobs], "errors": errors}
+            summaries = {j.name: j.last_summary for j in jobs if j.last_summary is not None}
+            if summaries:
+                result["summary"] = summaries
             done(result, f"{len(errors)} of {len(jobs)} failed" if errors else None)
 
         for n in names:
@@ -382,9 +702,16 @@ class Daemon:
             "config": str(self.config_path.resolve()), "config_digest": self.digest,
             "agent": self.env.agent_id, "school": self.cfg.school.id, "boot_id": self.env.boot_id,
             "link": self.link.status.to_dict() if self.link else None,
-            "collectors": {n: j.to_dict() for n, j in self.collectors.jobs.items()},
+            "collectors": self._collector_states(),
             "outbox": {**self._outbox_stats, "inflight": self.outbox.inflight(), "resets": self.outbox.resets},
         }
+
+    def _collector_states(self) -> dict[str, Any]:
+        cols = self.collectors
+        out = {n: j.to_dict() for n, j in cols.jobs.items()}
+        if cols.trap_state is not None:
+            out["traps"] = cols.trap_state.to_dict(cols.traps)
+        return out
 
     def _write_state(self) -> None:
         try:
@@ -398,9 +725,9 @@ class Daemon:
         """Re-read the configuration; keep the old one (and say why) if the new one is not usable."""
         try:
             new = load_config(self.config_path)
-            cols = Collectors(new, self.aloop, previous=self.collectors)
-        except (ConfigError, SecretError, OSError) as e:
-            problems = e.problems if isinstance(e, ConfigError) else [str(e)]
+            cols = Collectors(new, self.aloop, previous=self.collectors, on_trap=self._trap)
+        except (ConfigError, PackError, SecretError, OSError, ValueError) as e:
+            problems = e.problems if isinstance(e, ConfigError | PackError) else [str(e)]
             for p in problems:
                 log.error("reload refused: %s", p)
             self._event(Event(time.time(), None, "agent.config_refused", "error",
@@ -410,6 +737,7 @@ class Daemon:
         later = [k for k in ("mqtt", "outbox", "school", "agent") if getattr(new, k) != getattr(self.cfg, k)]
         if later:
             log.warning("reload: changes to %s take effect at the next restart", ", ".join(later))
+        cols.start(previous=self.collectors)
         self.cfg = new
         self.collectors = cols
         self.digest = config_digest(self.config_path)
@@ -445,13 +773,14 @@ class Daemon:
                           f"eduedge {self.env.agent_version} started with {len(self.collectors.jobs)} jobs",
                           {"boot_id": self.env.boot_id, "config_digest": self.digest}))
         self.outbox.add("inventory", {"devices": self.collectors.inventory()})
+        self.collectors.start()
         if self.link is not None:
             self.link.start()
         else:
             log.warning("no mqtt section in %s: collecting into the outbox only", self.config_path)
         for name in list(self.collectors.jobs):
             self.submit(name)
-        next_state = next_stats = 0.0
+        next_state = next_stats = next_inventory = 0.0
         next_maintain = time.monotonic() + MAINTAIN_EVERY_S
         try:
             while not self._stop.is_set():
@@ -469,6 +798,10 @@ class Daemon:
                 if now >= next_state:
                     self._write_state()
                     next_state = now + STATE_EVERY_S
+                if self._inventory_due.is_set() and now >= next_inventory:
+                    self._inventory_due.clear()
+                    self.outbox.add("inventory", {"devices": self.collectors.inventory()})
+                    next_inventory = now + INVENTORY_EVERY_S
                 if now >= next_maintain:
                     self.outbox.maintain()
                     next_maintain = now + MAINTAIN_EVERY_S
@@ -481,10 +814,16 @@ class Daemon:
     def shutdown(self) -> None:
         log.info("stopping")
         self._event(Event(time.time(), None, "agent.stop", "info", "eduedge stopped", {"boot_id": self.env.boot_id}))
+        self.collectors.stop()
         if self.link is not None:
             self.link.stop(timeout=5.0)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        # polls and probes still under way end here (their results are dropped, like a poll cut short)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), self.aloop).result(timeout=5)
         self.aloop.call_soon_threadsafe(self.aloop.stop)
         self._refresh_stats()
         self._write_state()
+        self._closed = True
+        self.store.close()
         self.outbox.close()

@@ -86,9 +86,10 @@ class Change:
 
 @dataclass
 class WifiClient:
-    """A Wi-Fi client as the Wi-Fi collector knows it on the box (clear MAC), for the 1:1 count."""
+    """A Wi-Fi client as the Wi-Fi collector reports it, for the 1:1 count: by its pseudonym, which the poller
+    made with the same school key (agent/pseudonym.py) as discovery's, so one tablet is one pseudonym."""
 
-    mac: str
+    pseudonym: str
     ssid: str
     last_seen: float
 
@@ -99,10 +100,14 @@ class DeviceInventory:
         self.pseudo = pseudo
         self.path = path
         self.devices: dict[str, KnownDevice] = {}
+        # Wi-Fi clients of the learning SSIDs seen in the ratio window, by pseudonym; kept across restarts
+        # like the devices, so that an evening restart does not drop the day's tablets from the 1:1 count
+        self.wifi: dict[str, WifiClient] = {}
         if path is not None and path.exists():
             try:
                 raw = json.loads(path.read_text(encoding="utf-8"))
                 self.devices = {m: KnownDevice(**d) for m, d in raw.get("devices", {}).items()}
+                self.wifi = {p: WifiClient(**w) for p, w in raw.get("wifi_clients", {}).items()}
             except (ValueError, TypeError) as e:
                 log.warning("%s: unreadable (%s); starting an empty inventory", path, e)
 
@@ -110,7 +115,8 @@ class DeviceInventory:
         if self.path is None:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"devices": {m: asdict(d) for m, d in self.devices.items()}}), encoding="utf-8")
+        tmp.write_text(json.dumps({"devices": {m: asdict(d) for m, d in self.devices.items()},
+                                   "wifi_clients": {p: asdict(w) for p, w in self.wifi.items()}}), encoding="utf-8")
         os.chmod(tmp, 0o600)       # clear MACs and host names of students' devices: the box's eyes only
         os.replace(tmp, self.path)
 
@@ -217,7 +223,19 @@ class DeviceInventory:
 
     # -- the 1:1 rule's input -------------------------------------------------------------------------
 
-    def learning_devices(self, now: float, wifi: Iterable[WifiClient] = ()) -> dict[str, set[str]]:
+    def see_wifi(self, clients: Iterable[WifiClient], now: float) -> None:
+        """Remember the clients of a Wi-Fi round that use a learning SSID (`discovery.learning.ssids`);
+        forget those not seen within `discovery.ratio_window` of `now`."""
+        ssids = [re.compile(p, re.I) for p in self.cfg.discovery.learning.ssids]
+        for w in clients:
+            if any(p.search(w.ssid) for p in ssids):
+                old = self.wifi.get(w.pseudonym)
+                if old is None or w.last_seen >= old.last_seen:
+                    self.wifi[w.pseudonym] = w
+        since = now - self.cfg.discovery.ratio_window
+        self.wifi = {p: w for p, w in self.wifi.items() if w.last_seen >= since}
+
+    def learning_devices(self, now: float) -> dict[str, set[str]]:
         """Pseudonyms of the learning devices seen in `discovery.ratio_window`, by where they were seen; one
         device seen by discovery and on a learning SSID is the same pseudonym, so it counts once."""
         since = now - self.cfg.discovery.ratio_window
@@ -225,17 +243,14 @@ class DeviceInventory:
         for d in self.devices.values():
             if d.device_class == "learning" and d.last_seen >= since:
                 seen["discovered"].add(self.pseudo.mac(d.mac))
-        ssids = [re.compile(p, re.I) for p in self.cfg.discovery.learning.ssids]
-        for w in wifi:
-            if w.last_seen >= since and any(p.search(w.ssid) for p in ssids):
-                seen["wifi"].add(self.pseudo.mac(w.mac))
+        seen["wifi"] = {p for p, w in self.wifi.items() if w.last_seen >= since}
         return seen
 
-    def samples(self, now: float, wifi: Iterable[WifiClient] = ()) -> list[Sample]:
+    def samples(self, now: float) -> list[Sample]:
         by_class = Counter(d.device_class for d in self.devices.values() if d.present)
         out = [Sample(now, SUMMARY_DEVICE, "inventory.devices", n, "devices", {"class": c})
                for c, n in sorted(by_class.items())]
-        seen = self.learning_devices(now, wifi)
+        seen = self.learning_devices(now)
         out.append(Sample(now, SUMMARY_DEVICE, "inventory.learning_devices",
                           len(seen["discovered"] | seen["wifi"]), "devices"))
         return out
@@ -270,7 +285,6 @@ class DiscoveryJob:
         self.scope = Scope.from_config(cfg)
         self.inventory = DeviceInventory(cfg, pseudo, state_path)
         self.listener: PassiveListener | None = None
-        self.wifi_clients: list[WifiClient] = []   # the Wi-Fi collector sets these (issue 6)
 
     def start_passive(self) -> None:
         if self.cfg.discovery.passive and self.listener is None:
@@ -304,7 +318,7 @@ class DiscoveryJob:
         identified, pj = await self.identify(observed)
         changes = self.inventory.update(observed, identified, now)
         max_bytes = cfg.mqtt.max_message_bytes if cfg.mqtt else 256 * 1024
-        samples = self.inventory.samples(now, self.wifi_clients)
+        samples = self.inventory.samples(now)
         for mac, st in pj.items():
             samples += st.samples(self.inventory.device_id(self.inventory.devices[mac]), now)
         self.inventory.save()
@@ -368,9 +382,9 @@ class DiscoveryJob:
         return {m: i for m, i in found if i}
 
 
-def reachability_targets(cfg: AgentConfig, inventory: DeviceInventory) -> list[Any]:
-    """What `collectors.reachability.probe` should try: listed targets and devices, and the discovered
-    devices of `reachability.discovered_classes` that are present."""
+def reachability_targets(cfg: AgentConfig, inventory: DeviceInventory | None) -> list[Any]:
+    """What `collectors.reachability.probe` should try: listed targets and devices, and (with discovery on,
+    `inventory` given) the discovered devices of `reachability.discovered_classes` that are present."""
     from collectors.reachability import Target
 
     r = cfg.reachability
@@ -379,6 +393,8 @@ def reachability_targets(cfg: AgentConfig, inventory: DeviceInventory) -> list[A
     if r.snmp_devices:
         out += [Target(d.name, split_host_port(d.host)[0], None, True, (("room", d.room),) if d.room else ())
                 for d in cfg.snmp.devices]
+    if inventory is None:
+        return out
     names = {t.name for t in out}
     for d in inventory.devices.values():
         name = inventory.device_id(d)

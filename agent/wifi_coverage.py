@@ -186,6 +186,7 @@ class WifiRounds:
         self.cfg = cfg
         self.devices = {d.name: d for d in wireless_devices(cfg)}
         self.tracker = ZoneTracker(cfg)
+        self.last: WifiSnapshot | None = None    # the latest closed round (its clients feed the 1:1 count)
         self._pending: dict[str, DevicePoll] = {}
         self._lock = threading.Lock()
 
@@ -205,7 +206,8 @@ class WifiRounds:
 
     def _close(self) -> list[Sample]:
         polls, self._pending = list(self._pending.values()), {}
-        return self.tracker.samples(snapshot(polls, self.cfg, now=max(p.time for p in polls)))
+        self.last = snapshot(polls, self.cfg, now=max(p.time for p in polls))
+        return self.tracker.samples(self.last)
 
 
 # -- judging ---------------------------------------------------------------------------------------------

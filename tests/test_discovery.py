@@ -217,13 +217,15 @@ def test_learning_devices_seen_by_discovery_and_wifi_count_once_and_feed_the_rat
     obs = _observe((TABLET, "198.18.10.12", None, None), ("3c:5a:b4:00:10:13", "198.18.10.13", None, None),
                    (PROJECTOR, "198.18.10.11", None, None))
     inv.update(obs, _ids(c, obs), NOW - 3 * 86400)
-    wifi = [WifiClient(TABLET, "EDU-Student", NOW),                          # the same tablet, also on Wi-Fi
-            WifiClient("00:16:3e:77:00:01", "EDU-Student", NOW),             # a teacher's, only on Wi-Fi
-            WifiClient("00:16:3e:77:00:02", "Guest", NOW),                   # not a learning SSID
-            WifiClient("00:16:3e:77:00:03", "EDU-Student", NOW - 8 * 86400)]  # outside the 7-day window
-    seen = inv.learning_devices(NOW, wifi)
+    # the Wi-Fi poller pseudonymises clients with the same school key as discovery
+    inv.see_wifi([WifiClient(KEY.mac(TABLET), "EDU-Student", NOW),                       # the same tablet
+                  WifiClient(KEY.mac("00:16:3e:77:00:01"), "EDU-Student", NOW),          # a teacher's, only on Wi-Fi
+                  WifiClient(KEY.mac("00:16:3e:77:00:02"), "Guest", NOW),                # not a learning SSID
+                  WifiClient(KEY.mac("00:16:3e:77:00:03"), "EDU-Student", NOW - 8 * 86400)],  # outside 7 days
+                 NOW)
+    seen = inv.learning_devices(NOW)
     assert (len(seen["discovered"]), len(seen["wifi"]), len(seen["discovered"] | seen["wifi"])) == (2, 2, 3)
-    samples = inv.samples(NOW, wifi)
+    samples = inv.samples(NOW)
     count = next(s for s in samples if s.metric == "inventory.learning_devices")
     assert count.value == 3 and count.unit == "devices"
     assert {s.tags["class"]: s.value for s in samples if s.metric == "inventory.devices"} == {"learning": 2,
