@@ -465,11 +465,17 @@ class Engine:
             else:
                 result.notes.append("no eduedge test server configured: latency, jitter and loss are not measured")
             for direction in opts.directions:
-                await asyncio.sleep(GAP)
-                th = await (self.phase_runner or _builtin_phase)(self, direction)
+                if self.control is not None and self.control.ended:
+                    th = Throughput(direction, self.engine_name, opts.streams,
+                                    error=f"not measured: {self.control.ended}")
+                else:
+                    await asyncio.sleep(GAP)
+                    th = await (self.phase_runner or _builtin_phase)(self, direction)
                 setattr(result, direction, th)
         except MeasureError as e:
             result.error = str(e)
+        except OSError as e:                       # a socket this side could not make (no memory, no ports...)
+            result.error = f"the test could not run here: {e.strerror or e}"
         finally:
             stop.set()
             for t in tasks:
@@ -495,7 +501,7 @@ class Engine:
         self.control = _Control(sock, words[2] if len(words) > 2 else "", float(words[1]) if len(words) > 1 else 0)
         if self.control.granted < need:
             raise MeasureError(f"the test server grants {self.control.granted:g} s, the test needs {need:g} s "
-                            "(shorten broadband.duration or raise the server's --max-seconds)")
+                               "(shorten broadband.duration or raise the server's --max-seconds)")
         tasks.append(asyncio.create_task(self.control.read(rest)))
         self.prober = Prober(self.host, self.port)
         idle_start = time.monotonic()

@@ -294,6 +294,7 @@ def test_a_test_cut_off_mid_way():
     print(r.problems)
     assert r.down is not None and r.down.mbps is None and no_figures(r)
     assert r.down.error.startswith("the test was cut off ") or r.down.error.startswith("no data arrived")
+    assert r.up is not None and r.up.mbps is None and r.up.error == "not measured: the test server closed the session"
 
 
 def test_a_link_that_drops_to_zero():
