@@ -357,7 +357,12 @@ class BroadbandCollector:
 
     def lock_held(self) -> bool:
         """A test runs now: this agent's, or a technician's `eduedge speedtest` on the same box."""
-        return self._mutex.locked() or self.lock.busy()
+        if not self._mutex.acquire(blocking=False):
+            return True
+        try:                                  # the mutex keeps run_test off the lock file meanwhile
+            return self.lock.busy()
+        finally:
+            self._mutex.release()
 
     def monitor(self, now: float) -> list[Sample]:
         assert self.server is not None
@@ -388,7 +393,7 @@ class BroadbandCollector:
         """One test now, unless another is running on this box."""
         now = time.time() if now is None else now
         busy = "another broadband test is running in this agent"
-        if self._mutex.acquire(blocking=False):
+        if self._mutex.acquire(timeout=1.0):          # tick() holds it for a moment; a test, for its length
             try:
                 busy = "another broadband test is running on this box (eduedge speedtest?)"
                 if self.lock.acquire():
