@@ -118,8 +118,10 @@ class Ingestor:
         """Insert the batch's message rows; the ids that were new (not already stored, not repeated in the batch)."""
         fresh: set[str] = set()
         step = 500   # 8 values a row; well under SQLite's 32766 variables per statement
-        for i in range(0, len(batch), step):
-            part = batch[i:i + step]
+        # In id order: two receivers inserting overlapping batches then lock rows in the same order (no deadlock).
+        ordered = sorted(batch, key=lambda m: m.msg["id"])
+        for i in range(0, len(ordered), step):
+            part = ordered[i:i + step]
             marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
             params: list[Any] = []
             for m in part:
