@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from agent.config import STANDARDS_DIR, ByteSize, Duration, MqttTls, SchoolType, Secret, Strict, split_host_port
 from agent.yamlfile import YamlDoc, YamlFileError, load_yaml, validation_errors
@@ -140,13 +140,14 @@ class CloudConfig(Strict):
     schools: list[RosterSchool] = Field(default_factory=list)
     serve: Serve = Serve()
 
-    @model_validator(mode="after")
-    def _roster(self) -> CloudConfig:
-        ids = [s.id for s in self.schools]
+    @field_validator("schools")
+    @classmethod
+    def _roster(cls, schools: list[RosterSchool]) -> list[RosterSchool]:
+        ids = [s.id for s in schools]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
-            raise ValueError(f"schools: listed twice: {', '.join(twice)}")
-        return self
+            raise ValueError(f"listed twice: {', '.join(twice)}")
+        return schools
 
 
 def load_cloud_config(path: Path | str) -> CloudConfig:
