@@ -1,12 +1,14 @@
 """The main job end to end: `eduedge run` against the simulated demo campus polls, judges, buffers and reports.
 
 One campus (sim_up with its own broker, loopback) and one agent with short intervals (5 s polls, a 10 s
-assessment), traps, discovery and reachability on. The test listens on the broker as the city would and
-checks that what the design promises arrives and meets the contract: metrics (device polls, Wi-Fi zone
-aggregates, reachability, the learning-device count), the inventory with identities, findings for every rule
-of the configured packs (status and evidence), status-change events, a trap turned into an event, and the
-answer to `run-check compliance`. Afterwards `eduedge diag --cached` shows the statuses of the daemon's last
-assessment, and nothing of the campus or the agent is left running.
+assessment), traps, discovery, reachability and broadband (against the campus's test server behind its
+simulated WAN) on. The test listens on the broker as the city would and checks that what the design promises
+arrives and meets the contract: metrics (device polls, Wi-Fi zone aggregates, reachability, the learning-device
+count, the WAN), the inventory with identities, findings for every rule of the configured packs (status and
+evidence), status-change events, a trap turned into an event, and the answers to `run-check broadband` (a
+capacity test now, which the next assessment judges) and `run-check compliance`. Afterwards
+`eduedge diag --cached` shows the statuses of the daemon's last assessment, and nothing of the campus or the
+agent is left running.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def agent_config(state: SimState, path: Path, data_dir: Path, trap_port: int) ->
     doc["discovery"] = {"enabled": True, "subnets": [subnet], "interval": "10s", "sweep_timeout": "0.5s",
                         "bridge_devices": ["sw-a1", "sw-lib"], "learning": {"ssids": ["^Edu-Student$"]}}
     doc["reachability"] = {"enabled": True, "interval": "10s", "count": 2, "timeout": "0.5s"}
+    # no scheduled tests (their times are random within the windows): `run-check broadband` runs one
+    doc["broadband"] = {"enabled": True, "server": state.speedtest, "duration": "3s", "warmup_max": "1s",
+                        "streams": 2, "idle_probes": 10, "monitor_interval": "5s", "windows": []}
     doc["commands"] = {"rate_per_minute": 60, "burst": 5}
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
@@ -132,7 +137,7 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
         # polls: every device's samples, the Wi-Fi zones of each round, reachability, the 1:1 count
         rx.wait_for(lambda r: devices <= {s["device"] for s in samples(r)}, 30, "samples from every device")
         wanted = {"wifi.zone_clients", "wifi.zone_good_client_minutes", "device.reachable",
-                  "inventory.learning_devices"}
+                  "inventory.learning_devices", "wan.rtt_ms"}
         rx.wait_for(lambda r: wanted <= {s["metric"] for s in samples(r)}, 30, f"the metrics {wanted}")
         # the Wi-Fi rounds hand discovery their Edu-Student clients; its next cycle counts them
         rx.wait_for(lambda r: any(s["metric"] == "inventory.learning_devices" and s["value"] > 0 for s in samples(r)),
@@ -145,6 +150,9 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
         core = next(d for d in cfg.snmp.devices if d.name == "core")
         send_trap(campus, split_host_port(core.host)[0], trap_port, tmp_path)
         rx.wait_for(lambda r: any(e["kind"] == "link.down" for e in events(r)), 10, "the trap's event")
+        # a capacity test now; the next assessment judges the school's egress by it
+        command(campus.broker, cfg.school.city, cfg.school.id, "run-check", "bb-1", check="broadband")
+        rx.wait_for(lambda r: any(a["request_id"] == "bb-1" for a in r.of("cmd-result")), 30, "the test's answer")
         command(campus.broker, cfg.school.city, cfg.school.id, "run-check", "rc-1", check="compliance")
         rx.wait_for(lambda r: any(a["request_id"] == "rc-1" for a in r.of("cmd-result")), 15, "run-check's answer")
         status = subprocess.run([EDUEDGE, "status", "--config", str(cfg_path)], capture_output=True, text=True,
@@ -191,13 +199,21 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
     trap = next(e for e in events(rx) if e["kind"] == "link.down")
     assert trap["device"] == "core" and "GE0/0/7" in trap["message"]
 
+    tested = next(a for a in rx.of("cmd-result") if a["request_id"] == "bb-1")
+    assert tested["status"] == "ok" and tested["result"]["samples"] > 0, tested
+    down = [s for s in samples(rx) if s["metric"] == "wan.down_mbps"]
+    assert len(down) == 1 and down[0]["tags"]["window"] == "command" and down[0]["value"] > 100   # a 300 Mbit/s WAN
+    egress = [f for m in rx.of("findings") for f in m["findings"] if f["rule"] == "hebei-2019.egress"]
+    assert egress[0]["status"] == "unknown" and egress[-1]["status"] == "pass"
+
     answer = next(a for a in rx.of("cmd-result") if a["request_id"] == "rc-1")
     assert answer["status"] == "ok" and answer["result"]["ran"] == ["compliance"]
     assert sum(answer["result"]["summary"]["compliance"]["findings"].values()) == len(expected_rules)
 
     # eduedge status: every job with its last success, and the trap receiver
     assert status.returncode == 0, status.stdout + status.stderr
-    jobs = [f"snmp:{d}" for d in devices] + ["compliance", "discovery", "reachability", "traps"]
+    jobs = [f"snmp:{d}" for d in devices] + ["compliance", "discovery", "reachability", "traps", "broadband",
+                                             "broadband:tick"]
     for job in jobs:
         line = next((ln for ln in status.stdout.splitlines() if ln.split()[:1] == [job]), None)
         assert line is not None and "last success never" not in line and "ERROR" not in line, (job, status.stdout)
