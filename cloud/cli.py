@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
     def speedtest_server(
         listen: str = typer.Option("127.0.0.1:5201", help="HOST:PORT for TCP and UDP (0.0.0.0:5201 for schools)"),
         max_tests: int = typer.Option(32, min=1, help="tests at once; more are refused with `ERR busy`"),
-        max_seconds: float = typer.Option(60.0, min=1, help="longest test (a school's default test needs ~32 s)"),
+        max_seconds: float = typer.Option(60.0, min=1, help="longest test (a school's default test asks for 40 s)"),
         max_streams: int = typer.Option(16, min=1, help="TCP streams per test"),
         token_file: Path | None = typer.Option(None, help="accepted tokens, one a line; without it anyone may test"),
     ) -> None:
