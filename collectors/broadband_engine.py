@@ -126,9 +126,10 @@ class _Probe:
 
 
 class Prober:
-    """Sends echo probes to the test server and times their answers."""
+    """Sends echo probes to the test server and times their answers; `size` pads each probe to that many
+    bytes (a video-sized datagram; the server echoes up to 1500), 0 keeps them as short as they go."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, size: int = 0):
         info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         self.sock = socket.socket(info[0], socket.SOCK_DGRAM)
         self.sock.setblocking(False)
@@ -139,6 +140,7 @@ class Prober:
                 self.kernel_stamps = True
         self.sock.connect(info[4])
         self.nonce = secrets.token_hex(4).encode()
+        self.size = size
         self.probes: list[_Probe] = []
         self.refused = 0                        # ICMP port unreachable: nothing listens there
         self.last_rtt: float | None = None
@@ -153,6 +155,8 @@ class Prober:
     def send(self) -> None:
         seq = len(self.probes)
         payload = ECHO + self.nonce + b" %d" % seq
+        if self.size > len(payload) + 1:
+            payload += b" " + b"." * (self.size - len(payload) - 1)
         self.probes.append(_Probe(time.monotonic(), time.time_ns()))
         try:
             self.sock.send(payload)
@@ -179,7 +183,7 @@ class Prober:
     def _readable(self) -> None:
         while True:
             try:
-                data, anc, _flags, _addr = self.sock.recvmsg(256, socket.CMSG_SPACE(16))
+                data, anc, _flags, _addr = self.sock.recvmsg(max(256, self.size), socket.CMSG_SPACE(16))
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionRefusedError:
@@ -193,9 +197,10 @@ class Prober:
                     sec, nsec = struct.unpack("@ll", value[:16])
                     arrived = sec * 1_000_000_000 + nsec
             head, _, rest = data[len(ECHO):].partition(b" ")
-            if not data.startswith(ECHO) or head != self.nonce or not rest.isdigit():
+            number = rest.partition(b" ")[0]          # what follows it is padding
+            if not data.startswith(ECHO) or head != self.nonce or not number.isdigit():
                 continue
-            seq = int(rest)
+            seq = int(number)
             if seq < len(self.probes) and self.probes[seq].rtt_ms is None:
                 rtt = (arrived - self.probes[seq].sent_ns) / 1e6
                 if rtt >= 0:                      # a wall-clock step in between: drop, never invent
@@ -689,15 +694,16 @@ class ProbeResult:
 
 
 async def probe_once(host: str, port: int, token: str | None = None, count: int = 10, interval: float = 0.1,
-                     timeout: float = 5.0) -> ProbeResult:
-    """Open a `probe` (so a token server echoes to this address), send `count` echoes, wait for them."""
+                     timeout: float = 5.0, size: int = 0) -> ProbeResult:
+    """Open a `probe` (so a token server echoes to this address), send `count` echoes of `size` bytes (0: as
+    short as they go), wait for them."""
     auth = f" token={token}" if token else ""
     seconds = count * interval + timeout + 2
     try:
         sock, _, _ = await _request(host, port, f"EEST/1 probe {seconds:g}{auth}", timeout, "probe request")
     except MeasureError as e:
         return ProbeResult(reachable=False, error=str(e))
-    prober = Prober(host, port)
+    prober = Prober(host, port, size)
     try:
         start = time.monotonic()
         await prober.run(interval, count)
