@@ -786,8 +786,11 @@ class Daemon:
             self.link.start()
         else:
             log.warning("no mqtt section in %s: collecting into the outbox only", self.config_path)
+        # the first assessment waits for the first run of every collector (see _first_assessment)
         for name in list(self.collectors.jobs):
-            self.submit(name)
+            if name != "compliance":
+                self.submit(name)
+        first_assessment = "compliance" in self.collectors.jobs
         next_state = next_stats = next_inventory = 0.0
         next_maintain = time.monotonic() + MAINTAIN_EVERY_S
         try:
@@ -799,6 +802,11 @@ class Daemon:
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                if first_assessment and self._ready_to_judge():
+                    first_assessment = False
+                    job = self.collectors.jobs.get("compliance")
+                    if job is not None and not job.runs and not job.running:
+                        self.submit("compliance")
                 now = time.monotonic()
                 if now >= next_stats:
                     self._refresh_stats()
@@ -818,6 +826,16 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+    def _ready_to_judge(self) -> bool:
+        """At start-up: whether every collector has run once (the store then holds a whole round, not the
+        first device's), or the compliance job has already started on its own schedule. A broadband test
+        that is due at start-up is not waited for."""
+        jobs = self.collectors.jobs
+        job = jobs.get("compliance")
+        if job is None or job.runs or job.running:
+            return True
+        return all(j.runs for n, j in jobs.items() if n not in ("compliance", "broadband"))
 
     def shutdown(self) -> None:
         log.info("stopping")

@@ -3,16 +3,20 @@
 1. `eduedge sim up` the demo campus (real SNMP agents serving edited recordings of real switches, a
    wireless controller, printers, projectors) with its own MQTT broker, all on loopback.
 2. `eduedge run` the agent against it, with the polling interval shortened so that a few cycles fit in a
-   minute or two.
+   minute or two, and the standards judged every 30 s instead of every 5 minutes.
 3. Listen on the broker as the city cloud would: every message is checked against the telemetry contract
    and shown as it arrives (birth, metrics batches, inventory, findings, events, and the agent's offline
    message when it stops).
-4. Stop the agent cleanly, print what the city now knows about the school, and `sim down` everything.
+4. Once the first findings are in, ask the agent - as the city may - for a broadband test now
+   (`run-check broadband`, against the campus's test server behind its simulated 300/50 Mbit/s WAN); the
+   next assessment judges the school's connection by it.
+5. Stop the agent cleanly, print what the city now knows about the school, and `sim down` everything.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import signal
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +70,11 @@ def _describe(kind: str, msg: dict[str, Any]) -> str:
         return f"{len(msg.get('devices', []))} devices"
     if kind == "events":
         return "; ".join(str(e.get("message", e.get("kind")))[:80] for e in msg.get("events", [])[:3])
+    if kind == "cmd-result":
+        result = msg.get("result") or {}
+        return (f"{msg.get('command')} {result.get('check', '')}: {msg.get('status')}"
+                + (f", {result['samples']} samples" if "samples" in result else "")
+                + (f" ({msg['reason']})" if msg.get("reason") else ""))
     return ""
 
 
@@ -81,6 +91,8 @@ def listen(broker: str, heard: Heard, say: Callable[[str], None]) -> Any:
             c.subscribe(f"{contract.TOPIC_ROOT}/#", qos=1)
 
     def on_message(_c: Any, _u: Any, m: Any) -> None:
+        if "/cmd/" in m.topic:      # the city's own commands (see `ask`), not the agent's telemetry
+            return
         kind = m.topic.rsplit("/", 1)[-1]
         try:
             msg = contract.decode(m.payload)
@@ -113,11 +125,24 @@ def listen(broker: str, heard: Heard, say: Callable[[str], None]) -> Any:
     return client
 
 
-def demo_config(agent_config: Path, out: Path, interval: str) -> Path:
-    """The simulator's agent configuration with the cadence shortened for a demo."""
+def ask(client: Any, agent_config: Path, command: str, args: dict[str, Any]) -> None:
+    """Send the agent a command as the city does (agent/commands.py), on the listener's connection."""
+    school = yaml.safe_load(agent_config.read_text(encoding="utf-8"))["school"]
+    body = {"schema": {"name": "cmd", "version": 1}, "request_id": f"demo-{uuid.uuid4().hex[:8]}", "args": args}
+    client.publish(f"{contract.TOPIC_ROOT}/{school['city']}/{school['id']}/cmd/{command}",
+                   json.dumps(body).encode(), qos=1)
+
+
+def demo_config(agent_config: Path, out: Path, interval: str, speedtest: str = "") -> Path:
+    """The simulator's agent configuration with the cadence shortened for a demo, and broadband tests against
+    the campus's test server (`speedtest`, host:port) when it runs one - on request only, and short."""
     cfg = yaml.safe_load(agent_config.read_text(encoding="utf-8"))
     cfg.setdefault("snmp", {}).setdefault("defaults", {})["interval"] = interval
     cfg.setdefault("standards", {}).setdefault("packs", ["yinchuan-2018", "hebei-2019", "moe-2019"])
+    cfg["standards"].setdefault("assess_interval", "30s")
+    if speedtest:
+        cfg.setdefault("broadband", {"enabled": True, "server": speedtest, "duration": "5s", "warmup_max": "2s",
+                                     "streams": 4, "idle_probes": 20, "windows": []})
     out.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out
 
@@ -135,7 +160,7 @@ def run_demo(campus: Path = DEMO_CAMPUS, seconds: float = 75.0, interval: str = 
     try:
         n_snmp = sum(1 for e in state.endpoints if e.snmp_port)
         say(f"campus up: {n_snmp} SNMP agents, broker {state.broker}, state in {state_dir}")
-        cfg = demo_config(Path(state.agent_config), work / "agent.yaml", interval)
+        cfg = demo_config(Path(state.agent_config), work / "agent.yaml", interval, state.speedtest)
         listener = listen(state.broker, heard, say)
         eduedge = str(Path(sys.executable).with_name("eduedge"))
         log = (work / "agent.log").open("wb")
@@ -145,8 +170,13 @@ def run_demo(campus: Path = DEMO_CAMPUS, seconds: float = 75.0, interval: str = 
                                  start_new_session=True)
         deadline = time.monotonic() + seconds
         shown = 0
+        asked = not state.speedtest
         while time.monotonic() < deadline and agent.poll() is None:
             time.sleep(5.0)
+            if not asked and heard.findings:
+                asked = True
+                say(f"  {time.strftime('%H:%M:%S')}  the city asks for a broadband test now (run-check broadband)")
+                ask(listener, Path(state.agent_config), "run-check", {"check": "broadband"})
             with heard.lock:
                 if heard.counts["metrics"] != shown:
                     shown = heard.counts["metrics"]
@@ -190,7 +220,7 @@ def _summary(heard: Heard, cfg: Path, say: Callable[[str], None], keep: bool) ->
     if heard.findings:
         say("  findings:")
         for key, f in sorted(heard.findings.items()):
-            why = f.get("why") or f.get("reason") or ""
+            why = (f.get("evidence") or {}).get("why", "")
             say(f"    {f.get('status', '?'):<12} {key}  {str(why)[:90]}")
     if heard.invalid:
         say(f"  {len(heard.invalid)} messages broke the contract, e.g. {heard.invalid[0]}")
