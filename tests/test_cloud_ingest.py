@@ -150,7 +150,8 @@ def test_a_fleet_through_two_receivers_one_killed_stores_every_message_once_on_p
                      f"{expected} messages in the database")
         except AssertionError:
             stored = {r[0] for r in db.query("SELECT id FROM messages")}
-            lost = sorted((m["school"]["id"], m["seq"], m["schema"]["name"]) for i, m in sent.items() if i not in stored)
+            lost = sorted((m["school"]["id"], m["seq"], m["schema"]["name"])
+                          for i, m in sent.items() if i not in stored)
             tails = "\n".join(p.read_text()[-1500:] for p in logs)
             raise AssertionError(f"{len(stored)} of {expected} stored; not stored: {lost[:20]}\n{tails}") from None
         time.sleep(1.0)
@@ -176,7 +177,8 @@ def test_a_fleet_through_two_receivers_one_killed_stores_every_message_once_on_p
         if first_death is not None:
             assert states[dropper.id][3] >= 1
         for g in gaps(db, cfg, time.time() + 10):
-            births = sum(1 for m in sent.values() if m["school"]["id"] == g["school"] and m["schema"]["name"] == "birth")
+            births = sum(1 for m in sent.values()
+                         if m["school"]["id"] == g["school"] and m["schema"]["name"] == "birth")
             if g["school"] != dropper.id:
                 assert g["holes"] == [] and births == 1, g
     finally:
