@@ -40,8 +40,9 @@ from agent.samples import Sample
 DB_NAME = "compliance.sqlite"
 RETENTION_S = 35 * 86400
 # Metrics whose every sample is kept for `retention` (not just the newest of each series): what rules
-# judge over a window, and what the report draws.
-HISTORY_PREFIXES = ("wan.", "wifi.zone_", "wifi.probe_", "inventory.")
+# judge over a window, and what the report draws (service.* and liveclass.*: the live-class readiness's
+# probe rounds and classroom-drop and uplink loads, agent/live_class.py).
+HISTORY_PREFIXES = ("wan.", "wifi.zone_", "wifi.probe_", "inventory.", "service.", "liveclass.")
 
 
 def keep_history(sample: Sample) -> bool:
