@@ -83,12 +83,11 @@ def schools(db: Db, cfg: CloudConfig, now: float, district: str | None = None, s
         rows = [r for r in rows if r["district"] == district]
     if school_type:
         rows = [r for r in rows if r["type"] == school_type]
-    columns = sorted({rule for s in status.values() for rule in s} |
-                     {r.id for r in rules.rules if r.scope == "school"})
     for r in rows:
         got = status.get(r["school"], {})
         expected = {x.id for x in rules.for_school(r["type"])} if r["type"] else set()
-        r["rules"] = {c: got.get(c, NONE) for c in columns if c in got or c in expected}
+        r["rules"] = {c: got.get(c, NONE) for c in sorted(set(got) | expected)}
+    columns = sorted({c for r in rows for c in r["rules"]})     # the rules that concern the schools shown
     return {"columns": columns, "districts": districts, "types": types, "schools": rows}
 
 
