@@ -529,6 +529,7 @@ class Daemon:
                 self._inventory_due.set()
         except Exception as e:
             error = f"{device}: {type(e).__name__}: {e}"
+            self._remember(self.store.add_poll, device, time.time(), False, (), None, [error])
         failing = error is not None and not samples
         if failing != self._failing.get(device, False):
             self._failing[device] = failing

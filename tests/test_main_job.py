@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,3 +228,69 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
     assert {f["rule"]: f["status"] for f in cached["findings"]} == last_sent
     assert diag.returncode == (1 if "fail" in last_sent.values() else 0)
 
+
+
+def _trap_events(daemon: Any) -> list[dict[str, Any]]:
+    from agent import contract
+
+    rows = daemon.outbox.take(1000)
+    return [e for r in rows if r.kind == "events" for e in contract.decode(r.payload)["events"]
+            if e["kind"] == "link.down"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not shutil.which("snmptrap"), reason="net-snmp tools not installed")
+def test_a_reload_moves_the_trap_receiver_and_shutdown_closes_it(tmp_path: Path) -> None:
+    """In-process: the receiver listens from start(), is kept by a reload that does not touch it, moves to a
+    new port when snmp.traps.listen changes (the old port is free again) and is closed at shutdown."""
+    from agent.daemon import Daemon
+    from tests.mqtt_helpers import write_config
+
+    first, second = _free_udp_port(), _free_udp_port()
+    (tmp_path / "community").write_text("trapcomm\n")
+
+    def config(port: int, interval: str = "1h") -> Path:
+        return write_config(tmp_path / "agent.yaml", None, tmp_path / "data", snmp={
+            "credentials": {"c": {"version": "2c", "community": {"file": str(tmp_path / "community")}}},
+            "devices": [{"name": "sw-1", "host": "127.0.0.1:9", "credentials": "c", "interval": interval}],
+            "traps": {"enabled": True, "listen": f"127.0.0.1:{port}"}})
+
+    def trap_to(port: int) -> None:
+        env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(tmp_path / "netsnmp"))
+        subprocess.run(["snmptrap", "-v2c", "-c", "trapcomm", f"127.0.0.1:{port}", "", LINK_DOWN,
+                        "1.3.6.1.2.1.2.2.1.1.7", "i", "7"], env=env, check=True, capture_output=True, timeout=30)
+
+    def wait_events(n: int) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while len(got) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+            got += _trap_events(daemon)
+        return got
+
+    daemon = Daemon(config(first))
+    try:
+        daemon.collectors.start()
+        trap_to(first)
+        assert [e["device"] for e in wait_events(1)] == ["sw-1"]
+        receiver = daemon.collectors.traps
+        config(first, interval="2h")
+        assert daemon.reload() and daemon.collectors.traps is receiver      # traps untouched: same receiver
+        config(second)
+        assert daemon.reload() and daemon.collectors.traps is not receiver
+        assert _port_free(first)
+        trap_to(second)
+        assert len(wait_events(1)) == 1
+        state = daemon.state()["collectors"]["traps"]
+        assert state["listen"] == f"127.0.0.1:{second}" and state["events"] == 1 and state["last_error"] is None
+    finally:
+        daemon.shutdown()
+    assert _port_free(second)
