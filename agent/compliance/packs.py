@@ -3,7 +3,8 @@
 A pack is one document's rules. Each rule says what it applies to (school types), what it measures (the
 canonical input it needs), its threshold and unit, which kind of judgement it is (`link-speed`,
 `capacity`, `statistic`, `wifi-coverage`, `wifi-access`, `device-ratio`, `all-of` for a rule made of
-parts, `region` for a rule only the city cloud can judge), and its source: the document, the clause,
+parts, `region` for a rule only the city cloud can judge, `live-class` for a classroom's readiness for a live
+lesson of the rule's `profile`), and its source: the document, the clause,
 the words in Chinese and an English gloss. A number the project chose because the source gives none
 says so in `proposal`.
 
@@ -28,7 +29,7 @@ from agent.config import STANDARDS_DIR, Duration, SchoolType, Strict
 from agent.yamlfile import YamlFileError, load_yaml, validation_errors
 
 Kind = Literal["link-speed", "capacity", "statistic", "wifi-coverage", "wifi-access", "device-ratio", "all-of",
-               "region"]
+               "region", "live-class"]
 Op = Literal[">=", ">", "<=", "<"]
 SCHOOL_TYPES: tuple[str, ...] = SchoolType.__args__  # type: ignore[attr-defined]
 
@@ -55,6 +56,27 @@ class Source(Strict):
     url: str | None = None
 
 
+class Reference(Strict):
+    """A public source a number of the project's is drawn from (a profile's, which no policy gives)."""
+
+    title: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https?://")
+    says: str = Field(min_length=1)     # what it gives that the number rests on
+
+
+class LiveProfile(Strict):
+    """What one kind of live lesson needs of a classroom's path to the live-class server (agent/live_class.py)."""
+
+    name: Text
+    down_mbps: float = Field(ge=0)              # what the room receives
+    up_mbps: float = Field(ge=0)                # what it sends
+    one_way_delay_ms: float = Field(gt=0)       # mouth to ear, both schools' legs
+    jitter_ms: float = Field(gt=0)
+    loss_percent: float = Field(gt=0, le=100)
+    max_load_percent: float = Field(75.0, gt=0, le=100)   # of a link, the lesson included, at lesson peaks
+    references: list[Reference] = Field(min_length=1)
+
+
 class RuleBase(Strict):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +101,7 @@ class RuleBase(Strict):
     min_client_minutes: int = Field(300, ge=1)      # fewer in the window: the zone is unknown, not covered
     presence: float = Field(99.0, gt=0, le=100)     # % of the window at least one AP of the zone is up
     phy_factor: float = Field(2.0, gt=0)            # negotiated PHY rate that stands for the threshold
+    profile: LiveProfile | None = None              # live-class: the lesson the classrooms are judged for
     city_override_of: float | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -87,7 +110,7 @@ class RuleBase(Strict):
             "link-speed": ("measures", "threshold", "links"), "capacity": ("measures", "threshold"),
             "statistic": ("measures", "threshold", "statistic"), "wifi-coverage": ("measures", "zone_types"),
             "wifi-access": ("measures", "threshold"), "device-ratio": ("measures", "threshold"),
-            "all-of": (), "region": ("measures",)}
+            "all-of": (), "region": ("measures",), "live-class": ("profile", "threshold")}
         missing = [f for f in needs[self.kind] if getattr(self, f) in (None, "")]
         if missing:
             raise ValueError(f"a `{self.kind}` rule needs {', '.join(f'`{m}`' for m in missing)}")
