@@ -16,6 +16,10 @@ without a change here. Metrics from collectors that do not exist yet are marked 
 |               | wifi.zone_radio_phy_mbps                                                  | coverage.py      |
 | device-ratio  | inventory.learning_devices (count; the newest of each series is summed)   | devices (#8)     |
 |               | and school.enrolment from the configuration                                |                  |
+| live-class    | per classroom (agent/live_class.py): its drops (topology, if.speed_mbps,  | agent/live_      |
+|               | if.duplex, liveclass.drop_*), its Wi-Fi zone (wifi.zone_*), the uplink    | class.py,        |
+|               | (wan.*_mbps tests, wan.traffic_*_peak_mbps, liveclass.uplink_*), the path | service probes   |
+|               | to the live-class server (service.up, service.udp_*)                      | (#10)            |
 | (report only) | wifi.zone_clients (clients associated, tags zone), drawn by `diag --html`  | Wi-Fi (#6)       |
 
 Measured throughput has a ceiling: TCP over Ethernet carries at most 1448/1538 = 94.15 % of the line rate
@@ -35,7 +39,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent import wifi_coverage
+from agent import live_class, wifi_coverage
 from agent.config import AgentConfig
 from agent.findings import Finding, Problem, Status, worst
 from agent.samples import Sample
@@ -443,6 +447,18 @@ def judge_wifi_access(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
                  j.missing, j.problems)
 
 
+# -- live classes --------------------------------------------------------------------------------------
+# Classroom by classroom, link by link, beside the load history it reads (agent/live_class.py).
+
+def judge_live_class(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
+    assert rule.profile is not None and rule.threshold is not None
+    lesson = ctx.in_school_hours if rule.hours == "school" else (lambda _t: True)
+    inp = live_class.Inputs(ctx.cfg, ctx.store, ctx.topology, ctx.now, rule.window, lesson, ctx.hours_text(rule))
+    j = live_class.judge(rule, rule_id, inp)
+    return _base(rule, rule_id, ctx, j.status, j.value, j.why, j.evidence, (ctx.now - rule.window, ctx.now),
+                 j.missing, j.problems)
+
+
 # -- device ratio --------------------------------------------------------------------------------------
 
 def judge_device_ratio(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
@@ -480,6 +496,7 @@ def judge_device_ratio(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
 JUDGES: dict[str, Callable[[RuleBase, str, Context], Finding]] = {
     "link-speed": judge_link_speed, "capacity": judge_capacity, "statistic": judge_statistic,
     "wifi-coverage": judge_wifi_coverage, "wifi-access": judge_wifi_access, "device-ratio": judge_device_ratio,
+    "live-class": judge_live_class,
 }
 
 
