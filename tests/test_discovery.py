@@ -236,3 +236,17 @@ def test_learning_devices_seen_by_discovery_and_wifi_count_once_and_feed_the_rat
     assert finding.status == "fail" and finding.value == 0.75          # 3 devices for 3 students + 1 teacher
     store.add([Sample(NOW + 1, count.device, count.metric, 4, "devices")])
     assert next(f for f in evaluate(store, c, NOW + 2) if f.rule == "yinchuan-2018.device-ratio").status == "pass"
+
+
+def test_wifi_learning_clients_survive_a_restart_and_leave_after_the_window(tmp_path: Path) -> None:
+    """An evening restart must not drop the day's tablets from the 1:1 count; only pseudonyms are kept."""
+    c = cfg()
+    path = tmp_path / "discovery.json"
+    inv = DeviceInventory(c, KEY, path)
+    inv.see_wifi([WifiClient(KEY.mac(TABLET), "EDU-Student", NOW), WifiClient(KEY.mac(PROJECTOR), "Guest", NOW)], NOW)
+    inv.save()
+    assert TABLET not in path.read_text() and KEY.mac(PROJECTOR) not in path.read_text()
+    again = DeviceInventory(c, KEY, path)
+    assert again.learning_devices(NOW + 3600)["wifi"] == {KEY.mac(TABLET)}
+    again.see_wifi([], NOW + 8 * 86400)
+    assert again.learning_devices(NOW + 8 * 86400)["wifi"] == set()
