@@ -8,10 +8,12 @@ The main job, per configured collector (each a `Job`, each shown by `eduedge sta
 |                |                       |                            | rounds -> zone samples, learning SSIDs       |
 | host           | pool                  | host.interval              | store, outbox metrics                        |
 | discovery      | asyncio loop (+ pool) | discovery.interval         | store, outbox metrics, `inventory` changes   |
-| reachability   | asyncio loop          | reachability.interval      | store, outbox metrics, device.unreachable    |
+| reachability   | asyncio loop          | reachability.interval      | store, outbox metrics, reachability.down/up  |
 | compliance     | pool                  | standards.assess_interval  | store findings; outbox findings + the events |
-|                |                       |                            | of every change of status                    |
-| broadband      | pool                  | half a minute (due tests)  | store, outbox metrics and events             |
+|                |                       | (first: after every job's  | of every change of status                    |
+|                |                       | first run)                 |                                              |
+| broadband      | pool                  | half a minute (due tests;  | store, outbox metrics and events             |
+|                |                       | `run-check`: a test now)   |                                              |
 | broadband:tick | pool                  | utilisation_interval       | WAN counters, echo monitor                   |
 
 SNMP traps (snmp.traps) are no job: their receiver listens on the asyncio loop and each trap of a listed
@@ -19,8 +21,10 @@ device becomes an event. Everything sampled goes into the SampleStore (data_dir/
 `assess` judges and `eduedge diag --cached` reads, and into the outbox, with one exception: the per-client
 Wi-Fi samples (`wifi.client_*`, one series per pseudonymised client) stay in memory. Each round of Wi-Fi polls
 turns them into the zone samples the coverage rules judge (`wifi.zone_*`, sent and stored) and the
-learning-SSID pseudonyms the 1:1 count takes; APs, radios and SSIDs are sent as polled. A large campus
-(2,000 APs) would otherwise send ~10^5 client samples a minute that no rule or cloud view reads.
+learning-SSID pseudonyms the 1:1 count takes; APs, radios and SSIDs are sent as polled. The simulated large
+campus (347 APs, 7,105 clients in a lesson) polls 32,830 Wi-Fi samples a round, 21,315 of them per client;
+2,000 APs would send ~10^5 client samples a minute that no rule reads, and keeping one series per client in
+the store for its 35 days would grow it with every pseudonym ever seen.
 
 Threads and who owns what:
 - main thread: the `schedule` loop (cadence with jitter), signals (SIGTERM/SIGINT stop, SIGHUP reloads the
