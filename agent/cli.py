@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_broadband, cli_config, cli_demo, cli_diag, cli_discovery, cli_service, cli_snmp, cli_wifi
+from agent import (
+    cli_broadband,
+    cli_config,
+    cli_demo,
+    cli_diag,
+    cli_discovery,
+    cli_liveclass,
+    cli_service,
+    cli_snmp,
+    cli_wifi,
+)
 from cloud import cli as cli_cloud
 from simulator import cli as cli_sim
 
@@ -21,7 +31,7 @@ app = typer.Typer(
 )
 
 for module in (cli_config, cli_snmp, cli_service, cli_sim, cli_diag, cli_discovery, cli_broadband, cli_cloud,
-               cli_demo, cli_wifi):
+               cli_demo, cli_wifi, cli_liveclass):
     module.register(app)
 
 
