@@ -26,7 +26,7 @@ import typer
 
 from agent.cli_config import DEFAULT_CONFIG, config_or_exit
 from agent.compliance import PackError, RuleSet, evaluate, load_packs
-from agent.config import AgentConfig
+from agent.config import AgentConfig, LiveClassEndpoint
 from agent.findings import Finding
 from agent.samplestore import SampleStore
 from collectors.service_probes import ServiceProbe, expires_in_words, probe_all, probe_endpoint
@@ -142,10 +142,14 @@ def probe_line(p: ServiceProbe) -> str:
     return head + ("; " + ", ".join(parts) if parts else "")
 
 
-def render_probe(p: ServiceProbe, packets: int, size: int) -> str:
+def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int) -> str:
+    """Every stage of one endpoint's check on its own line, timed, or why it failed."""
     rows = [f"{p.endpoint} ({p.role}): {p.target}"]
     failed = {f.stage: f.reason for f in p.failures}
-    for stage, value in (("dns", p.dns_ms), ("connect", p.connect_ms), ("tls", p.tls_ms)):
+    stages = [("dns", p.dns_ms)] if ep.url or p.dns_ms is not None or "dns" in failed else []
+    stages += [("connect", p.connect_ms)] if ep.url else []
+    stages += [("tls", p.tls_ms)] if ep.url and ep.url.startswith("https") else []
+    for stage, value in stages:
         extra = ""
         if stage == "dns" and p.address:
             extra = f"  {p.address}"
@@ -221,5 +225,5 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         else:
             v = cfg.live_class.video_probe
-            typer.echo(render_probe(result, v.packets_per_second, v.packet_bytes))
+            typer.echo(render_probe(result, ep, v.packets_per_second, v.packet_bytes))
         raise typer.Exit(0 if result.up else 1)

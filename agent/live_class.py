@@ -66,12 +66,16 @@ LINKS = ("drop", "wifi", "uplink", "path")
 
 
 def num(v: float | None) -> str:
-    """`100`, `941.5`, `0.62`, `-`."""
+    """A number in words: `100`, `5.5`, `0.62`, `-`.
+
+    >>> num(100.0), num(5.5), num(0.625), num(None)
+    ('100', '5.5', '0.62', '-')
+    """
     if v is None:
         return "-"
     if abs(v - round(v)) < 1e-9:
         return str(round(v))
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    return f"{v:.1f}" if abs(v) >= 1 else f"{v:.2f}"
 
 
 def pct(values: Sequence[float], p: float) -> float:
@@ -370,8 +374,11 @@ def judge_wifi(rule: Any, inp: Inputs, zone: str, rows: dict[str, dict[str, Any]
         reason = row["reason"] if row is not None else f"no Wi-Fi samples of the zone in {inp.hours_text}"
         return LinkVerdict("wifi", label, "unknown", None, reason, missing=[f"{label}: {reason}"])
     allowance = 100.0 - rule.zone_share
-    bad = 100.0 - row["good_share_percent"] if row["good_share_percent"] is not None else 0.0
-    shares = [bad, row["busy_radio_percent"] or 0.0, row["noisy_radio_percent"] or 0.0]
+    # as the coverage rule decides: measured client signal outranks the noise floor, which counts only without it
+    if row["decided_by"] == "per-client signal":
+        shares = [100.0 - (row["good_share_percent"] or 0.0), row["busy_radio_percent"] or 0.0]
+    else:
+        shares = [row["busy_radio_percent"] or 0.0, row["noisy_radio_percent"] or 0.0]
     used = max(shares) / allowance if allowance > 0 else (math.inf if max(shares) else 0.0)
     evidence = {k: row[k] for k in ("good_share_percent", "busy_radio_percent", "noisy_radio_percent",
                                     "presence_percent", "decided_by")}

@@ -12,6 +12,8 @@ import ipaddress
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 NAME = "live.edu.test"
 ADDRESS = "127.0.0.1"
+EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
 
 
 # -- a CA and its certificates ---------------------------------------------------------------------------
@@ -381,3 +384,35 @@ def test_dns_messages_round_trip():
     assert dns_answer(answer, 4242) == (0, ["198.18.0.7"])
     with pytest.raises(ValueError, match="not the answer"):
         dns_answer(answer, 4243)
+
+
+# -- the technician's one-shot check ---------------------------------------------------------------------
+
+def test_eduedge_probe_times_every_stage_of_a_configured_endpoint_and_nothing_else(net, tmp_path):
+    cfg = tmp_path / "eduedge.yaml"
+    cfg.write_text(f"""school: {{id: s-1, name: S, city: yc, type: primary}}
+agent: {{data_dir: {tmp_path / "data"}}}
+live_class:
+  resolver: "{ADDRESS}:{net.dns}"
+  endpoints:
+    - {{name: city-cloud, role: city-cloud, url: "https://{NAME}:{net.https}/", ca_file: {net.ca.path}}}
+    - {{name: old-cert, role: provincial-platform, url: "https://{NAME}:{net.expired}/", ca_file: {net.ca.path}}}
+""", encoding="utf-8")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([EDUEDGE, "probe", *args, "--config", str(cfg)], capture_output=True, text=True,
+                              timeout=60)
+    good = run("city-cloud")
+    assert good.returncode == 0, good.stderr
+    lines = good.stdout.splitlines()
+    assert lines[0] == f"city-cloud (city-cloud): https://{NAME}:{net.https}/"
+    assert lines[1].split()[0] == "dns" and lines[1].endswith(f"ms  {ADDRESS}")
+    assert lines[3].split()[0] == "tls" and "certificate expires" in lines[3] and "(in 30 days)" in lines[3]
+    assert lines[4].split()[0] == "http" and lines[4].endswith("first byte, status 200")
+    assert lines[-1] == "  up: every stage passed"
+    bad = run("old-cert")
+    assert bad.returncode == 1 and "FAILED: the certificate of live.edu.test does not check out" in bad.stdout
+    assert "certificate expired" in bad.stdout
+    other = run("www.example.com")
+    assert other.returncode == 2 and "(configured: city-cloud, old-cert); only configured endpoints are probed" \
+        in other.stderr
