@@ -55,7 +55,7 @@ def port_tags(port: str, index: str) -> dict[str, str]:
 def healthy(store: SampleStore, *, drop_mbps: dict[str, float] | None = None, speed: dict[str, float] | None = None,
             duplex: dict[str, str] | None = None, errors: dict[str, float] | None = None,
             good_share: dict[str, float] | None = None, uplink_load: float = 30.0, rtt: float = 20.0,
-            last_up: int = 1, rounds: int = 5, loads: bool = True) -> None:
+            last_up: int = 1, rounds: int = 5, loads: bool = True, noisy: float = 0.0) -> None:
     """A school where everything fits, with the given parts changed."""
     out: list[Sample] = []
     for port, (idx, room) in [*PORTS.items(), (UPLINK[0], (UPLINK[1], ""))]:
@@ -84,7 +84,8 @@ def healthy(store: SampleStore, *, drop_mbps: dict[str, float] | None = None, sp
                     s("wifi.zone_client_minutes", 100.0, t, device="gateway", **zt),
                     s("wifi.zone_good_client_minutes", share, t, device="gateway", **zt),
                     s("wifi.zone_radio_minutes", 10.0, t, device="gateway", **zt),
-                    s("wifi.zone_busy_radio_minutes", 0.0, t, device="gateway", **zt)]
+                    s("wifi.zone_busy_radio_minutes", 0.0, t, device="gateway", **zt),
+                    s("wifi.zone_noisy_radio_minutes", noisy, t, device="gateway", **zt)]
     for k in range(rounds):
         t = NOW - 120 * (k + 1)
         out += [s("service.up", last_up if k == 0 else 1, t, device="live-1", role="live-class"),
@@ -195,6 +196,13 @@ def test_a_weak_wifi_zone_is_the_weakest_link_of_its_rooms(store):
     assert b101["status"] == "fail" and b101["weakest_link"] == "wifi"
     assert links(b101)["wifi"]["good_share_percent"] == 40 and "usable signal" in links(b101)["wifi"]["why"]
     assert rooms(f)["A101"]["status"] == "pass"
+
+
+def test_a_noisy_floor_does_not_weaken_a_zone_whose_clients_report_a_good_signal(store):
+    cfg = config()
+    healthy(store, noisy=10.0)                  # every radio-minute over the noise floor
+    wifi = links(rooms(judge(cfg, store))["A101"])["wifi"]
+    assert wifi["status"] == "pass" and wifi["noisy_radio_percent"] == 100 and wifi["used"] == 0.1   # 1 % of 10
 
 
 def test_a_saturated_uplink_fails_every_room_with_the_uplink_named(store):
