@@ -5,12 +5,14 @@ missing; the history the daemon's job keeps; the pack itself (sources quoted, nu
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from agent.compliance import evaluate, load_packs
-from agent.config import AgentConfig
+from agent.config import AgentConfig, LiveClassConfig
 from agent.findings import Finding
 from agent.live_class import LoadSnapshots, classrooms, expand_rooms, room_zone
 from agent.samples import Sample
@@ -310,3 +312,13 @@ def test_a_city_changes_the_share_of_classrooms_that_must_be_ready(store):
     rules = load_packs(["live-class"], overrides={"live-class.1080p-two-way": 60})
     f = next(x for x in evaluate(store, cfg, NOW, rules) if x.rule == "live-class.1080p-two-way")
     assert f.status == "pass" and f.threshold == 60 and "city override" in f.evidence["rule"]["threshold_from"]
+
+
+def test_the_example_configurations_live_class_block_is_complete_and_loads():
+    text = (Path(__file__).resolve().parents[1] / "config" / "example-school.yaml").read_text(encoding="utf-8")
+    block = text[text.index("# live_class:"):].splitlines()
+    doc = yaml.safe_load("\n".join(line[2:] for line in block if line.startswith("#")))["live_class"]
+    lc = LiveClassConfig.model_validate(doc)
+    assert set(doc) == set(LiveClassConfig.model_fields)          # every option shown
+    assert {e.role for e in lc.endpoints} == {"national-platform", "provincial-platform", "city-cloud", "live-class"}
+    assert set(lc.profiles) == {r.id.split(".", 1)[1] for r in load_packs(["live-class"]).rules}
