@@ -59,7 +59,7 @@ class Ingestor:
         self.db = db
         self.dedup_window = dedup_window
         self.receiver = receiver
-        self._series: dict[tuple[str, str, str, str, str], int] = {}
+        self._series: dict[tuple[Any, ...], int] = {}
         self._schools: set[str] = set()
         self.totals: Counter[str] = Counter()
 
@@ -153,9 +153,11 @@ class Ingestor:
     def _store(self, m: Accepted, received: float, samples: list[tuple[Any, ...]]) -> None:
         msg = m.msg
         if m.kind == "metrics":
+            school = m.school
             for s in msg["samples"]:
-                samples.append((m.school, s["device"], s["metric"], s.get("unit", ""),
-                                _json(s["tags"]) if s.get("tags") else "", s["t"], s["value"]))
+                tags = s.get("tags")
+                samples.append((school, s["device"], s["metric"], s.get("unit", ""),
+                                tuple(sorted(tags.items())) if tags else (), s["t"], s["value"]))
         elif m.kind == "findings":
             self._findings(m)
         elif m.kind == "events":
@@ -276,29 +278,35 @@ class Ingestor:
     # -- samples ----------------------------------------------------------------------------------------
 
     def _store_samples(self, samples: list[tuple[Any, ...]]) -> None:
+        """Samples are (school, device, metric, unit, sorted tag pairs, t, value); a series is the first five."""
         if not samples:
             return
-        missing = {s[:5] for s in samples if s[:5] not in self._series}
+        cache = self._series
+        missing = {s[:5] for s in samples if s[:5] not in cache}
         if missing:
             self._load_series(missing)
-        rows = []
-        for school, device, metric, unit, tags, t, value in samples:
-            sid = self._series[(school, device, metric, unit, tags)]
-            if isinstance(value, str):
-                rows.append((sid, t, None, value))
-            else:
-                rows.append((sid, t, float(value), None))
+        rows = [(cache[s[:5]], s[5], None, s[6]) if isinstance(s[6], str) else (cache[s[:5]], s[5], float(s[6]), None)
+                for s in samples]
         self.db.copy("samples", ("series", "t", "value", "text"), rows)
 
-    def _load_series(self, keys: set[tuple[str, str, str, str, str]]) -> None:
+    def _load_series(self, keys: set[tuple[Any, ...]]) -> None:
         ordered = sorted(keys)
         step = 1000
         for i in range(0, len(ordered), step):
-            part = ordered[i:i + step]
+            part = {(*k[:4], _tags(k[4])): k for k in ordered[i:i + step]}
             marks = ", ".join(["(?, ?, ?, ?, ?)"] * len(part))
-            self.db.execute(f"INSERT INTO series (school, device, metric, unit, tags) VALUES {marks} "
-                            f"ON CONFLICT DO NOTHING", [v for k in part for v in k])
-        for school in sorted({k[0] for k in keys}):
-            for sid, *key in self.db.query("SELECT id, school, device, metric, unit, tags FROM series "
-                                           "WHERE school = ?", [school]):
-                self._series[tuple(key)] = sid  # type: ignore[index]
+            for sid, *key in self.db.query(f"INSERT INTO series (school, device, metric, unit, tags) VALUES {marks} "
+                                           f"ON CONFLICT DO NOTHING RETURNING id, school, device, metric, unit, tags",
+                                           [v for k in part for v in k]):
+                self._series[part[tuple(key)]] = sid
+        # Series another receiver made (or this one before a restart) were not inserted: read them.
+        for school in sorted({k[0] for k in keys if k not in self._series}):
+            for sid, *key, tags in self.db.query("SELECT id, school, device, metric, unit, tags FROM series "
+                                                 "WHERE school = ?", [school]):
+                pairs = tuple(sorted(json.loads(tags).items())) if tags else ()
+                self._series[(*key, pairs)] = sid
+
+
+def _tags(pairs: tuple[tuple[str, str], ...]) -> str:
+    """A series' tags as stored: canonical JSON, or '' for none."""
+    return _json(dict(pairs)) if pairs else ""
