@@ -15,6 +15,9 @@ The main job, per configured collector (each a `Job`, each shown by `eduedge sta
 | broadband      | pool                  | half a minute (due tests;  | store, outbox metrics and events             |
 |                |                       | `run-check`: a test now)   |                                              |
 | broadband:tick | pool                  | utilisation_interval       | WAN counters, echo monitor                   |
+| live-class     | asyncio loop (+ pool) | live_class.interval        | store, outbox metrics: the configured        |
+|                |                       |                            | endpoints' probes, classroom-drop and uplink |
+|                |                       |                            | loads (agent/live_class.py)                  |
 
 SNMP traps (snmp.traps) are no job: their receiver listens on the asyncio loop and each trap of a listed
 device becomes an event. Everything sampled goes into the SampleStore (data_dir/compliance.sqlite), which
@@ -242,6 +245,11 @@ class Collectors:
             self.jobs["broadband"] = Job("broadband", BROADBAND_DUE_EVERY_S, "broadband", HOST_DEVICE)
             self.jobs["broadband:tick"] = Job("broadband:tick", cfg.broadband.utilisation_interval, "broadband:tick",
                                               HOST_DEVICE)
+        self.live_class = None
+        if cfg.live_class.enabled:
+            from agent.live_class import LoadSnapshots
+            self.live_class = previous.live_class if previous and previous.live_class else LoadSnapshots()
+            self.jobs["live-class"] = Job("live-class", cfg.live_class.interval, "live-class")
         self.traps = None
         self.trap_state: TrapState | None = None
         if cfg.snmp.traps.enabled:
@@ -345,6 +353,12 @@ class Collectors:
             apply_reachability(inventory, results)
         return results
 
+    async def _probe_services(self) -> list[Any]:
+        """One round of the live-class endpoints' probes (only the configured ones)."""
+        from collectors.service_probes import probe_all
+
+        return await probe_all(self.cfg.live_class)
+
     def see_wifi(self) -> None:
         """The learning-SSID clients of the latest Wi-Fi round, for the 1:1 count (on the loop thread)."""
         from agent.device_inventory import WifiClient
@@ -435,6 +449,8 @@ class Daemon:
             self._to_pool(self._assess, cols, job, t0)
         elif job.collector in ("broadband", "broadband:tick"):
             self._to_pool(self._run_broadband, cols, job, t0, done is not None)
+        elif job.collector == "live-class":
+            self._loop_then_pool(cols._probe_services(), self._store_live_class, cols, job, t0)
         else:
             self._to_pool(self._run_host, cols, job, t0)
 
@@ -637,6 +653,23 @@ class Daemon:
             error = "; ".join(failed) or None
         except Exception as e:
             error = f"{job.name}: {type(e).__name__}: {e}"
+            log.warning("%s", error)
+        self._finish(job, t0, n, error)
+
+    def _store_live_class(self, cols: Collectors, job: Job, fut: Future, t0: float) -> None:
+        error = None
+        n = 0
+        try:
+            probes = fut.result()
+            assert cols.live_class is not None
+            samples = [s for p in probes for s in p.samples()]
+            samples += cols.live_class.samples(cols.cfg, self.store)   # the drop and uplink loads since the last
+            n = len(samples)
+            self._deliver(samples)
+            job.last_summary = {"endpoints": len(probes), "down": [f"{p.endpoint}: {p.failure}" for p in probes
+                                                                   if not p.up][:20]}
+        except Exception as e:
+            error = f"live-class: {type(e).__name__}: {e}"
             log.warning("%s", error)
         self._finish(job, t0, n, error)
 
