@@ -147,12 +147,13 @@ def sweep(db: Db, now: float | None = None) -> int:
             last_seen[school] = max(last_seen.get(school, 0.0), received)
         for school, agent in db.query("SELECT DISTINCT school, agent FROM gaps WHERE received >= ?", [since]):
             arrived.setdefault((school, agent), [])
+        declared: dict[tuple[str, str], list[list[int]]] = {}
+        for school, agent, text in db.query("SELECT school, agent, seqs FROM gaps"):   # few: drops are rare
+            declared.setdefault((school, agent), []).extend(json.loads(text))
         for (school, agent), seqs in sorted(arrived.items()):
             st = _load(db, school, agent)
             before = [list(h) for h in st.holes]
-            declared = [r for (text,) in db.query("SELECT seqs FROM gaps WHERE school = ? AND agent = ?",
-                                                  [school, agent]) for r in json.loads(text)]
-            advance(st, _order(st, seqs, db), now, declared)
+            advance(st, _order(st, seqs, db), now, declared.get((school, agent), []))
             if st.floor is not None:
                 _save(db, st, before, now)
         db.many("UPDATE schools SET last_seen = ? WHERE school = ? AND (last_seen IS NULL OR last_seen < ?)",
