@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-from agent.config import ConfigError, SecretError, load_config, split_host_port
+from agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from agent.config import SecretError, split_host_port
 from collectors.snmp.client import SnmpAuth, SnmpClient, SnmpRequestError
 from collectors.snmp.poller import DevicePoller, as_text
 from collectors.snmp.profiles import ProfileError, ProfileSet, load_profiles
@@ -47,12 +48,7 @@ def _read_key(path: Path | None, what: str) -> str | None:
 
 def target_from_config(config: Path, name: str) -> Target | None:
     """The configured device called `name` (its address and credentials), or None if there is none."""
-    try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        for line in e.problems:
-            typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(2) from None
+    cfg = config_or_exit(config, "error: ")
     device = next((d for d in cfg.snmp.devices if d.name == name), None)
     if device is None:
         return None
@@ -72,8 +68,11 @@ def build_target(host: str, community: str, snmp_version: str | None, user: str 
                  timeout: float, retries: int, config: Path | None = None) -> Target:
     """Turn command-line options into a target; raises `typer.BadParameter` on nonsense.
 
-    With `config`, HOST may also be the name of a configured device, which brings its credentials.
+    With `config` (by default the installed agent's, where there is one), HOST may also be the name of a
+    configured device, which brings its credentials.
     """
+    if config is None and DEFAULT_CONFIG.exists():
+        config = DEFAULT_CONFIG
     if config is not None:
         known = target_from_config(config, host)
         if known is not None:
