@@ -132,7 +132,10 @@ def test_v3_auth_failure_says_so(snmpd, profiles):
 
 
 def test_one_dead_device_does_not_hold_up_the_others(snmpd, profiles):
-    dead_port = free_udp_port()
+    # a silent device: its port is open (no ICMP unreachable to fail fast on) and nothing ever answers
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    dead_port = silent.getsockname()[1]
     live = [DevicePoller(SnmpClient(f"live{i}", snmpd.host, snmpd.port, SnmpAuth(community="eduedge-test"),
                                     timeout=1.0), profiles, deadline=10) for i in range(5)]
     dead = DevicePoller(SnmpClient("dead", "127.0.0.1", dead_port, SnmpAuth(community="x"), timeout=1.0,
@@ -146,6 +149,7 @@ def test_one_dead_device_does_not_hold_up_the_others(snmpd, profiles):
     assert results[0].duration_s >= 2.0
     assert max(r.duration_s for r in results[1:]) < results[0].duration_s, [r.duration_s for r in results]
     assert elapsed < results[0].duration_s + 3
+    silent.close()
 
 
 def test_a_deadline_keeps_what_was_read_and_says_so(snmpd, profiles):
