@@ -9,7 +9,7 @@ link the lesson may fill at lesson peaks):
 | link   | what decides it                                               | read from                                 |
 |--------|---------------------------------------------------------------|-------------------------------------------|
 | drop   | each switch port feeding the room: up, full duplex, no errors | topology (classroom drops), if.speed_mbps, |
-|        | in > 5 % of lesson-time readings, and its speed x max_load    | if.oper_status, if.duplex (latest);        |
+|        | in > 5 % of lesson-time quarter hours, its speed x max_load   | if.oper_status, if.duplex (latest);        |
 |        | carries the p95 lesson-time load plus the lesson, each way    | liveclass.drop_* (history)                 |
 | wifi   | the room's zone covered as the Wi-Fi rules judge it (signal,  | wifi.zone_* (agent/wifi_coverage.py)       |
 |        | APs up, radios not busy or noisy) over lesson time            |                                            |
@@ -31,9 +31,10 @@ standards.school_hours.
 
 The daemon's live-class job keeps the history this needs: each round, after the service probes
 (collectors/service_probes.py), `LoadSnapshots.samples` turns the newest rates of every classroom drop and
-of the uplink port into `liveclass.*` samples (device = the switch; tags room, interface):
+of the uplink port into `liveclass.*` samples, one per port and quarter hour: the peak of the rates polled in
+it (device = the switch; tags room, interface):
 
-| metric                      | unit      | what                                                      |
+| metric                      | unit      | what (the quarter hour's peak)                            |
 |-----------------------------|-----------|-----------------------------------------------------------|
 | liveclass.drop_down_mbps    | Mbit/s    | a classroom drop's rate toward the room (the port's out)  |
 | liveclass.drop_up_mbps      | Mbit/s    | its rate from the room (the port's in)                    |
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +62,8 @@ from agent.samplestore import SampleStore
 from agent.topology import End, Link, Topology, topology_from_store
 from agent.wifi_coverage import Judgement, judge_coverage
 
-ERROR_SHARE = 5.0            # % of lesson-time readings with errors a drop may show (a glitch, not a fault)
+ERROR_SHARE = 5.0            # % of lesson-time periods with errors a drop may show (a glitch, not a fault)
+PERIOD_S = 900.0             # the drop and uplink loads are kept as the peak of each quarter hour
 TCP_SHARE = 1448 / 1538      # what a capacity test's TCP goodput is of the line (kinds.EFFICIENCY["tcp"])
 LINKS = ("drop", "wifi", "uplink", "path")
 
@@ -162,14 +165,42 @@ def live_server(cfg: AgentConfig) -> LiveClassEndpoint | None:
 
 # -- the history the judgement reads ------------------------------------------------------------------
 
+@dataclass
+class _Peak:
+    """One port's readings in one period, consolidated as an RRD keeps MAX."""
+
+    period: int
+    device: str
+    names: tuple[str, str, str | None]      # (toward the room/school, away, errors or None)
+    tags: dict[str, str]
+    time: float = 0.0
+    values: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+    def add(self, t: float, values: Sequence[float]) -> None:
+        self.time = max(self.time, t)
+        self.values = [max(a, b) for a, b in zip(self.values, values, strict=True)]
+
+    def samples(self) -> list[Sample]:
+        units = ("Mbit/s", "Mbit/s", "packets/s")
+        return [Sample(self.time, self.device, name, round(v, 4), unit, self.tags)
+                for name, v, unit in zip(self.names, self.values, units, strict=True) if name is not None]
+
+
 class LoadSnapshots:
-    """The newest rates of every classroom drop and of the uplink port as `liveclass.*` samples, each poll
-    once (a reading already turned into samples is not repeated)."""
+    """The rates of every classroom drop and of the uplink port as `liveclass.*` samples: one per port and
+    `period` (a quarter of an hour), the peak of the one-minute rates read in it, as SmokePing's RRDs keep
+    MAX. A lesson is longer than the period, so its peak is kept; a week of them stays small enough to judge
+    every few minutes (a reading per minute would be 15 times as many rows to read at every judgement).
+    A period's samples go out once it has ended (`now` past it) or a reading of the next one arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, period: float = PERIOD_S) -> None:
+        self.period = period
         self._last: dict[tuple[str, str], float] = {}
+        self._open: dict[tuple[str, str], _Peak] = {}
 
-    def samples(self, cfg: AgentConfig, store: SampleStore, topology: Topology | None = None) -> list[Sample]:
+    def samples(self, cfg: AgentConfig, store: SampleStore, now: float | None = None,
+                topology: Topology | None = None) -> list[Sample]:
+        now = time.time() if now is None else now
         topo = topology if topology is not None else topology_from_store(cfg, store)
         rates: dict[str, dict[tuple[str, str], Sample]] = {}
         for metric in ("if.in_bps", "if.out_bps", "if.in_errors_pps", "if.out_errors_pps"):
@@ -179,16 +210,19 @@ class LoadSnapshots:
         rooms = {d.name: d.room for d in cfg.snmp.devices}
         for link in topo.of_kind("classroom"):
             end = _feed_end(link, rooms)
-            tags = {"room": link.room or "", "interface": end.port}
-            out += self._port(end, rates, tags, ("liveclass.drop_down_mbps", "liveclass.drop_up_mbps"), True)
+            out += self._read(end, rates, {"room": link.room or "", "interface": end.port},
+                              ("liveclass.drop_down_mbps", "liveclass.drop_up_mbps", "liveclass.drop_errors_pps"))
         if topo.uplink is not None:
-            # at the port where the access link lands, what comes in comes from the internet
-            out += self._port(topo.uplink, rates, {"interface": topo.uplink.port},
-                              ("liveclass.uplink_up_mbps", "liveclass.uplink_down_mbps"), False)
+            out += self._read(topo.uplink, rates, {"interface": topo.uplink.port},
+                              ("liveclass.uplink_down_mbps", "liveclass.uplink_up_mbps", None))
+        for key, peak in list(self._open.items()):
+            if (peak.period + 1) * self.period <= now:
+                out += peak.samples()
+                del self._open[key]
         return out
 
-    def _port(self, end: End, rates: dict[str, dict[tuple[str, str], Sample]], tags: dict[str, str],
-              names: tuple[str, str], errors: bool) -> list[Sample]:
+    def _read(self, end: End, rates: dict[str, dict[tuple[str, str], Sample]], tags: dict[str, str],
+              names: tuple[str, str, str | None]) -> list[Sample]:
         key = (end.device, end.if_index or "")
         rx, tx = rates["if.in_bps"].get(key), rates["if.out_bps"].get(key)
         if end.if_index is None or rx is None or tx is None:
@@ -197,13 +231,22 @@ class LoadSnapshots:
         if t <= self._last.get(key, -math.inf):
             return []
         self._last[key] = t
-        # the switch sends toward the room what the room receives: out is the room's download
-        out = [Sample(t, end.device, names[0], round(float(tx.value) / 1e6, 4), "Mbit/s", tags),
-               Sample(t, end.device, names[1], round(float(rx.value) / 1e6, 4), "Mbit/s", tags)]
+        # a drop sends toward the room what the room receives (out); at the port where the access link lands,
+        # what comes in comes from the internet
+        toward, away = (tx, rx) if names[2] is not None else (rx, tx)
         errs = [rates[m].get(key) for m in ("if.in_errors_pps", "if.out_errors_pps")]
-        if errors and all(e is not None for e in errs):
-            out.append(Sample(t, end.device, "liveclass.drop_errors_pps",
-                              round(sum(float(e.value) for e in errs if e is not None), 4), "packets/s", tags))
+        error = sum(float(e.value) for e in errs if e is not None)
+        if names[2] is not None and any(e is None for e in errs):
+            names = (names[0], names[1], None)     # the device reports no error counters for the port
+        out: list[Sample] = []
+        period = int(t // self.period)
+        peak = self._open.get(key)
+        if peak is not None and (peak.period != period or peak.names != names):
+            out = peak.samples()
+            peak = None
+        if peak is None:
+            peak = self._open[key] = _Peak(period, end.device, names, tags)
+        peak.add(t, (float(toward.value) / 1e6, float(away.value) / 1e6, error))
         return out
 
 
@@ -220,10 +263,34 @@ class Inputs:
     window: float
     in_school_hours: Callable[[float], bool]
     hours_text: str                     # "school hours of the last 7 d"
+    _cache: dict[tuple[str, bool], list[Sample]] = field(default_factory=dict, repr=False)
+    _ports: dict[str, dict[tuple[str, str], list[float]]] = field(default_factory=dict, repr=False)
+    _minutes: dict[int, bool] = field(default_factory=dict, repr=False)
 
     def history(self, metric: str, lesson_time: bool = True) -> list[Sample]:
-        found = self.store.history(metric, self.now - self.window, self.now)
-        return [s for s in found if not lesson_time or self.in_school_hours(s.time)]
+        """The window's samples of `metric` (in lesson time), read once per judgement: every room asks."""
+        key = (metric, lesson_time)
+        if key not in self._cache:
+            found = self.store.history(metric, self.now - self.window, self.now)
+            self._cache[key] = [s for s in found if not lesson_time or self.in_school_hours(s.time)]
+        return self._cache[key]
+
+    def by_port(self, metric: str) -> dict[tuple[str, str], list[float]]:
+        """The lesson-time values of a per-port metric, by (device, interface): a week of every drop's loads is
+        read series by series, and whether a moment is lesson time is worked out once per minute."""
+        if metric not in self._ports:
+            out: dict[tuple[str, str], list[float]] = {}
+            for device, tags, points in self.store.series(metric, self.now - self.window, self.now):
+                values = out.setdefault((device, tags.get("interface", "")), [])
+                values += [float(v) for t, v in points if isinstance(v, int | float) and self._lesson(t)]
+            self._ports[metric] = out
+        return self._ports[metric]
+
+    def _lesson(self, t: float) -> bool:
+        minute = int(t // 60)
+        if minute not in self._minutes:
+            self._minutes[minute] = self.in_school_hours(t)
+        return self._minutes[minute]
 
 
 @dataclass
@@ -333,24 +400,23 @@ def judge_drop(rule: Any, inp: Inputs, link: Link, end: End) -> LinkVerdict:
                            "set both ends to auto-negotiate (a port forced to full duplex facing auto makes the "
                            "other end fall back to half) and check the cable", end.device, [], evidence)
     def mine(metric: str) -> list[float]:
-        return [float(s.value) for s in inp.history(metric) if s.device == end.device
-                and s.tags.get("interface") == end.port and isinstance(s.value, int | float)]
+        return inp.by_port(metric).get((end.device, end.port), [])
     peaks: dict[str, float] = {}
     missing = []
     for d in ("down", "up"):
         values = mine(f"liveclass.drop_{d}_mbps")
         if values:
             peaks[d] = pct(values, 95)
-            evidence[f"peak_{d}_mbps"], evidence["readings"] = round(peaks[d], 3), len(values)
+            evidence[f"peak_{d}_mbps"], evidence["quarter_hours"] = round(peaks[d], 3), len(values)
         else:
             missing.append(f"the load of {label} in {inp.hours_text}")
     errors = mine("liveclass.drop_errors_pps")
     if errors:
         share = 100.0 * sum(1 for v in errors if v > 0) / len(errors)
-        evidence["readings_with_errors_percent"] = round(share, 2)
+        evidence["quarter_hours_with_errors_percent"] = round(share, 2)
         if share > ERROR_SHARE:
             return LinkVerdict("drop", label, "fail", math.inf,
-                               f"errors in {num(share)} % of the lesson-time readings (up to {num(max(errors))} "
+                               f"errors in {num(share)} % of the lesson-time quarter hours (up to {num(max(errors))} "
                                "packets/s): packets of the lesson are lost on it",
                                "a damaged cable or socket, or a duplex mismatch: test the cable, replace the patch "
                                "lead", end.device, [], evidence)

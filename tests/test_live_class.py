@@ -186,8 +186,8 @@ def test_a_drop_with_errors_at_lesson_time_is_not_ready(store):
     cfg = config()
     healthy(store, errors={"Gi0/1": 3.5})
     drop = links(rooms(judge(cfg, store))["A101"])["drop"]
-    assert drop["status"] == "fail" and drop["readings_with_errors_percent"] == 50
-    assert "errors in 50 % of the lesson-time readings" in drop["why"]
+    assert drop["status"] == "fail" and drop["quarter_hours_with_errors_percent"] == 50
+    assert "errors in 50 % of the lesson-time quarter hours" in drop["why"]
 
 
 def test_a_weak_wifi_zone_is_the_weakest_link_of_its_rooms(store):
@@ -265,29 +265,52 @@ def test_a_school_without_classrooms_is_unknown(store):
 
 # -- the history the daemon's job keeps ---------------------------------------------------------------------
 
-def test_load_snapshots_turn_each_new_poll_of_drops_and_uplink_into_samples_once(store):
+def test_load_snapshots_keep_each_quarter_hours_peak_of_drops_and_uplink(store):
     cfg = config()
-    rates: list[Sample] = []
-    for port, (idx, _) in [*PORTS.items(), (UPLINK[0], (UPLINK[1], ""))]:
-        tags = port_tags(port, idx)
-        rates += [s("if.speed_mbps", 1000, NOW, **tags), s("if.oper_status", "up", NOW, **tags),
-                  s("if.in_bps", 2e6, NOW, **tags), s("if.out_bps", 8e6, NOW, **tags),
-                  s("if.in_errors_pps", 0.5, NOW, **tags), s("if.out_errors_pps", 0.0, NOW, **tags)]
-    store.add(rates)
+    start = 900.0 * (NOW // 900)                     # a quarter hour begins
+
+    def poll(t: float, down_bps: float) -> None:
+        rates: list[Sample] = []
+        for port, (idx, _) in [*PORTS.items(), (UPLINK[0], (UPLINK[1], ""))]:
+            tags = port_tags(port, idx)
+            rates += [s("if.speed_mbps", 1000, t, **tags), s("if.oper_status", "up", t, **tags),
+                      s("if.in_bps", 2e6, t, **tags), s("if.out_bps", down_bps, t, **tags),
+                      s("if.in_errors_pps", 0.0, t, **tags), s("if.out_errors_pps", 0.0, t, **tags)]
+        store.add(rates)
+
     snaps = LoadSnapshots()
-    got = {(x.metric, x.tags.get("room"), x.tags["interface"]): x.value for x in snaps.samples(cfg, store)}
-    assert got[("liveclass.drop_down_mbps", "A101", "Gi0/1")] == 8.0        # the switch sends toward the room
-    assert got[("liveclass.drop_up_mbps", "A101", "Gi0/1")] == 2.0
-    assert got[("liveclass.drop_errors_pps", "A101", "Gi0/1")] == 0.5
-    assert got[("liveclass.uplink_down_mbps", None, "Gi0/24")] == 2.0       # in from the internet
-    assert got[("liveclass.uplink_up_mbps", None, "Gi0/24")] == 8.0
+    poll(start + 60, 8e6)
+    assert snaps.samples(cfg, store, now=start + 61) == []               # the quarter hour is still open
+    assert snaps.samples(cfg, store, now=start + 62) == []               # the same poll is read once
+    poll_time = start + 180
+    poll(poll_time, 9e6)
+    assert snaps.samples(cfg, store, now=poll_time) == []
+    got = {(x.metric, x.tags.get("room"), x.tags["interface"]): x for x in snaps.samples(cfg, store, now=start + 900)}
     assert len(got) == 3 * 3 + 2
-    assert snaps.samples(cfg, store) == []                                   # the same poll: nothing new
-    store.add([s("if.out_bps", 9e6, NOW + 60, **port_tags("Gi0/1", "1")),
-               s("if.in_bps", 1e6, NOW + 60, **port_tags("Gi0/1", "1"))])
-    again = snaps.samples(cfg, store)
-    assert {(x.metric, x.value) for x in again} >= {("liveclass.drop_down_mbps", 9.0)}
-    assert {x.tags["interface"] for x in again} == {"Gi0/1"}
+    assert got[("liveclass.drop_down_mbps", "A101", "Gi0/1")].value == 9.0    # the switch sends toward the room
+    assert got[("liveclass.drop_up_mbps", "A101", "Gi0/1")].value == 2.0
+    assert got[("liveclass.drop_errors_pps", "A101", "Gi0/1")].value == 0.0
+    assert got[("liveclass.uplink_down_mbps", None, "Gi0/24")].value == 2.0    # in from the internet
+    assert got[("liveclass.uplink_up_mbps", None, "Gi0/24")].value == 9.0
+    assert got[("liveclass.drop_down_mbps", "A101", "Gi0/1")].time == poll_time
+    assert snaps.samples(cfg, store, now=start + 1800) == []             # nothing new polled since
+
+
+def test_load_snapshots_read_after_every_poll_keep_the_peak(store):
+    cfg = config(topology={"classroom_drops": [{"device": "core", "port": "Gi0/1", "room": "A101"}]})
+    start = 900.0 * (NOW // 900)
+    snaps = LoadSnapshots()
+    out: list[Sample] = []
+    for k, (down, errors) in enumerate([(8e6, 0.0), (12e6, 0.5), (9e6, 0.0), (3e6, 0.0)]):
+        t = start + 300 * (k + 1) - 30                 # the fourth poll falls in the next quarter hour
+        tags = port_tags("Gi0/1", "1")
+        store.add([s("if.speed_mbps", 1000, t, **tags), s("if.in_bps", 1e6, t, **tags),
+                   s("if.out_bps", down, t, **tags), s("if.in_errors_pps", errors, t, **tags),
+                   s("if.out_errors_pps", 0.0, t, **tags)])
+        out += snaps.samples(cfg, store, now=t)
+    assert {(x.metric, x.value) for x in out} == {("liveclass.drop_down_mbps", 12.0), ("liveclass.drop_up_mbps", 1.0),
+                                                  ("liveclass.drop_errors_pps", 0.5)}
+    assert {x.time for x in out} == {start + 870}
 
 
 # -- the pack ------------------------------------------------------------------------------------------------
