@@ -16,8 +16,10 @@ The main job, per configured collector (each a `Job`, each shown by `eduedge sta
 |                |                       | `run-check`: a test now)   |                                              |
 | broadband:tick | pool                  | utilisation_interval       | WAN counters, echo monitor                   |
 | live-class     | asyncio loop (+ pool) | live_class.interval        | store, outbox metrics: the configured        |
-|                |                       |                            | endpoints' probes, classroom-drop and uplink |
-|                |                       |                            | loads (agent/live_class.py)                  |
+|                |                       |                            | endpoints' probes                            |
+| live-class:    | pool                  | snmp.defaults.interval     | store, outbox metrics: each quarter hour's   |
+| loads          |                       |                            | peak of the classroom drops and the uplink   |
+|                |                       |                            | port (agent/live_class.py)                   |
 
 SNMP traps (snmp.traps) are no job: their receiver listens on the asyncio loop and each trap of a listed
 device becomes an event. Everything sampled goes into the SampleStore (data_dir/compliance.sqlite), which
@@ -250,6 +252,7 @@ class Collectors:
             from agent.live_class import LoadSnapshots
             self.live_class = previous.live_class if previous and previous.live_class else LoadSnapshots()
             self.jobs["live-class"] = Job("live-class", cfg.live_class.interval, "live-class")
+            self.jobs["live-class:loads"] = Job("live-class:loads", cfg.snmp.defaults.interval, "live-class:loads")
         self.traps = None
         self.trap_state: TrapState | None = None
         if cfg.snmp.traps.enabled:
@@ -451,6 +454,8 @@ class Daemon:
             self._to_pool(self._run_broadband, cols, job, t0, done is not None)
         elif job.collector == "live-class":
             self._loop_then_pool(cols._probe_services(), self._store_live_class, cols, job, t0)
+        elif job.collector == "live-class:loads":
+            self._to_pool(self._live_class_loads, cols, job, t0)
         else:
             self._to_pool(self._run_host, cols, job, t0)
 
@@ -661,15 +666,27 @@ class Daemon:
         n = 0
         try:
             probes = fut.result()
-            assert cols.live_class is not None
             samples = [s for p in probes for s in p.samples()]
-            samples += cols.live_class.samples(cols.cfg, self.store)   # the drop and uplink loads since the last
             n = len(samples)
             self._deliver(samples)
             job.last_summary = {"endpoints": len(probes), "down": [f"{p.endpoint}: {p.failure}" for p in probes
                                                                    if not p.up][:20]}
         except Exception as e:
             error = f"live-class: {type(e).__name__}: {e}"
+            log.warning("%s", error)
+        self._finish(job, t0, n, error)
+
+    def _live_class_loads(self, cols: Collectors, job: Job, t0: float) -> None:
+        error = None
+        n = 0
+        try:
+            assert cols.live_class is not None
+            samples = cols.live_class.samples(cols.cfg, self.store)    # quarter hours that ended since the last run
+            n = len(samples)
+            if samples:
+                self._deliver(samples)
+        except Exception as e:
+            error = f"live-class:loads: {type(e).__name__}: {e}"
             log.warning("%s", error)
         self._finish(job, t0, n, error)
 
