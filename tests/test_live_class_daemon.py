@@ -1,6 +1,6 @@
-"""The daemon's live-class job: `run-check live-class` probes the configured endpoints (here the project's test
+"""The daemon's live-class jobs: `run-check live-class` probes the configured endpoints (here the project's test
 server on loopback, and a port where nothing listens) and the probe rounds reach the store the readiness reads
-and the outbox the city reads."""
+and the outbox the city reads; `live-class:loads` keeps the drop and uplink loads at the SNMP cadence."""
 
 from __future__ import annotations
 
@@ -69,5 +69,10 @@ live_class:
                 for x in contract.decode(r.payload)["samples"]]
         assert {(x["device"], x["metric"]) for x in sent} >= {("live-1", "service.udp_loss_percent"),
                                                               ("city-cloud", "service.up")}
+        # the loads follow the SNMP polls (none configured here: nothing to keep, and no error)
+        assert daemon.collectors.jobs["live-class:loads"].interval == 60
+        loads = threading.Event()
+        daemon.run_check("live-class:loads", lambda result, error: (got.update(loads=(result, error)), loads.set()))
+        assert loads.wait(10) and got["loads"][1] is None and got["loads"][0]["samples"] == 0
     finally:
         daemon.shutdown()
