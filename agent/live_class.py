@@ -29,10 +29,10 @@ with what is missing, when a link cannot be judged; a ready room still names its
 the least to spare. A room with neither a known drop nor a Wi-Fi zone is unknown. "Lesson time" is
 standards.school_hours.
 
-The daemon's live-class job keeps the history this needs: each round, after the service probes
-(collectors/service_probes.py), `LoadSnapshots.samples` turns the newest rates of every classroom drop and
-of the uplink port into `liveclass.*` samples, one per port and quarter hour: the peak of the rates polled in
-it (device = the switch; tags room, interface):
+The daemon keeps the history this needs: its `live-class` job probes the endpoints (collectors/service_probes.py)
+every live_class.interval, and its `live-class:loads` job, at the SNMP cadence, has `LoadSnapshots.samples` turn
+the newest rates of every classroom drop and of the uplink port into `liveclass.*` samples, one per port and
+quarter hour: the peak of the rates polled in it (device = the switch; tags room, interface):
 
 | metric                      | unit      | what (the quarter hour's peak)                            |
 |-----------------------------|-----------|-----------------------------------------------------------|
