@@ -39,6 +39,17 @@ from simulator.launch import sim_down, sim_up
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CAMPUS = REPO / "config" / "campus-demo.yaml"
+# The demo shows a school at work whenever it is run: its simulated day starts in the third lesson of a
+# Tuesday (classrooms full, tablets on the learning SSID) and then runs in real time.
+LESSON_TIME = "2025-03-11T10:05:00"
+
+
+def campus_in_a_lesson(campus: Path, out: Path, start: str = LESSON_TIME, speed: float = 1.0) -> Path:
+    """A copy of the campus file whose simulated clock starts at `start` (local time)."""
+    doc = yaml.safe_load(campus.read_text(encoding="utf-8"))
+    doc["clock"] = {"start": start, "speed": speed}
+    out.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
 
 
 @dataclass
@@ -152,8 +163,9 @@ def run_demo(campus: Path = DEMO_CAMPUS, seconds: float = 75.0, interval: str = 
     """Run the demo; return 0 when telemetry arrived and all of it met the contract."""
     work = Path(tempfile.mkdtemp(prefix="eduedge-demo-"))
     state_dir = work / "sim"
-    say(f"starting the simulated campus {campus.name} (loopback, with its own MQTT broker) ...")
-    state = sim_up(campus, state_dir, use_netns=False, broker=True)
+    say(f"starting the simulated campus {campus.name} (loopback, with its own MQTT broker), "
+        f"in a lesson: its day starts at {LESSON_TIME} ...")
+    state = sim_up(campus_in_a_lesson(campus, work / campus.name), state_dir, use_netns=False, broker=True)
     agent: subprocess.Popen[bytes] | None = None
     listener = None
     heard = Heard()

@@ -34,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.compliance import evaluate
 from agent.config import load_config, split_host_port
+from agent.demo import campus_in_a_lesson
 from agent.samplestore import SampleStore
 from simulator.launch import sim_down, sim_up
 from simulator.state import SimState
@@ -55,8 +56,11 @@ def _free_udp_port() -> int:
 
 @pytest.fixture(scope="module")
 def campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimState]:
-    state_dir = tmp_path_factory.mktemp("main-job") / "sim"
-    state = sim_up(REPO / "config" / "campus-demo.yaml", state_dir, broker=True)
+    work = tmp_path_factory.mktemp("main-job")
+    state_dir = work / "sim"
+    # in a lesson whatever the hour the test runs: the 1:1 count needs tablets on the learning SSID
+    state = sim_up(campus_in_a_lesson(REPO / "config" / "campus-demo.yaml", work / "campus.yaml"), state_dir,
+                   broker=True)
     try:
         yield state
     finally:
