@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.snmpsim import free_udp_port
+from simulator.snmpsim import PeerProcess, free_udp_port
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class V3User:
 
 
 @dataclass
-class SnmpdServer:
+class SnmpdServer(PeerProcess):
     host: str
     port: int
     community: str
@@ -37,27 +36,6 @@ class SnmpdServer:
     workdir: Path
     proc: subprocess.Popen[bytes]
     netns: str | None = None
-    log: list[str] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> SnmpdServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def snmpd_path() -> str:

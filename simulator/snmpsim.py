@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 
 def oid_key(oid: str) -> tuple[int, ...]:
@@ -58,18 +59,13 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-@dataclass
-class SnmpsimServer:
-    """A running snmpsim responder; `community(name)` is how a recording is addressed."""
+class PeerProcess:
+    """A real peer the tests or the simulator started: stopped by PID, its work directory removed."""
 
     host: str
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes]
-    names: list[str] = field(default_factory=list)
-    v3_user: str = ""
-    v3_auth_key: str = ""
-    v3_priv_key: str = ""
 
     @property
     def address(self) -> str:
@@ -85,11 +81,26 @@ class SnmpsimServer:
                 self.proc.wait(timeout=5)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> SnmpsimServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class SnmpsimServer(PeerProcess):
+    """A running snmpsim responder; `community(name)` is how a recording is addressed."""
+
+    host: str
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+    names: list[str] = field(default_factory=list)
+    v3_user: str = ""
+    v3_auth_key: str = ""
+    v3_priv_key: str = ""
+
 
 
 def _responder_command() -> str:
