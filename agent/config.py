@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from agent.yamlfile import YamlDoc, YamlFileError, load_yaml, validation_errors
+from agent.yamlfile import YamlDoc, YamlFileError, load_model
 
 # The bundled standards rule packs; a school names the ones that apply in `standards.packs`.
 STANDARDS_DIR = Path(__file__).resolve().parents[1] / "config" / "standards"
@@ -745,32 +745,27 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def pack_problems(path: Path | str, doc: YamlDoc, packs: list[str], pack_dirs: list[Path]) -> list[str]:
+    """Lines for `standards.pack_dirs` that are not directories and `standards.packs` that name no pack."""
+    problems = [f"{path}:{doc.line_of(('standards', 'pack_dirs', i)) or 1}: standards.pack_dirs[{i}]: "
+                f"{d} is not a directory" for i, d in enumerate(pack_dirs) if not d.is_dir()]
+    available = {p.stem for d in (STANDARDS_DIR, *pack_dirs) if d.is_dir() for p in d.glob("*.yaml")}
+    problems += [f"{path}:{doc.line_of(('standards', 'packs', i)) or 1}: standards.packs[{i}]: no rule pack "
+                 f"{name!r} (available: {', '.join(sorted(available)) or 'none'})"
+                 for i, name in enumerate(packs) if name not in available]
+    return problems
+
+
 def load_config(path: Path | str) -> AgentConfig:
     """Read and validate a configuration file; raise `ConfigError` listing every problem."""
-    doc: YamlDoc
-    try:
-        doc = load_yaml(path)
-    except YamlFileError as e:
-        raise ConfigError(path, e.problems) from None
-    if not isinstance(doc.data, dict):
-        raise ConfigError(path, [f"{path}:1: the configuration must be a YAML mapping"])
-    try:
-        cfg = AgentConfig.model_validate(doc.data)
-    except ValidationError as e:
-        raise ConfigError(path, validation_errors(doc, e)) from None
-    cfg_path = Path(path)
-    base = cfg_path.resolve().parent
+    doc, cfg = load_model(path, AgentConfig, ConfigError)
+    base = Path(path).resolve().parent
     for d in cfg.snmp.profile_dirs:
         if not (base / d).is_dir():
             raise ConfigError(path, [f"{path}: snmp.profile_dirs: {d} is not a directory"])
     cfg.snmp.profile_dirs = [base / d for d in cfg.snmp.profile_dirs]
     cfg.standards.pack_dirs = [base / d for d in cfg.standards.pack_dirs]
-    problems = [f"{path}:{doc.line_of(('standards', 'pack_dirs', i)) or 1}: standards.pack_dirs[{i}]: "
-                f"{d} is not a directory" for i, d in enumerate(cfg.standards.pack_dirs) if not d.is_dir()]
-    available = {p.stem for d in (STANDARDS_DIR, *cfg.standards.pack_dirs) if d.is_dir() for p in d.glob("*.yaml")}
-    problems += [f"{path}:{doc.line_of(('standards', 'packs', i)) or 1}: standards.packs[{i}]: no rule pack "
-                 f"{name!r} (available: {', '.join(sorted(available)) or 'none'})"
-                 for i, name in enumerate(cfg.standards.packs) if name not in available]
+    problems = pack_problems(path, doc, cfg.standards.packs, cfg.standards.pack_dirs)
     if problems:
         raise ConfigError(path, problems)
     return cfg

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
 
@@ -116,3 +116,20 @@ def validation_errors(doc: YamlDoc, err: ValidationError, prefix: Loc = ()) -> l
             msg = "required field is missing"
         out.append(f"{where}: {dotted(loc)}: {msg}")
     return out
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(path: Path | str, model: type[M], error: type[YamlFileError] = YamlFileError) -> tuple[YamlDoc, M]:
+    """Read a YAML mapping and validate it as `model`; raise `error` listing every problem with its line."""
+    try:
+        doc = load_yaml(path)
+    except YamlFileError as e:
+        raise error(path, e.problems) from None
+    if not isinstance(doc.data, dict):
+        raise error(path, [f"{path}:1: the configuration must be a YAML mapping"])
+    try:
+        return doc, model.model_validate(doc.data)
+    except ValidationError as e:
+        raise error(path, validation_errors(doc, e)) from None

@@ -18,10 +18,19 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from agent.config import STANDARDS_DIR, ByteSize, Duration, MqttTls, SchoolType, Secret, Strict, split_host_port
-from agent.yamlfile import YamlDoc, YamlFileError, load_yaml, validation_errors
+from agent.config import (
+    ByteSize,
+    Duration,
+    MqttTls,
+    SchoolType,
+    Secret,
+    Strict,
+    pack_problems,
+    split_host_port,
+)
+from agent.yamlfile import YamlFileError, load_model
 
 
 class CloudConfigError(YamlFileError):
@@ -155,17 +164,7 @@ def load_cloud_config(path: Path | str) -> CloudConfig:
 
     Relative paths (the SQLite file, secret files, pack directories) are taken from the file's directory.
     """
-    doc: YamlDoc
-    try:
-        doc = load_yaml(path)
-    except YamlFileError as e:
-        raise CloudConfigError(path, e.problems) from None
-    if not isinstance(doc.data, dict):
-        raise CloudConfigError(path, [f"{path}:1: the configuration must be a YAML mapping"])
-    try:
-        cfg = CloudConfig.model_validate(doc.data)
-    except ValidationError as e:
-        raise CloudConfigError(path, validation_errors(doc, e)) from None
+    doc, cfg = load_model(path, CloudConfig, CloudConfigError)
     base = Path(path).resolve().parent
     s = cfg.storage
     if s.path is not None:
@@ -174,12 +173,7 @@ def load_cloud_config(path: Path | str) -> CloudConfig:
         if secret is not None and secret.file is not None:
             secret.file = base / secret.file
     cfg.standards.pack_dirs = [base / d for d in cfg.standards.pack_dirs]
-    problems = [f"{path}:{doc.line_of(('standards', 'pack_dirs', i)) or 1}: standards.pack_dirs[{i}]: "
-                f"{d} is not a directory" for i, d in enumerate(cfg.standards.pack_dirs) if not d.is_dir()]
-    available = {p.stem for d in (STANDARDS_DIR, *cfg.standards.pack_dirs) if d.is_dir() for p in d.glob("*.yaml")}
-    problems += [f"{path}:{doc.line_of(('standards', 'packs', i)) or 1}: standards.packs[{i}]: no rule pack "
-                 f"{name!r} (available: {', '.join(sorted(available)) or 'none'})"
-                 for i, name in enumerate(cfg.standards.packs) if name not in available]
+    problems = pack_problems(path, doc, cfg.standards.packs, cfg.standards.pack_dirs)
     if problems:
         raise CloudConfigError(path, problems)
     return cfg
