@@ -1,19 +1,20 @@
 """The MQTT link: takes rows from the outbox, publishes them at QoS 1, and acknowledges them on PUBACK.
 
-One thread owns the paho client (callback API v2, MQTT 5 or 3.1.1) and drives its network loop itself,
-so that it decides when to (re)connect, with which last will; a feeder thread reads the next rows from the
-outbox and an acknowledgement thread deletes delivered rows, so that SQLite reads and fsyncs overlap with
-the MQTT work instead of stalling it.
+One thread owns the paho client (callback API v2, MQTT 5 or 3.1.1) and drives its network loop itself
+(paho's external-loop API), so that it decides when to (re)connect, with which last will; a feeder thread
+reads the next rows from the outbox and an acknowledgement thread deletes delivered rows, so that SQLite
+reads and fsyncs overlap with the MQTT work instead of stalling it.
 
 - Every CONNECT gets a new bdSeq (persisted by the outbox) and a last will `death` carrying it; the first
   thing sent on a connection is the `birth` with the same bdSeq; a clean shutdown publishes `death`
   (reason `shutdown`) and disconnects normally, so the broker discards the will.
 - Reconnecting waits with exponential backoff and decorrelated jitter between `reconnect_min` and
   `reconnect_max`, so a city of schools does not reconnect in the same second after a broker restart.
-- At most `max_inflight` messages (and never more than the broker's MQTT 5 Receive Maximum) are
-  unacknowledged at once. paho keeps them across a reconnect and re-sends them itself; after a restart of
-  the agent the outbox hands out every stored row again. A row is deleted only on a successful PUBACK;
-  packet ids are used only to find the row a PUBACK belongs to.
+- At most `max_inflight` messages (and never more than the broker's MQTT 5 Receive Maximum, the birth
+  included) are unacknowledged at once. The link keeps that window itself and hands paho only what fits in
+  it, a burst at a time (one corked TCP write). paho keeps them across a reconnect and re-sends them
+  itself; after a restart of the agent the outbox hands out every stored row again. A row is deleted only
+  on a successful PUBACK; packet ids are used only to find the row a PUBACK belongs to.
 - A PUBACK that does not come within `ack_timeout` forces a new connection.
 - Commands arrive on `.../cmd/+` and are handed to a callback that must not block.
 
@@ -26,6 +27,8 @@ import contextlib
 import logging
 import queue
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -48,11 +51,13 @@ log = logging.getLogger("eduedge.link")
 PERMANENT_REFUSALS = {0x87, 0x90, 0x95, 0x99}
 ACK_BATCH_SECONDS = 0.05
 ACK_BATCH_MAX = 500
-PREFETCH_WINDOWS = 4
-# How much is queued ahead of the wire (rows read, messages handed to paho), in seconds of current sending
-# rate: enough to keep a fast link busy, little enough that a new command answer never waits long behind
-# a backlog on a slow school line.
+# How many rows are read ahead of the wire, in seconds of current sending rate (at least 16, at most
+# READ_AHEAD_WINDOWS windows): enough to refill the window at once on a fast link, little enough that a new
+# command answer never waits long behind a backlog on a slow school line.
 AHEAD_S = 0.1
+READ_AHEAD_WINDOWS = 4
+# Linux only: hold a burst of publishes back until it is all written, so it leaves in full segments.
+TCP_CORK = getattr(socket, "TCP_CORK", None)
 STABLE_CONNECTION_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 
@@ -87,6 +92,12 @@ def backoff(previous: float, low: float, high: float, rng: random.Random) -> flo
     return min(high, rng.uniform(low, max(low, previous * 3)))
 
 
+def _cork(sock: Any, on: bool) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):  # a socket paho has just closed: the reconnect takes over
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
+
+
 class Link(threading.Thread):
     """The thread that owns the MQTT connection; `start()` it, `stop()` it."""
 
@@ -111,7 +122,6 @@ class Link(threading.Thread):
         self._attempt_started = 0.0
         self._up_since = 0.0
         self._window = cfg.max_inflight
-        self._prefetch = PREFETCH_WINDOWS
         self._mids: dict[int, tuple[int, float]] = {}  # packet id -> (outbox seq, sent at)
         self._session_mids: set[int] = set()  # birth/death: not outbox rows
         # PUBACKed seqs are collected here and handed, a batch at a time (one hand-over per batch, not per
@@ -134,7 +144,10 @@ class Link(threading.Thread):
         v5 = self.cfg.protocol == "5"
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id[:128],
                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
-        c.max_inflight_messages_set(self.cfg.max_inflight)
+        # paho's own window and queue stay unused (0: unlimited): the link hands it only what fits in the window,
+        # which it keeps itself. paho's queue would rescan every message in flight on each PUBACK, and its limit
+        # cannot follow the broker's Receive Maximum within a connection.
+        c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
         if self.cfg.username is not None:
             c.username_pw_set(self.cfg.username, password)
@@ -194,7 +207,7 @@ class Link(threading.Thread):
             self._refill()
             self._watchdog(now)
         busy = bool(self._mids)
-        rc = self.client.loop(timeout=0.01 if busy else 0.05)
+        rc = self._loop(timeout=0.01 if busy else 0.05)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._state != "down":
             self._lost(mqtt.error_string(rc))
         self._hand_over_acks()
@@ -206,9 +219,6 @@ class Link(threading.Thread):
                                {"bdSeq": self._bd_seq, "reason": "connection_lost"})
         self.client.will_set(self.topic("death"), will, qos=1, retain=False)
         self._attempt_started = time.monotonic()
-        if self.client.max_inflight_messages != self._window:
-            with contextlib.suppress(RuntimeError):  # paho refuses while it thinks a connection is open
-                self.client.max_inflight_messages_set(self._window)
         try:
             rc = self.client.reconnect()
         except (OSError, ssl.SSLError, ValueError) as e:
@@ -239,7 +249,31 @@ class Link(threading.Thread):
                         self.status.broker, why, len(self._mids))
         self._failed(f"connection lost: {why}" if was_up else why)
 
-    # -- paho callbacks (all on this thread, inside client.loop) -------------------------------------
+    def _loop(self, timeout: float) -> MQTTErrorCode:
+        """One round of paho's network work through its external-loop API (`loop_read`, `loop_write`,
+        `loop_misc`). `client.loop()` would add a socket pair that wakes a loop running in another thread: a
+        syscall per publish, for nothing, as only this thread publishes."""
+        sock = self.client.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        # TLS may hold bytes already decrypted, which select() cannot see.
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        try:
+            readable, writable, _ = select.select([sock], [sock] if self.client.want_write() else [], [],
+                                                  0.0 if pending else timeout)
+        except (OSError, ValueError, TypeError):  # the socket was closed under us
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if readable or pending:
+            rc = self.client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self.client.socket() is None:
+                return rc or MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if writable:
+            rc = self.client.loop_write()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self.client.socket() is None:
+                return rc or MQTTErrorCode.MQTT_ERR_CONN_LOST
+        return self.client.loop_misc()
+
+    # -- paho callbacks (all on this thread, inside _loop) ---------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -251,8 +285,6 @@ class Link(threading.Thread):
         self._mids = {mid: (seq, self._up_since) for mid, (seq, _) in self._mids.items()}
         receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
         self._window = min(self.cfg.max_inflight, receive_max or self.cfg.max_inflight)
-        # paho's own limit can only change between connections: until then, stay within the broker's.
-        self._prefetch = PREFETCH_WINDOWS if self._window == client.max_inflight_messages else 1
         self.status.connected = True
         self.status.since = time.time()
         self.status.bd_seq = self._bd_seq
@@ -262,6 +294,8 @@ class Link(threading.Thread):
         client.subscribe(self.topic("cmd/+"), qos=1)
         self._publish_birth(rebirth=False)
         self.outbox.link_up()
+        with self._want:
+            self._want.notify()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if self._state != "down" and not self._stop.is_set():
@@ -300,17 +334,19 @@ class Link(threading.Thread):
         info = self.client.publish(self.topic("birth"), payload, qos=1)
         self._session_mids.add(info.mid)
 
-    def _ahead(self) -> int:
-        """Messages worth AHEAD_S at the current rate, at least one window (paho keeps `window` on the wire and
-        sends the next message it was given the moment a PUBACK arrives)."""
-        extra = int(self.status.rate_per_s * AHEAD_S)
-        return self._window + min(extra, self._window * (self._prefetch - 1))
+    def _read_ahead(self) -> int:
+        rate = self.status.rate_per_s
+        if not rate:  # nothing delivered yet: one window, so that the first refill fills it
+            return self._window
+        return max(16, min(self._window * READ_AHEAD_WINDOWS, int(rate * AHEAD_S)))
 
     def _feed_loop(self) -> None:
         while not self._stop.is_set():
             with self._want:
-                want = max(16, min(self._window, int(self.status.rate_per_s * AHEAD_S))) - len(self._ready)
-                if self._state != "up" or want < 8:
+                target = self._read_ahead()
+                want = target - len(self._ready)
+                # Read in chunks of at least half the target: fewer, larger queries.
+                if self._state != "up" or want < target // 2:
                     self._want.wait(0.05)
                     continue
             rows = self.outbox.take(want)
@@ -321,20 +357,29 @@ class Link(threading.Thread):
                 self._stop.wait(0.02)
 
     def _refill(self) -> None:
-        free = self._ahead() - len(self._mids)
-        if free < min(self._window // 4, 16) or not self._ready:
+        # The broker's Receive Maximum counts the birth in flight too.
+        free = self._window - len(self._mids) - len(self._session_mids)
+        if free <= 0 or not self._ready:
             return
         now = time.monotonic()
         with self._want:
             rows = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
-            self._want.notify()
-        for row in rows:
-            info = self.client.publish(row.topic, row.payload, qos=1)
-            if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-                self.outbox.release(row.seq, permanent=False, reason="paho queue full")
-                continue
-            # MQTT_ERR_NO_CONN still queues the message in paho; it goes out after the reconnect.
-            self._mids[info.mid] = (row.seq, now)
+            if len(self._ready) <= self._read_ahead() // 2:
+                self._want.notify()
+        # paho writes each message with its own send(): uncorked, each is a TCP segment and a wake-up of the broker
+        # of its own; corked, the burst leaves in full segments (bench/README.md: less CPU on both ends).
+        sock = self.client.socket() if TCP_CORK is not None and len(rows) > 1 else None
+        _cork(sock, True)
+        try:
+            for row in rows:
+                info = self.client.publish(row.topic, row.payload, qos=1)
+                if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:  # paho refuses a packet id still in use
+                    self.outbox.release(row.seq, permanent=False, reason="paho queue full")
+                    continue
+                # MQTT_ERR_NO_CONN still queues the message in paho; it goes out after the reconnect.
+                self._mids[info.mid] = (row.seq, now)
+        finally:
+            _cork(sock, False)
 
     def _hand_over_acks(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -368,7 +413,8 @@ class Link(threading.Thread):
     def _watchdog(self, now: float) -> None:
         if not self._mids:
             return
-        oldest = min(sent for _, sent in self._mids.values())
+        # Sent times only grow in insertion order (a reconnect gives all the same time): the first is the oldest.
+        oldest = next(iter(self._mids.values()))[1]
         if now - oldest > self.cfg.ack_timeout:
             self._lost(f"no PUBACK for {self.cfg.ack_timeout:g}s")
 
@@ -395,9 +441,9 @@ class Link(threading.Thread):
             self._session_mids.add(info.mid)
             end = time.monotonic() + timeout
             while time.monotonic() < end and self._state == "up" and (info.mid in self._session_mids or self._mids):
-                self.client.loop(timeout=0.02)
+                self._loop(timeout=0.02)
             with contextlib.suppress(Exception):
                 self.client.disconnect()
-                self.client.loop(timeout=0.1)
+                self._loop(timeout=0.1)
         self.status.connected = False
         self._state = "down"

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +114,42 @@ def test_broker_down_then_up_every_sample_arrives_in_order_within_its_priority(t
     births = rx.of("birth")
     assert len(births) >= 2 and births[-1]["bdSeq"] > births[0]["bdSeq"]
     assert box.stats().rows == 0
+
+
+def test_never_more_in_flight_than_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    # mosquitto announces its max_inflight_messages to MQTT 5 clients as Receive Maximum (but does not enforce it).
+    b = start_broker(tmp_path / "broker", persistence=False, extra_conf="max_inflight_messages 5")
+    try:
+        box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=4096)
+        for i in range(40):
+            box.add_samples([Sample(1.7e9 + i, "sw-1", "test.counter", i * 10 + k) for k in range(10)])
+        link = make_link(b, box, max_inflight=50)
+        unacked: set[int] = set()
+        peak = [0]
+        publish, on_publish = link.client.publish, link.client.on_publish
+
+        def counting_publish(*args: Any, **kwargs: Any) -> Any:
+            info = publish(*args, **kwargs)
+            unacked.add(info.mid)
+            peak[0] = max(peak[0], len(unacked))
+            return info
+
+        def counting_on_publish(client: Any, userdata: Any, mid: int, *rest: Any) -> None:
+            unacked.discard(mid)
+            on_publish(client, userdata, mid, *rest)
+
+        link.client.publish = counting_publish  # type: ignore[method-assign]
+        link.client.on_publish = counting_on_publish
+        link.start()
+        deadline = time.monotonic() + 20
+        while (box.stats().rows or box.inflight()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        link.stop()
+        assert box.stats().rows == 0
+        assert peak[0] == 5  # the birth counts too
+        assert link.status.connects == 1
+    finally:
+        b.close()
 
 
 def _run_producer(data: Path, broker: Broker, round_: str) -> subprocess.Popen[str]:
