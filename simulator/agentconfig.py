@@ -34,6 +34,8 @@ def agent_config(world: World, state: SimState) -> dict:
              "zone": node.zone}
         if node.room:
             d["room"] = node.room
+        if role == "wlc":     # as config/example-school.yaml: a controller's station table takes many requests
+            d["deadline"] = "45s"
         devices.append(d)
     cfg: dict = {
         "school": school,
