@@ -550,7 +550,8 @@ class BroadbandConfig(Strict):
     warmup_max: Duration = Field(4.0, ge=0.5, le=20)
     directions: list[Literal["down", "up"]] = ["down", "up"]
     idle_probes: int = Field(50, ge=5, le=10000)
-    monitor_interval: Duration = 60.0         # a few echo probes this often (availability, loss); 0: off
+    # a few echo probes this often (availability, loss), checked on the utilisation tick; 0: off
+    monitor_interval: Duration = 60.0
     monitor_probes: int = Field(10, ge=1, le=1000)
     utilisation_interval: Duration = Field(5.0, ge=1, le=300)
     report_interval: Duration = Field(60.0, ge=5, le=3600)
