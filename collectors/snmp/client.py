@@ -1,14 +1,28 @@
 """The SNMP wire: gufo-snmp sessions built from eduedge credentials, with retries and clear errors.
 
-gufo-snmp (Rust BER codec, asyncio) is the poll path because it costs ~3 µs of CPU per value against
-pysnmp's ~250 µs (research/DEPENDENCIES.md). It returns plain Python values (bytes, int, str for OIDs),
-drops missing OIDs from `get_many`, and raises `TimeoutError` for a dead host or a wrong community -
-the two cannot be told apart on the wire, so the error says both.
+gufo-snmp (Rust BER codec) is the poll path because it costs ~3 µs of CPU per value against pysnmp's
+~250 µs (research/DEPENDENCIES.md). It returns plain Python values (bytes, int, str for OIDs), drops
+missing OIDs from `get_many`, and raises `TimeoutError` for a dead host or a wrong community - the two
+cannot be told apart on the wire, so the error says both.
+
+gufo's asyncio session is used to build the socket (v1, v2c, v3 keys) and for SNMPv3 engine discovery;
+requests and replies are driven here, on the session's socket (the send/recv half that gufo's own
+sessions are built on, `gufo.snmp.protocol.SnmpClientSocketProtocol`). gufo's `fetch()` costs an awaitable
+and three closures per value, and `asyncio.wait_for` plus an add/remove of the socket's reader per request:
+70-90 % of a poll's CPU. Here a walk costs one future and one timer per GETBULK, the reply is decoded in
+the reader callback (a late or stray datagram wakes no task), and a rate-limited request is sent from a
+timer instead of waking its task to sleep first. Measured on 500 copies of a Huawei S5720 recording: about
+a third less CPU per value than `fetch()`, the same values (bench/README.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import takewhile
+from typing import Any
 
 from gufo.snmp import (
     Aes128Key,
@@ -26,7 +40,10 @@ from gufo.snmp import (
     SnmpVersion,
     User,
 )
+from gufo.snmp._fast import GetIter
 from gufo.snmp.aio.client import SnmpSession
+from gufo.snmp.policer import RPSPolicer
+from gufo.snmp.protocol import SnmpClientSocketProtocol
 
 from agent.config import SnmpCredentials
 
@@ -72,9 +89,8 @@ class SnmpAuth:
 
 
 def open_session(host: str, port: int, auth: SnmpAuth, timeout: float, max_repetitions: int = 20,
-                 rate_limit_rps: float | None = None) -> SnmpSession:
-    kwargs: dict = dict(addr=host, port=port, timeout=timeout, max_repetitions=max_repetitions,
-                        limit_rps=rate_limit_rps)
+                 policer: RPSPolicer | None = None) -> SnmpSession:
+    kwargs: dict = dict(addr=host, port=port, timeout=timeout, max_repetitions=max_repetitions, policer=policer)
     if auth.version == "3":
         auth_key = _AUTH[auth.auth_proto](auth.auth_key.encode()) if auth.auth_proto and auth.auth_key else None
         priv_key = _PRIV[auth.priv_proto](auth.priv_key.encode()) if auth.priv_proto and auth.priv_key else None
@@ -95,10 +111,20 @@ class SnmpClient:
         self.host, self.port, self.auth = host, port, auth
         self.timeout, self.retries = timeout, retries
         self.oids_per_request = oids_per_request
+        self.max_repetitions = max_repetitions
         self.requests = 0
         self.values = 0
-        self._session = open_session(host, port, auth, timeout, max_repetitions, rate_limit_rps)
+        # one policer for our requests and gufo's own (v3 discovery, v1 GETNEXT walks)
+        self._policer = RPSPolicer(rate_limit_rps) if rate_limit_rps else None
+        self._session = open_session(host, port, auth, timeout, max_repetitions, self._policer)
+        self._sock: SnmpClientSocketProtocol = self._session._sock
+        self._fd = self._sock.get_fd()
         self._ready = auth.version != "3"
+        self._loop: asyncio.AbstractEventLoop | None = None     # where the socket's reader is registered
+        # the request awaiting its reply: (future, the call that decodes the reply)
+        self._pending: tuple[asyncio.Future, Callable[[], Any]] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def _fail(self, what: str, exc: BaseException) -> SnmpRequestError:
         where = f"{self.device} ({self.host}:{self.port})"
@@ -112,6 +138,96 @@ class SnmpClient:
         else:
             why = f"{type(exc).__name__}: {exc}"
         return SnmpRequestError(f"{where}: {what}: {why}")
+
+    # -- one request, one reply ------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        pending = self._pending
+        if pending is None:
+            # a datagram nobody waits for (the late answer to a request that timed out): stop listening, or
+            # the level-triggered selector would call us on every turn of the loop; the next request's
+            # recv discards it by its request id
+            self._unlisten()
+            return
+        waiter, recv = pending
+        try:
+            reply = recv()
+        except BlockingIOError:     # not a reply to this request, or no datagram after all
+            return
+        except StopAsyncIteration:  # gufo: a GETBULK reply with nothing left (end of the MIB view)
+            reply = None
+        except Exception as e:      # handed to the request that waits for it
+            self._pending = None
+            waiter.set_exception(e)
+            return
+        self._pending = None
+        waiter.set_result(reply)
+
+    def _expire(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        if self._pending is None:
+            return
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+            return
+        waiter = self._pending[0]
+        self._pending = None
+        waiter.set_exception(TimeoutError())
+
+    def _send(self, send: Callable[[], None], waiter: asyncio.Future) -> None:
+        try:
+            send()
+        except BlockingIOError:     # socket buffer full: as if the datagram were lost, the timeout retries
+            pass
+        except Exception as e:      # the send failed: so did the request
+            if not waiter.done():
+                self._pending = None
+                waiter.set_exception(e)
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not loop:
+            self._unlisten()
+            loop.add_reader(self._fd, self._readable)
+            self._loop = loop
+
+    def _unlisten(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._loop is not None:
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
+            self._loop = None
+
+    async def _exchange(self, send: Callable[[], None], recv: Callable[[], Any]) -> Any:
+        """Send one request (when the rate limit allows) and return its decoded reply; TimeoutError after
+        `timeout` without one."""
+        loop = asyncio.get_running_loop()
+        self._listen(loop)
+        waiter = loop.create_future()
+        self._pending = (waiter, recv)
+        delay = 0.0
+        if self._policer is not None:
+            delay = (self._policer.get_timeout(time.perf_counter_ns()) or 0) / 1e9
+        sender = loop.call_later(delay, self._send, send, waiter) if delay > 0 else None
+        if sender is None:
+            self._send(send, waiter)
+        # one timer per walk rather than per request: it fires at the first deadline and, if that request
+        # was answered, is set again for the one pending then
+        self._deadline = loop.time() + delay + self.timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._expire)
+        self.requests += 1
+        try:
+            return await waiter
+        finally:
+            if sender is not None:
+                sender.cancel()
+            if self._pending is not None and self._pending[0] is waiter:
+                self._pending = None
+
+    # -- what the poller asks --------------------------------------------------------------------
 
     async def _ensure_ready(self) -> None:
         # SNMPv3 first discovers the engine id and time; doing it once keeps every later request one RTT.
@@ -131,36 +247,60 @@ class SnmpClient:
         """GET the OIDs (in chunks); missing ones are absent from the result."""
         await self._ensure_ready()
         out: dict[str, Value] = {}
-        for i in range(0, len(oids), self.oids_per_request):
-            chunk = oids[i:i + self.oids_per_request]
-            for attempt in range(self.retries + 1):
-                try:
-                    self.requests += 1
-                    got = await self._session.get_many(chunk)
-                    break
-                except (TimeoutError, SnmpError) as e:
-                    if attempt == self.retries or not isinstance(e, TimeoutError):
-                        raise self._fail(f"GET {chunk[0]}" + (f" (+{len(chunk) - 1})" if len(chunk) > 1 else ""),
-                                         e) from None
-            self.values += len(got)
-            out.update(got)
+        sock = self._sock
+        try:
+            for i in range(0, len(oids), self.oids_per_request):
+                chunk = oids[i:i + self.oids_per_request]
+                for attempt in range(self.retries + 1):
+                    try:
+                        got = await self._exchange(lambda c=chunk: sock.send_get_many(c), sock.recv_get_many)
+                        break
+                    except (TimeoutError, SnmpError) as e:
+                        if attempt == self.retries or not isinstance(e, TimeoutError):
+                            more = f" (+{len(chunk) - 1})" if len(chunk) > 1 else ""
+                            raise self._fail(f"GET {chunk[0]}{more}", e) from None
+                self.values += len(got)
+                out.update(got)
+        finally:
+            self._unlisten()
         return out
 
     async def walk(self, oid: str) -> dict[str, Value]:
         """GETBULK-walk one column or subtree; returns {index suffix: value}."""
         await self._ensure_ready()
-        prefix = oid + "."
-        for attempt in range(self.retries + 1):
-            rows: dict[str, Value] = {}
-            try:
-                self.requests += 1
-                async for roid, value in self._session.fetch(oid):
-                    if not roid.startswith(prefix):
-                        break
-                    rows[roid[len(prefix):]] = value
-                self.values += len(rows)
-                return rows
-            except (TimeoutError, SnmpError) as e:
-                if attempt == self.retries or not isinstance(e, TimeoutError):
-                    raise self._fail(f"walk {oid}", e) from None
+        try:
+            for attempt in range(self.retries + 1):
+                try:
+                    rows = await self._walk(oid)
+                    self.values += len(rows)
+                    return rows
+                except (TimeoutError, SnmpError) as e:
+                    if attempt == self.retries or not isinstance(e, TimeoutError):
+                        raise self._fail(f"walk {oid}", e) from None
+        finally:
+            self._unlisten()
         return {}
+
+    async def _walk(self, oid: str) -> dict[str, Value]:
+        prefix, cut = oid + ".", len(oid) + 1
+        rows: dict[str, Value] = {}
+        if self.auth.version == "1":        # no GETBULK in SNMPv1: gufo's GETNEXT walk
+            async for roid, value in self._session.fetch(oid):
+                if not roid.startswith(prefix):
+                    break
+                rows[roid[cut:]] = value
+            return rows
+        sock, it = self._sock, GetIter(oid, self.max_repetitions)
+        send, recv = (lambda: sock.send_get_bulk(it)), (lambda: sock.recv_get_bulk(it))
+        while True:
+            batch = await self._exchange(send, recv)
+            if not batch:                   # nothing left in the agent's MIB view
+                return rows
+            end = batch[-1] is None         # gufo ends the batch with None where the walk leaves the subtree
+            if end:
+                batch.pop()
+            if batch and not batch[-1][0].startswith(prefix):   # should it ever stray, stop where it does
+                batch, end = list(takewhile(lambda item: item[0].startswith(prefix), batch)), True
+            rows.update({roid[cut:]: value for roid, value in batch})
+            if end:
+                return rows

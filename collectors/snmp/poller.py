@@ -210,9 +210,11 @@ class DevicePoller:
         self.profile: Profile | None = None
         self._static: dict[str, dict[str, Value]] = {}
         self._plans: dict[int, _Plan | None] = {}
+        self._rows: dict[int, list[str]] = {}        # Metric id -> rows its `where` selects, see _selected_rows
         self._refreshed_at = -math.inf
         self._static_tags: dict[tuple, dict[str, dict[str, str]]] = {}   # see _build
         self._static_tags_for: tuple = ()
+        self._static_samples: dict[int, tuple[list[tuple], int]] = {}  # see _static_metric
 
     # -- fetching --------------------------------------------------------------------------------
 
@@ -282,17 +284,32 @@ class DevicePoller:
                 scalars.update(await self.client.get_many(missing))
             self._static.clear()
             self._plans.clear()
+            self._rows.clear()
         assert self.profile is not None
         data.update(self._static)
         for column in self._columns_needed(refresh):
             if column not in data:
                 data[column] = await self.client.walk(column)
+        walks: dict[str, None] = {}
+        gets: dict[str, dict[str, None]] = {}       # column -> the rows a `where` selects
         for m in self.profile.metrics:
             if m.column is None or self._withheld(m):
                 continue
             plan = await self._plan(m, data)
-            if plan is not None and plan.oid not in data:
-                data[plan.oid] = await self.client.walk(plan.oid)
+            if plan is None or plan.oid in data:
+                continue
+            rows = self._selected_rows(m, data)
+            if rows is None:
+                walks[plan.oid] = None
+            else:
+                gets.setdefault(plan.oid, {}).update(dict.fromkeys(rows))
+        for column in walks:
+            data[column] = await self.client.walk(column)
+        gets = {c: rows for c, rows in gets.items() if c not in walks}
+        if gets:
+            got = await self.client.get_many([f"{c}.{i}" for c, rows in gets.items() for i in rows])
+            for c, rows in gets.items():
+                data[c] = {i: got[f"{c}.{i}"] for i in rows if f"{c}.{i}" in got}
         if refresh:
             self._refreshed_at = time.monotonic()
             self._static.update({c: data[c] for c in self._static_columns() if c in data})
@@ -329,6 +346,20 @@ class DevicePoller:
                 cols[m.where.oid] = None
             cols.update(dict.fromkeys(m.denominator))
         return list(cols)
+
+    def _selected_rows(self, m: Metric, data: dict[str, dict[str, Value]]) -> list[str] | None:
+        """The rows a metric's `where` selects (None: every row). `where` columns are static, so between
+        refreshes only these rows are read, by GET: a walk of the whole column would read every port's
+        row of a board table (Huawei's hwEntityStateTable: 82 rows for one board's CPU and memory)."""
+        if m.where is None:
+            return None
+        key = id(m)
+        rows = self._rows.get(key)
+        if rows is None:
+            where = m.where
+            rows = self._rows[key] = [i for i, v in data.get(where.oid, {}).items()
+                                      if where.accepts(as_text(v).strip())]
+        return rows
 
     async def _plan(self, m: Metric, data: dict[str, dict[str, Value]]) -> _Plan | None:
         key = id(m)
@@ -445,7 +476,7 @@ class DevicePoller:
         # columns are re-read, so they are kept across polls instead of being rebuilt row by row.
         stamp = (self._refreshed_at, id(self.profile), len(self._static))
         if stamp != self._static_tags_for:
-            self._static_tags, self._static_tags_for = {}, stamp
+            self._static_tags, self._static_samples, self._static_tags_for = {}, {}, stamp
         for m in self.profile.metrics:
             if m.scalar is not None:
                 if m.scalar in scalars and self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at),
@@ -461,9 +492,14 @@ class DevicePoller:
             static = all(t.index is not None or t.static for t in m.tags)
             row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
-            if (m.kind == "counter" and m.rate is not None and m.regex is None and not m.skip_values
-                    and plan.saturated_at is None and m.where is None and not m.denominator):
+            plain = m.where is None and not m.denominator
+            if static and m.static and m.kind != "counter" and not m.denominator:
+                readings = self._static_metric(result, m, plan, rows, row_tags, data, mono, selector)
+            elif (m.kind == "counter" and m.rate is not None and m.regex is None and not m.skip_values
+                    and plan.saturated_at is None and plain):
                 readings = self._rates(result, m, plan, rows, row_tags, data, mono)
+            elif m.kind == "state" and plain:
+                readings = self._states(result, m, plan, rows, row_tags, data, mono)
             else:
                 readings = 0
                 for index, raw in rows.items():
@@ -481,6 +517,46 @@ class DevicePoller:
                     readings += self._emit(result, m, plan, index, raw, tags, mono, divisor)
             if readings:        # counted once per metric: Metric.key builds a string
                 result.coverage[m.key] = result.coverage.get(m.key, 0) + readings
+
+    def _static_metric(self, result: DevicePoll, m: Metric, plan: _Plan, rows: dict[str, Value],
+                       row_tags: dict[str, dict[str, str]], data: dict[str, dict[str, Value]], mono: float,
+                       selector: dict[str, Value]) -> int:
+        """A static metric (speeds, duplex) of static rows and tags reads the same until the next refresh:
+        its values are worked out once and only stamped with each poll's time; returns the readings."""
+        cached = self._static_samples.get(id(m))
+        if cached is None:
+            out, first, readings = result.samples, len(result.samples), 0
+            for index, raw in rows.items():
+                if m.where is not None and not m.where.accepts(as_text(selector.get(index)).strip()):
+                    continue
+                tags = row_tags.get(index)
+                if tags is None:
+                    tags = row_tags[index] = _row_tags(m.tags, index, data)
+                readings += self._emit(result, m, plan, index, raw, tags, mono)
+            self._static_samples[id(m)] = ([(s.metric, s.value, s.unit, s.tags) for s in out[first:]], readings)
+            return readings
+        now, device, append = result.time, self.device, result.samples.append
+        for name, value, unit, tags in cached[0]:
+            append(Sample(now, device, name, value, unit, tags))
+        return cached[1]
+
+    def _states(self, result: DevicePoll, m: Metric, plan: _Plan, rows: dict[str, Value],
+                row_tags: dict[str, dict[str, str]], data: dict[str, dict[str, Value]], mono: float) -> int:
+        """_emit's path for a state column with no conditions (ifOperStatus, ifAdminStatus: a third of a
+        switch's samples), with the per-column lookups done once; returns the readings."""
+        assert m.mapping is not None
+        now, device, append = result.time, self.device, result.samples.append
+        name, unit, mapping = m.name, m.unit, m.mapping
+        for index, raw in rows.items():
+            tags = row_tags.get(index)
+            if tags is None:
+                tags = row_tags[index] = _row_tags(m.tags, index, data)
+            if type(raw) is int:
+                value = mapping.get(raw)
+                append(Sample(now, device, name, str(raw) if value is None else value, unit, tags))
+            else:                       # codes as text: the general path decides
+                self._emit(result, m, plan, index, raw, tags, mono)
+        return len(rows)
 
     def _rates(self, result: DevicePoll, m: Metric, plan: _Plan, rows: dict[str, Value],
                row_tags: dict[str, dict[str, str]], data: dict[str, dict[str, Value]], mono: float) -> int:
