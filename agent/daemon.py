@@ -22,8 +22,10 @@ The main job, per configured collector (each a `Job`, each shown by `eduedge sta
 |                |                       |                            | port (agent/live_class.py)                   |
 
 SNMP traps (snmp.traps) are no job: their receiver listens on the asyncio loop and each trap of a listed
-device becomes an event. Everything sampled goes into the SampleStore (data_dir/compliance.sqlite), which
-`assess` judges and `eduedge diag --cached` reads, and into the outbox, with one exception: the per-client
+device becomes an event; a link or restart trap also polls that device at once (at most every
+REPOLL_MIN_GAP_S), so its ports' state is fresh without waiting for its interval. Everything sampled goes
+into the SampleStore (data_dir/compliance.sqlite), which `assess` judges and `eduedge diag --cached` reads,
+and into the outbox, with one exception: the per-client
 Wi-Fi samples (`wifi.client_*`, one series per pseudonymised client) stay in memory. Each round of Wi-Fi polls
 turns them into the zone samples the coverage rules judge (`wifi.zone_*`, sent and stored) and the
 learning-SSID pseudonyms the 1:1 count takes; APs, radios and SSIDs are sent as polled. The simulated large
@@ -91,6 +93,8 @@ MAINTAIN_EVERY_S = 60.0
 HOST_DEVICE = "gateway"
 PER_CLIENT_PREFIX = "wifi.client_"
 BROADBAND_DUE_EVERY_S = 30.0     # how often the broadband job asks whether a scheduled test is due
+REPOLL_ON = frozenset({"link.down", "link.up", "device.cold_start", "device.warm_start"})
+REPOLL_MIN_GAP_S = 10.0
 
 
 def agent_id(cfg: AgentConfig) -> str:
@@ -405,6 +409,7 @@ class Daemon:
         # go out in one message every INVENTORY_EVERY_S, not one whole list per device
         self._inventory_due = threading.Event()
         self._lock = threading.Lock()
+        self._repolled: dict[str, float] = {}       # device -> monotonic time of its last trap-driven poll
         self.sched = schedule.Scheduler()
         self._schedule_all()
         self.commands = CommandHandler(self.cfg.commands, self.outbox, self)
@@ -696,6 +701,18 @@ class Daemon:
         if st is not None:
             st.last_success = e.time
         self._to_pool(self._event, e)
+        if e.kind in REPOLL_ON and e.device is not None and f"snmp:{e.device}" in self.collectors.jobs:
+            self._repoll(e.device)
+
+    def _repoll(self, device: str) -> None:
+        # A flapping port sends a trap a second: one poll per REPOLL_MIN_GAP_S is enough to follow it.
+        now = time.monotonic()
+        with self._lock:
+            if now - self._repolled.get(device, -REPOLL_MIN_GAP_S) < REPOLL_MIN_GAP_S:
+                return
+            self._repolled[device] = now
+        log.info("%s: polling now after a trap", device)
+        self._to_pool(self.submit, f"snmp:{device}")
 
     # -- what commands may do (agent/commands.Actions) -----------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -260,4 +261,58 @@ def test_a_dead_device_never_holds_up_the_other_collectors(tmp_path: Path, broke
         p.wait(20)
         rx.close()
         black_hole.close()
+    assert rx.problems == []
+
+
+def _free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _link_down_trap(port: int, community: str, tmp: Path) -> None:
+    """A v2c linkDown for ifIndex 2 from 127.0.0.1, the switch's own address (net-snmp's snmptrap)."""
+    env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(tmp / "netsnmp"))
+    subprocess.run(["snmptrap", "-v2c", "-c", community, f"127.0.0.1:{port}", "", "1.3.6.1.6.3.1.1.5.3",
+                    "1.3.6.1.2.1.2.2.1.1.2", "i", "2"], env=env, check=True, capture_output=True, timeout=30)
+
+
+def _polls(rx: Receiver, device: str) -> list[float]:
+    """When the device was polled: the distinct times of its samples."""
+    return sorted({s["t"] for m in rx.of("metrics") for s in m["samples"] if s["device"] == device})
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("snmptrap"), reason="net-snmp tools not installed")
+def test_a_link_trap_polls_the_device_at_once_and_a_trap_storm_only_once(tmp_path: Path, broker: Broker, sim) -> None:
+    trap_port = _free_udp_port()
+    rx = Receiver(broker.host, broker.port)
+    cfg = write_config(
+        tmp_path / "eduedge.yaml", broker.address, tmp_path / "data",
+        snmp={"credentials": {"sim": {"version": "2c", "community": {"env": "EDUEDGE_TEST_COMMUNITY"}}},
+              # polled once at the start, then not for an hour - unless a trap says something changed
+              "devices": [{"name": "sw-1", "host": sim.address, "credentials": "sim", "interval": "1h"}],
+              "traps": {"enabled": True, "listen": f"127.0.0.1:{trap_port}"}})
+    env = {**os.environ, "EDUEDGE_TEST_COMMUNITY": "sw1"}
+    p = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg)], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        rx.wait_for(lambda r: len(_polls(r, "sw-1")) == 1, 30, "sw-1's first poll")
+        time.sleep(1)          # the receiver is listening by the first poll's delivery; let it settle
+        _link_down_trap(trap_port, "sw1", tmp_path)
+        rx.wait_for(lambda r: any(e["kind"] == "link.down" for m in r.of("events") for e in m["events"]),
+                    15, "the linkDown event")
+        rx.wait_for(lambda r: len(_polls(r, "sw-1")) == 2, 15, "sw-1 polled again after the trap")
+        for _ in range(3):     # a flapping port: more traps within REPOLL_MIN_GAP_S poll no more
+            _link_down_trap(trap_port, "sw1", tmp_path)
+        rx.wait_for(lambda r: sum(e["kind"] == "link.down" for m in r.of("events") for e in m["events"]) == 4,
+                    15, "four linkDown events")
+        time.sleep(3)
+        assert len(_polls(rx, "sw-1")) == 2, _polls(rx, "sw-1")
+    finally:
+        p.terminate()
+        p.wait(20)
+        rx.close()
     assert rx.problems == []
