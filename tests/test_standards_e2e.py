@@ -72,8 +72,8 @@ def campus_doc(faulty: bool) -> dict[str, Any]:
     tri = [{"band": "2.4", "channel": 11}, {"band": "5", "channel": 36}, {"band": "5", "channel": 149}]
     aps = doc["wireless"]["aps"]
     aps[:] = [a for a in aps if not a["name"].startswith("ap-lib")]
-    aps += [{"name": "ap-lib{n}", "count": 4, "model": "AP7050DN-E", "zone": "library", "radios": tri},
-            {"name": "ap-o{n}", "count": 6, "model": "AP7050DN-E", "zone": "office", "radios": tri}]
+    aps += [{"name": "ap-lib{n}", "count": 4, "model": "AP7050DN-E", "zone": "library", "radios": tri}]
+    next(a for a in aps if a["name"].startswith("ap-o")).update(count=6, radios=tri)
     next(a for a in aps if a["name"].startswith("ap-b"))["radios"] = tri
     clients = {"library": 90, "office": 90, "teaching-b": 38}      # per AP; B101's also has 30 tablets
     for zone in doc["zones"]:
