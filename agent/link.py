@@ -349,7 +349,14 @@ class Link(threading.Thread):
                 if self._state != "up" or want < target // 2:
                     self._want.wait(0.05)
                     continue
-            rows = self.outbox.take(want)
+            try:
+                rows = self.outbox.take(want)
+            except Exception:
+                # This thread must outlive a failing read (e.g. a database locked past its busy timeout), or
+                # nothing would be sent again until a restart; the rows stay stored.
+                log.exception("outbox: could not read the next rows to send; trying again in 1 s")
+                self._stop.wait(1.0)
+                continue
             if rows:
                 with self._want:
                     self._ready.extend(rows)

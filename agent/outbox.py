@@ -5,7 +5,9 @@ Durability
     fsynced, so it survives `kill -9` *and* power loss. NORMAL (configurable) survives a crash of the agent
     but may roll back the last commits on power loss - and with them seq numbers that were already sent,
     which the cloud would then see reused with new message ids. FULL costs one fsync per commit; the agent
-    bounds that by committing one transaction per collector result and one per batch of PUBACKs.
+    bounds that by committing one transaction per collector result and one per batch of PUBACKs (the link
+    hands them over every 50 ms or 500 PUBACKs: a crash or power cut before a batch is committed only sends
+    those rows again, with the same message ids).
 
 Identity
     Each row's primary key is the message's `seq` (64-bit, per agent, never reused: the next value is stored

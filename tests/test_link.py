@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -150,6 +151,28 @@ def test_never_more_in_flight_than_the_brokers_receive_maximum(tmp_path: Path) -
         assert link.status.connects == 1
     finally:
         b.close()
+
+
+def test_a_failing_read_does_not_stop_the_link(tmp_path: Path, broker: Broker) -> None:
+    rx = Receiver(broker.host, broker.port)
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=4096)
+    take = box.take
+    failures = [2]
+
+    def flaky_take(n: int) -> list:
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return take(n)
+
+    box.take = flaky_take  # type: ignore[method-assign]
+    box.add_samples([Sample(1.7e9, "sw-1", "test.counter", 1)])
+    link = make_link(broker, box)
+    link.start()
+    rx.wait_for(lambda r: r.of("metrics"), 15, "the row, once reading works again")
+    link.stop()
+    rx.close()
+    assert failures == [0] and box.stats().rows == 0
 
 
 def _run_producer(data: Path, broker: Broker, round_: str) -> subprocess.Popen[str]:
