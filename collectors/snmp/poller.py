@@ -215,6 +215,7 @@ class DevicePoller:
         self._static_tags: dict[tuple, dict[str, dict[str, str]]] = {}   # see _build
         self._static_tags_for: tuple = ()
         self._static_samples: dict[int, tuple[list[tuple], int]] = {}  # see _static_metric
+        self._tag_specs: dict[int, tuple[tuple, bool]] = {}     # Metric id -> (_specs_key, all tags static)
 
     # -- fetching --------------------------------------------------------------------------------
 
@@ -476,7 +477,8 @@ class DevicePoller:
         # columns are re-read, so they are kept across polls instead of being rebuilt row by row.
         stamp = (self._refreshed_at, id(self.profile), len(self._static))
         if stamp != self._static_tags_for:
-            self._static_tags, self._static_samples, self._static_tags_for = {}, {}, stamp
+            self._static_tags, self._static_samples, self._tag_specs = {}, {}, {}
+            self._static_tags_for = stamp
         for m in self.profile.metrics:
             if m.scalar is not None:
                 if m.scalar in scalars and self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at),
@@ -488,8 +490,11 @@ class DevicePoller:
                 continue
             rows = data.get(plan.oid, {})
             # metrics with equal tag specs (every IF-MIB metric, via a YAML anchor) share one dict per row
-            tags_key = _specs_key(m.tags)
-            static = all(t.index is not None or t.static for t in m.tags)
+            specs = self._tag_specs.get(id(m))
+            if specs is None:
+                specs = self._tag_specs[id(m)] = (_specs_key(m.tags),
+                                                  all(t.index is not None or t.static for t in m.tags))
+            tags_key, static = specs
             row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
             plain = m.where is None and not m.denominator
