@@ -26,7 +26,8 @@ steady cycle over 60 s is the share of one core that polling every 60 s costs:
    per switch (5 snmpd, 100 ports each): the IF-MIB columns of the `linux` profile, 405 values/switch;
 2. copies of a real 48-port Huawei S5720 recording (`--campus-recordings`), each on its own loopback
    port, answered by a child process using the simulator's BER responder (simulator/mib.py, a few µs per
-   value; snmpsim would spend ~150 µs): its vendor profile, 839 values/switch.
+   value; snmpsim would spend ~150 µs): its vendor profile, 677 values/switch (the board table's CPU and
+   memory are read by GET for the one board row; walking those columns read 82 rows each, 839 values).
 
 Run as root (it creates network namespaces; all traffic stays on loopback and in them):
 

@@ -265,6 +265,19 @@ class SnmpClient:
             self._unlisten()
         return out
 
+    async def get_rows(self, rows: dict[str, list[str]]) -> dict[str, dict[str, Value]]:
+        """Some rows of some columns ({column: [index, ...]}), as {column: {index: value}}; rows the device
+        lacks are absent. One GET for all of them (in chunks), except in SNMPv1, where a GET with one missing
+        OID answers none of them: there each column is walked and the rows picked."""
+        if self.auth.version == "1":
+            out = {}
+            for column, indexes in rows.items():
+                walked = await self.walk(column)
+                out[column] = {i: walked[i] for i in indexes if i in walked}
+            return out
+        got = await self.get_many([f"{c}.{i}" for c, indexes in rows.items() for i in indexes])
+        return {c: {i: got[f"{c}.{i}"] for i in indexes if f"{c}.{i}" in got} for c, indexes in rows.items()}
+
     async def walk(self, oid: str) -> dict[str, Value]:
         """GETBULK-walk one column or subtree; returns {index suffix: value}."""
         await self._ensure_ready()
@@ -286,9 +299,12 @@ class SnmpClient:
         rows: dict[str, Value] = {}
         if self.auth.version == "1":        # no GETBULK in SNMPv1: gufo's GETNEXT walk
             async for roid, value in self._session.fetch(oid):
+                self.requests += 1
                 if not roid.startswith(prefix):
                     break
                 rows[roid[cut:]] = value
+            else:
+                self.requests += 1          # the GETNEXT that found the end of the MIB view
             return rows
         sock, it = self._sock, GetIter(oid, self.max_repetitions)
         send, recv = (lambda: sock.send_get_bulk(it)), (lambda: sock.recv_get_bulk(it))

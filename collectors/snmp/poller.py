@@ -306,11 +306,9 @@ class DevicePoller:
                 gets.setdefault(plan.oid, {}).update(dict.fromkeys(rows))
         for column in walks:
             data[column] = await self.client.walk(column)
-        gets = {c: rows for c, rows in gets.items() if c not in walks}
+        gets = {c: list(rows) for c, rows in gets.items() if c not in walks}
         if gets:
-            got = await self.client.get_many([f"{c}.{i}" for c, rows in gets.items() for i in rows])
-            for c, rows in gets.items():
-                data[c] = {i: got[f"{c}.{i}"] for i in rows if f"{c}.{i}" in got}
+            data.update(await self.client.get_rows(gets))
         if refresh:
             self._refreshed_at = time.monotonic()
             self._static.update({c: data[c] for c in self._static_columns() if c in data})

@@ -69,6 +69,13 @@ class RecordingClient:
         self.values += len(out)
         return out
 
+    async def get_rows(self, rows: dict[str, list[str]]) -> dict[str, dict[str, Value]]:
+        self.requests += 1
+        out = {c: {i: self._data[_key(f"{c}.{i}")] for i in indexes if _key(f"{c}.{i}") in self._data}
+               for c, indexes in rows.items()}
+        self.values += sum(len(r) for r in out.values())
+        return out
+
     async def walk(self, oid: str) -> dict[str, Value]:
         self.requests += 1
         prefix = _key(oid)
