@@ -620,29 +620,34 @@ class Outbox:
         return []
 
     def _take(self, n: int) -> list[Row]:
+        # The cursors move on local copies, kept only once every query has worked: a read that fails half-way
+        # (the link tries again) must not leave rows behind a cursor without handing them out.
+        live, back, back_done = dict(self._live), dict(self._back), dict(self._back_done)
         out: list[Row] = []
         now = time.monotonic()
         due = [s for t, s in self._retry if t <= now][:n]
         if due:
-            self._retry = [(t, s) for t, s in self._retry if s not in set(due)]
             marks = ",".join("?" * len(due))
             out += self._rows(f"SELECT * FROM outbox WHERE seq IN ({marks}) ORDER BY seq", due)
         for p in PRIORITIES:
             if len(out) >= n:
                 break
             rows = self._rows("SELECT * FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?",
-                              [p, self._live[p], n - len(out)])
+                              [p, live[p], n - len(out)])
             if rows:
-                self._live[p] = rows[-1].seq
+                live[p] = rows[-1].seq
                 out += rows
-            if len(out) < n and not self._back_done[p]:
+            if len(out) < n and not back_done[p]:
                 rows = self._rows("SELECT * FROM outbox WHERE priority = ? AND seq > ? AND seq <= ? "
-                                  "ORDER BY seq LIMIT ?", [p, self._back[p], self._mark, n - len(out)])
+                                  "ORDER BY seq LIMIT ?", [p, back[p], self._mark, n - len(out)])
                 if rows:
-                    self._back[p] = rows[-1].seq
+                    back[p] = rows[-1].seq
                     out += rows
                 else:
-                    self._back_done[p] = True
+                    back_done[p] = True
+        self._live, self._back, self._back_done = live, back, back_done
+        if due:
+            self._retry = [(t, s) for t, s in self._retry if s not in set(due)]
         for r in out:
             self._inflight[r.seq] = (r.size, r.items)
         return out

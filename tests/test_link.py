@@ -241,6 +241,7 @@ def test_kill_9_during_heavy_publishing_loses_nothing_and_duplicates_keep_their_
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(900)  # ~240 s on the shared 2-core box; past the default 300 s when other suites load it
 def test_kill_9_soak_100_rounds(tmp_path: Path, broker: Broker) -> None:
     _kill_rounds(tmp_path, broker, rounds=int(os.environ.get("EDUEDGE_SOAK_ROUNDS", "100")))
 

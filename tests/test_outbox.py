@@ -95,6 +95,26 @@ def test_unacknowledged_rows_are_all_sent_again_after_a_restart_and_seq_continue
     assert b2.take(10)[0].seq > rows[1].seq
 
 
+def test_a_read_that_fails_half_way_hands_out_nothing_and_skips_nothing(tmp_path: Path) -> None:
+    b = box(tmp_path)
+    b.add_items("findings", [finding()])
+    b.add_samples(samples(3))
+    rows = b._rows
+    calls = [0]
+
+    def failing_fourth_query(sql: str, params: list) -> list:
+        calls[0] += 1
+        if calls[0] == 4:  # after the findings were read
+            raise sqlite3.OperationalError("database is locked")
+        return rows(sql, params)
+
+    b._rows = failing_fourth_query  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        b.take(10)
+    assert b.inflight() == 0
+    assert [r.kind for r in b.take(10)] == ["findings", "metrics"]
+
+
 def test_seq_is_never_reused_even_after_the_database_is_lost(tmp_path: Path) -> None:
     b = box(tmp_path)
     b.add_samples(samples(3))
