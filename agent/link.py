@@ -1,9 +1,9 @@
 """The MQTT link: takes rows from the outbox, publishes them at QoS 1, and acknowledges them on PUBACK.
 
 One thread owns the paho client (callback API v2, MQTT 5 or 3.1.1) and drives its network loop itself
-(paho's external-loop API), so that it decides when to (re)connect, with which last will; a feeder thread
-reads the next rows from the outbox and an acknowledgement thread deletes delivered rows, so that SQLite
-reads and fsyncs overlap with the MQTT work instead of stalling it.
+(paho's external-loop API), so that it decides when to (re)connect, with which last will. It reads the next
+rows from the outbox itself, a read-ahead at a time; an acknowledgement thread deletes delivered rows, so
+that commits and their fsyncs never stall the sending.
 
 - Every CONNECT gets a new bdSeq (persisted by the outbox) and a last will `death` carrying it; the first
   thing sent on a connection is the `birth` with the same bdSeq; a clean shutdown publishes `death`
@@ -131,10 +131,8 @@ class Link(threading.Thread):
         self._acked_since = time.monotonic()
         self._acks: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
         self._acker = threading.Thread(target=self._ack_loop, name="mqtt-acks", daemon=True)
-        # Rows are read from SQLite by a third thread, so that the reads overlap with the MQTT work here.
-        self._ready: deque = deque()
-        self._want = threading.Condition()
-        self._feeder = threading.Thread(target=self._feed_loop, name="mqtt-feed", daemon=True)
+        self._ready: deque = deque()  # rows read ahead, not yet handed to paho
+        self._read_again_at = 0.0
         self._bd_seq = 0
         self.client = self._make_client(password, client_id or f"eduedge-{env.school}-{env.agent_id}")
 
@@ -172,7 +170,6 @@ class Link(threading.Thread):
 
     def run(self) -> None:
         self._acker.start()
-        self._feeder.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -186,7 +183,6 @@ class Link(threading.Thread):
             self._hand_over_acks(force=True)
             self._acks.put(None)
             self._acker.join(10)
-            self._feeder.join(1)
             self._stopped.set()
 
     def _step(self) -> None:
@@ -294,8 +290,6 @@ class Link(threading.Thread):
         client.subscribe(self.topic("cmd/+"), qos=1)
         self._publish_birth(rebirth=False)
         self.outbox.link_up()
-        with self._want:
-            self._want.notify()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if self._state != "down" and not self._stop.is_set():
@@ -340,39 +334,32 @@ class Link(threading.Thread):
             return self._window
         return max(16, min(self._window * READ_AHEAD_WINDOWS, int(rate * AHEAD_S)))
 
-    def _feed_loop(self) -> None:
-        while not self._stop.is_set():
-            with self._want:
-                target = self._read_ahead()
-                want = target - len(self._ready)
-                # Read in chunks of at least half the target: fewer, larger queries.
-                if self._state != "up" or want < target // 2:
-                    self._want.wait(0.05)
-                    continue
-            try:
-                rows = self.outbox.take(want)
-            except Exception:
-                # This thread must outlive a failing read (e.g. a database locked past its busy timeout), or
-                # nothing would be sent again until a restart; the rows stay stored.
-                log.exception("outbox: could not read the next rows to send; trying again in 1 s")
-                self._stop.wait(1.0)
-                continue
-            if rows:
-                with self._want:
-                    self._ready.extend(rows)
-            else:
-                self._stop.wait(0.02)
+    def _read(self) -> None:
+        """Read up to the read-ahead, here rather than in a thread of its own: sqlite3 takes the GIL back for
+        every row it returns, and a reader thread then traded the GIL with this one for every row, which cost
+        this thread more than the reads themselves (bench/README.md)."""
+        now = time.monotonic()
+        if now < self._read_again_at:
+            return
+        try:
+            self._ready.extend(self.outbox.take(self._read_ahead() - len(self._ready)))
+        except Exception:
+            # A failing read (e.g. a database locked past its busy timeout) must not end the sending; the rows
+            # stay stored.
+            log.exception("outbox: could not read the next rows to send; trying again in 1 s")
+            self._read_again_at = now + 1.0
 
     def _refill(self) -> None:
         # The broker's Receive Maximum counts the birth in flight too.
         free = self._window - len(self._mids) - len(self._session_mids)
-        if free <= 0 or not self._ready:
+        if free <= 0:
+            return
+        if len(self._ready) < free:
+            self._read()
+        if not self._ready:
             return
         now = time.monotonic()
-        with self._want:
-            rows = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
-            if len(self._ready) <= self._read_ahead() // 2:
-                self._want.notify()
+        rows = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
         # paho writes each message with its own send(): uncorked, each is a TCP segment and a wake-up of the broker
         # of its own; corked, the burst leaves in full segments (bench/README.md: less CPU on both ends).
         sock = self.client.socket() if TCP_CORK is not None and len(rows) > 1 else None
