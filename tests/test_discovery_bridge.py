@@ -2,11 +2,10 @@
 it reads something, MACs come out as MACs, bridge ports name their interfaces, and discovery turns the
 tables into sightings.
 
-Two recordings are served trimmed to the tables concerned, built here at run time from the shared files:
-the full walks of the Huawei S5720 and the Ruijie S6220 hold, next to these tables, a value gufo-snmp
-cannot decode ("PySnmpDecodeError: incomplete"; net-snmp's snmpbulkwalk reads the same subtree), which
-ends the whole poll. Trimmed, both prove their lines. The S5720's three rows with port -1 stay: discovery
-must skip them.
+The Huawei S5720 and the Ruijie S6220 are served whole: their Q-BRIDGE tables hold values (2,295-byte
+dot1qVlanCurrentEgressPorts on the S5720) that make a 20-row GETBULK reply too large for gufo-snmp to decode,
+so these polls also prove that the client asks again with fewer rows and reads every line. The S5720's three
+rows with port -1 stay: discovery must skip them.
 """
 
 from __future__ import annotations
@@ -23,23 +22,12 @@ from collectors.snmp.profiles import load_profiles
 from simulator.snmpsim import SnmpsimServer, start_snmpsim
 
 pytestmark = pytest.mark.integration
-FULL = ["comware", "jetstream_sg2218p", "tplink_sg2008"]
-
-
-def _trimmed(realdevices, name: str, prefixes: tuple[str, ...]) -> str:
-    text = (realdevices / "snmprec" / f"{name}.snmprec").read_text(encoding="utf-8", errors="surrogateescape")
-    keep = [ln for ln in text.splitlines() if ln.lstrip(".").startswith(prefixes)]
-    return "\n".join(keep) + "\n"
+RECORDINGS = ["comware", "jetstream_sg2218p", "tplink_sg2008", "vrp_5720", "ruijie"]
 
 
 @pytest.fixture(scope="module")
 def sim(realdevices) -> Iterator[SnmpsimServer]:
-    system = ("1.3.6.1.2.1.1.", "1.3.6.1.2.1.31.1.1.1.1.")
-    recs: list = [realdevices / "snmprec" / f"{n}.snmprec" for n in FULL]
-    recs.append(("vrp_5720", _trimmed(realdevices, "vrp_5720", (*system, "1.3.6.1.2.1.17.1.4", "1.3.6.1.2.1.17.4.3",
-                                                                "1.3.6.1.2.1.4.22."))))
-    recs.append(("ruijie", _trimmed(realdevices, "ruijie", (*system, "1.3.6.1.2.1.17.1.4", "1.3.6.1.2.1.17.7.1.2.2",
-                                                            "1.3.6.1.2.1.4.35."))))
+    recs = [realdevices / "snmprec" / f"{n}.snmprec" for n in RECORDINGS]
     with start_snmpsim(recs) as server:
         yield server
 
@@ -50,7 +38,7 @@ def polls(sim: SnmpsimServer) -> dict:
 
     async def go():
         out = {}
-        for name in [*FULL, "vrp_5720", "ruijie"]:
+        for name in RECORDINGS:
             client = SnmpClient(name, sim.host, sim.port, SnmpAuth(community=name), timeout=3)
             out[name] = await DevicePoller(client, profiles, forced_profile=BRIDGE_PROFILE).poll()
         return out

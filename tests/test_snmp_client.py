@@ -1,6 +1,7 @@
 """collectors/snmp/client.py drives gufo-snmp's socket itself (a future per request, not per value): walks
-across several GETBULKs, replies that come late, silence, the rate limit, the deadline's cancellation, and
-SNMPv1's GETNEXT walks, against an agent in the test's own event loop (simulator/mib.py on loopback)."""
+across several GETBULKs, replies that come late, silence, the rate limit, the deadline's cancellation,
+SNMPv1's GETNEXT walks, and replies too large for gufo to decode, against an agent in the test's own event
+loop (simulator/mib.py on loopback)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.rates import RateTracker
-from collectors.snmp.client import SnmpAuth, SnmpClient, SnmpRequestError
+from collectors.snmp.client import SnmpAuth, SnmpClient, SnmpRequestError, SnmpUndecodableError
 from collectors.snmp.poller import DevicePoller
 from collectors.snmp.profiles import load_profiles
 from collectors.snmp.recording import RecordingClient
@@ -29,10 +30,10 @@ RECORDING = "\n".join([f"1.3.6.1.2.1.1.3.0|67|{100}"]
 
 
 class Agent(asyncio.DatagramProtocol):
-    """Answers from RECORDING; `late` replies are held back that long; `silent` answers nothing."""
+    """Answers from `recording`; `late` replies are held back that long; `silent` answers nothing."""
 
-    def __init__(self, late: list[float] | None = None, silent: bool = False):
-        self.mib = Mib(dict(parse_snmprec(RECORDING)))
+    def __init__(self, late: list[float] | None = None, silent: bool = False, recording: str = RECORDING):
+        self.mib = Mib(dict(parse_snmprec(recording)))
         self.late = list(late or [])
         self.silent = silent
         self.received: list[float] = []
@@ -217,3 +218,119 @@ def test_rows_a_static_where_selects_are_read_by_get_between_refreshes():
         assert [s.value for s in poll.samples if s.metric == "device.cpu_percent"] == [
             s.value for s in first.samples if s.metric == "device.cpu_percent"]
     assert second.coverage == first.coverage
+
+
+# gufo reads a reply into 4,080 bytes: two of these rows fit in one, three do not; a HUGE row never fits
+BIG = "1.3.6.1.2.1.17.7.1.4.2.1.4"          # dot1qVlanCurrentEgressPorts, 2,295 bytes a row on a Huawei S5720
+BIG_ROWS = 12
+BIG_RECORDING = "\n".join([f"1.3.6.1.2.1.1.3.0|67|{100}"]
+                          + [f"{IF_DESCR}.{i}|4|port{i}" for i in range(1, ROWS + 1)]
+                          + [f"{BIG}.0.{i}|4x|{'ff' * 1500}" for i in range(1, BIG_ROWS + 1)]) + "\n"
+HUGE = "x" * 5000
+
+
+def test_a_column_of_rows_too_large_for_one_reply_is_read_with_fewer_repetitions():
+    async def main():
+        agent = Agent(recording=BIG_RECORDING)
+        transport, port = await serve(agent)
+        c = client(port, max_repetitions=20)
+        try:
+            return await c.walk(BIG), c.requests, c.values, len(agent.received)
+        finally:
+            transport.close()
+
+    rows, requests, values, received = asyncio.run(main())
+    assert rows == {f"0.{i}": b"\xff" * 1500 for i in range(1, BIG_ROWS + 1)}
+    assert list(rows) == [f"0.{i}" for i in range(1, BIG_ROWS + 1)]
+    # 20, 10 and 5 rows do not decode; then 2 at a time to the end of the column (the end of the MIB view)
+    assert requests == received == 3 + BIG_ROWS // 2 + 1
+    assert values == BIG_ROWS
+
+
+def test_a_column_whose_last_reply_runs_into_large_rows_is_read_whole():
+    """The last GETBULK of a column carries the rows after it: on the S5720 the FDB's tail runs into the VLAN
+    bitmaps. Fewer repetitions hold only the tail; the next walk starts with all of them again."""
+    async def main():
+        transport, port = await serve(Agent(recording=BIG_RECORDING))
+        c = client(port, max_repetitions=20)
+        try:
+            first = await c.walk(IF_DESCR)
+            requests = c.requests
+            return first, requests, await c.walk(IF_DESCR), c.requests - requests
+        finally:
+            transport.close()
+
+    first, requests, again, requests_again = asyncio.run(main())
+    assert first == again == {str(i): f"port{i}".encode() for i in range(1, ROWS + 1)}
+    # 20, 20, then rows 41-45 and 15 large ones (no), 10 (no), 5 (rows 41-45), 5 from 45 (no), 2 (the end)
+    assert requests == requests_again == 7
+
+
+def test_a_row_too_large_even_alone_ends_its_column_with_what_came_before_it():
+    recording = RECORDING.replace(f"{IF_DESCR}.4|4|port4", f"{IF_DESCR}.4|4|{HUGE}")
+
+    async def main():
+        transport, port = await serve(Agent(recording=recording))
+        c = client(port, max_repetitions=20)
+        try:
+            with pytest.raises(SnmpUndecodableError) as e:
+                await c.walk(IF_DESCR)
+            rest = await c.walk("1.3.6.1.2.1.2.2.1.3")   # the device still answers
+            return e.value, rest, c.values
+        finally:
+            transport.close()
+
+    error, rest, values = asyncio.run(main())
+    assert error.rows == {str(i): f"port{i}".encode() for i in (1, 2, 3)}
+    assert str(error).startswith("sw-test (127.0.0.1:")
+    assert f"walk {IF_DESCR}: the row after {IF_DESCR}.3, even asked for alone" in str(error)
+    assert "PySnmpDecodeError: incomplete" in str(error)
+    assert len(rest) == ROWS and values == 3 + ROWS
+
+
+def test_a_get_too_large_for_one_reply_is_split_and_a_value_too_large_alone_is_named():
+    recording = BIG_RECORDING.replace(f"{IF_DESCR}.7|4|port7", f"{IF_DESCR}.7|4|{HUGE}")
+    big = [f"{BIG}.0.{i}" for i in range(1, 6)]
+
+    async def main():
+        transport, port = await serve(Agent(recording=recording))
+        c = client(port)
+        try:
+            got = await c.get_many([*big, f"{IF_DESCR}.1"])
+            with pytest.raises(SnmpUndecodableError) as e:
+                await c.get_rows({IF_DESCR: ["6", "7", "8"], BIG: ["0.1"]})
+            return got, e.value
+        finally:
+            transport.close()
+
+    got, error = asyncio.run(main())
+    assert got == {**{oid: b"\xff" * 1500 for oid in big}, f"{IF_DESCR}.1": b"port1"}
+    assert str(error).endswith(f"GET {IF_DESCR}.7: unusable SNMP reply (PySnmpDecodeError: incomplete)")
+    assert error.rows == {IF_DESCR: {"6": b"port6", "8": b"port8"}, BIG: {"0.1": b"\xff" * 1500}}
+
+
+def test_a_poll_goes_on_past_a_column_cut_short():
+    """Only the column with the undecodable row is cut short; the poll reads everything else and says so."""
+    fdb = "1.3.6.1.2.1.17.4.3.1.2"
+    recording = "\n".join(
+        ["1.3.6.1.2.1.1.1.0|4|test switch", "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.8072.3.2.10",
+         "1.3.6.1.2.1.1.3.0|67|100", "1.3.6.1.2.1.1.5.0|4|sw-test"]
+        + [f"1.3.6.1.2.1.17.1.4.1.2.{p}|2|{p}" for p in (1, 2, 3)]
+        + [f"{fdb}.0.1.2.3.4.{p}|2|{p}" for p in (1, 2, 3)]
+        + [f"1.3.6.1.2.1.31.1.1.1.1.{p}|4|{HUGE if p == 2 else f'Gi0/{p}'}" for p in (1, 2, 3)]) + "\n"
+
+    async def main():
+        transport, port = await serve(Agent(recording=recording))
+        try:
+            return await DevicePoller(client(port), load_profiles(), forced_profile="_bridge").poll()
+        finally:
+            transport.close()
+
+    poll = asyncio.run(main())
+    assert len(poll.errors) == 1 and not poll.complete
+    assert "walk 1.3.6.1.2.1.31.1.1.1.1: the row after 1.3.6.1.2.1.31.1.1.1.1.1, even asked for alone" in \
+        poll.errors[0]
+    assert sorted(s.value for s in poll.samples if s.metric == "bridge.fdb_port") == [1, 2, 3]
+    ports = {s.tags["bridge_port"]: s.tags.get("interface") for s in poll.samples
+             if s.metric == "bridge.port_if_index"}
+    assert ports == {"1": "Gi0/1", "2": None, "3": None}

@@ -18,7 +18,8 @@ sysDescr is read as text even with stray non-UTF-8 bytes or enclosing quotes, an
 nothing for its metric is left out rather than invented.
 
 Every device has a deadline: when it passes, the poll stops, keeps what it has and says so. Errors name
-the device and the OID; a device that fails never stops the others.
+the device and the OID; a device that fails never stops the others. A value that cannot be decoded even
+when asked for alone (client.py) cuts short only the column it is in: the poll goes on and says so.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.pseudonym import Pseudonymizer
 from agent.rates import RateTracker
 from agent.samples import Sample
-from collectors.snmp.client import SnmpClient, SnmpRequestError, Value
+from collectors.snmp.client import SnmpClient, SnmpRequestError, SnmpUndecodableError, Value
 from collectors.snmp.profiles import Metric, Profile, ProfileError, ProfileSet, Source, Tag, match_profile
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -216,14 +217,25 @@ class DevicePoller:
         self._static_tags_for: tuple = ()
         self._static_samples: dict[int, tuple[list[tuple], int]] = {}  # see _static_metric
         self._tag_specs: dict[int, tuple[tuple, bool]] = {}     # Metric id -> (_specs_key, all tags static)
+        self._cut: list[str] = []          # this poll's reads cut short by an undecodable value, see _read
 
     # -- fetching --------------------------------------------------------------------------------
+
+    async def _read(self, read: Awaitable[Any]) -> Any:
+        """What a walk or GET returns; one cut short by a value that cannot be decoded even alone gives what it
+        did read, and the poll goes on and says so: the device answers, and its other columns are whole."""
+        try:
+            return await read
+        except SnmpUndecodableError as e:
+            self._cut.append(str(e))
+            return e.rows
 
     async def identify(self) -> Identity:
         """Only find out what the device is (profile, vendor, model, version, serial); no metrics.
 
         Raises `SnmpRequestError` when the device cannot be asked.
         """
+        self._cut = []
         scalars = await self.client.get_many(list(SYSTEM_OIDS))
         if not scalars:
             raise SnmpRequestError(f"{self.device}: answers SNMP but returned none of the system group")
@@ -236,6 +248,7 @@ class DevicePoller:
         t0 = time.monotonic()
         result = DevicePoll(self.device, f"{self.client.host}:{self.client.port}", time.time(), None)
         req0, val0 = self.client.requests, self.client.values
+        self._cut = []
         data: dict[str, dict[str, Value]] = {}
         scalars: dict[str, Value] = {}
         try:
@@ -251,6 +264,9 @@ class DevicePoller:
         except ProfileError as e:
             result.complete = False
             result.errors.append(f"{self.device}: {e}")
+        if self._cut:
+            result.complete = False
+            result.errors[:0] = self._cut
         result.identity = self.identity if self.profile is not None else None
         if self.profile is not None and scalars:
             self._build(result, data, scalars, time.monotonic())
@@ -266,9 +282,11 @@ class DevicePoller:
         wanted = list(SYSTEM_OIDS)
         if self.profile is not None:
             wanted += [m.scalar for m in self.profile.metrics if m.scalar and m.scalar not in wanted]
-        scalars.update(await self.client.get_many(wanted))
+        scalars.update(await self._read(self.client.get_many(wanted)))
         if not scalars:
-            raise SnmpRequestError(f"{self.device}: answers SNMP but returned none of the system group "
+            # a device whose every reply is undecodable is that, not one whose view hides the system group
+            raise SnmpRequestError(self._cut.pop() if self._cut else
+                                   f"{self.device}: answers SNMP but returned none of the system group "
                                    "(sysDescr, sysObjectID, sysUpTime); check the view the credentials may read")
         uptime = _uptime_s(scalars)
         if uptime is not None and self.rates.observe_uptime(self.device, uptime):
@@ -282,7 +300,7 @@ class DevicePoller:
             assert self.profile is not None
             missing = [m.scalar for m in self.profile.metrics if m.scalar and m.scalar not in scalars]
             if missing:
-                scalars.update(await self.client.get_many(missing))
+                scalars.update(await self._read(self.client.get_many(missing)))
             self._static.clear()
             self._plans.clear()
             self._rows.clear()
@@ -290,7 +308,7 @@ class DevicePoller:
         data.update(self._static)
         for column in self._columns_needed(refresh):
             if column not in data:
-                data[column] = await self.client.walk(column)
+                data[column] = await self._read(self.client.walk(column))
         walks: dict[str, None] = {}
         gets: dict[str, dict[str, None]] = {}       # column -> the rows a `where` selects
         for m in self.profile.metrics:
@@ -305,10 +323,10 @@ class DevicePoller:
             else:
                 gets.setdefault(plan.oid, {}).update(dict.fromkeys(rows))
         for column in walks:
-            data[column] = await self.client.walk(column)
+            data[column] = await self._read(self.client.walk(column))
         gets = {c: list(rows) for c, rows in gets.items() if c not in walks}
         if gets:
-            data.update(await self.client.get_rows(gets))
+            data.update(await self._read(self.client.get_rows(gets)))
         if refresh:
             self._refreshed_at = time.monotonic()
             self._static.update({c: data[c] for c in self._static_columns() if c in data})
@@ -370,7 +388,7 @@ class DevicePoller:
         chosen = None
         for c in candidates:
             if c.oid not in data:
-                data[c.oid] = self._static.get(c.oid) or await self.client.walk(c.oid)
+                data[c.oid] = self._static.get(c.oid) or await self._read(self.client.walk(c.oid))
             if data[c.oid]:
                 chosen = c
                 break
@@ -404,12 +422,12 @@ class DevicePoller:
             if src.where is not None:
                 for oid in (src.oid, src.where.oid):
                     if oid not in walked:
-                        walked[oid] = await self.client.walk(oid)
+                        walked[oid] = await self._read(self.client.walk(oid))
                 col, sel = walked[src.oid], walked[src.where.oid]
                 order = sorted(col, key=_oid_key)
                 if src.where.same_as is not None:
                     if src.where.same_as not in scalars:
-                        scalars.update(await self.client.get_many([src.where.same_as]))
+                        scalars.update(await self._read(self.client.get_many([src.where.same_as])))
                     want = as_text(scalars.get(src.where.same_as)).strip()
                     rows = [i for i in order if want and as_text(sel.get(i)).strip() == want]
                 else:
@@ -417,7 +435,7 @@ class DevicePoller:
                 text = as_text(col[rows[0]]).strip() if rows else ""
             else:
                 if src.oid not in scalars:
-                    scalars.update(await self.client.get_many([src.oid]))
+                    scalars.update(await self._read(self.client.get_many([src.oid])))
                 text = as_text(scalars.get(src.oid)).strip()
                 if src.oid == SYS_DESCR:
                     text = clean_descr(text)
