@@ -98,12 +98,19 @@ def test_on_a_tbf_shaped_link_eduedge_agrees_with_iperf3_within_3_percent(campus
     ours: dict[str, list[float]] = {"down": [], "up": []}
     theirs: dict[str, list[float]] = {"down": [], "up": []}
     loaded = {}
-    for _ in range(2):             # interleaved, best of two each: this 2-core box has its moments, for both
+
+    def agree(d: str) -> bool:
+        mine, other = max(ours[d]), max(theirs[d])
+        return abs(mine - other) <= 0.03 * other and abs(mine - rate * PAYLOAD_SHARE) <= 0.03 * rate * PAYLOAD_SHARE
+
+    for _ in range(2):             # interleaved, best of up to two each: this 2-core box has its moments, for both
         doc = speedtest(campus, f"{host}:{SERVER_PORT}", "--duration", "3")
         for d in ("down", "up"):
             ours[d].append(doc[d]["mbps"])
             loaded[d] = doc[d]["loaded"]
             theirs[d].append(iperf3(campus, d == "down", 3))
+        if agree("down") and agree("up"):
+            break
     for d in ("down", "up"):
         mine, other = max(ours[d]), max(theirs[d])
         print(f"tbf {rate} Mbit/s {d}: eduedge {ours[d]} Mbit/s, iperf3 {[round(x, 2) for x in theirs[d]]} Mbit/s; "
