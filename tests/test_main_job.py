@@ -78,10 +78,10 @@ def agent_config(state: SimState, path: Path, data_dir: Path, trap_port: int) ->
     doc["snmp"]["defaults"] = {"interval": "5s"}
     doc["snmp"]["traps"] = {"enabled": True, "listen": f"127.0.0.1:{trap_port}"}
     doc["standards"] = {"packs": PACKS, "assess_interval": "10s"}
-    # the access switches' tables decode (the core's recording holds a value gufo-snmp cannot, see
-    # tests/test_discovery_bridge.py); the ARP sweep goes over loopback, where nothing answers ARP
+    # every switch's bridge table is read (the default); the ARP sweep goes over loopback, where nothing
+    # answers ARP
     doc["discovery"] = {"enabled": True, "subnets": [subnet], "interval": "10s", "sweep_timeout": "0.5s",
-                        "bridge_devices": ["sw-a1", "sw-lib"], "learning": {"ssids": ["^Edu-Student$"]}}
+                        "learning": {"ssids": ["^Edu-Student$"]}}
     doc["reachability"] = {"enabled": True, "interval": "10s", "count": 2, "timeout": "0.5s"}
     # no scheduled tests (their times are random within the windows): `run-check broadband` runs one
     doc["broadband"] = {"enabled": True, "server": state.speedtest, "duration": "3s", "warmup_max": "1s",
