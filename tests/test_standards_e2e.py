@@ -11,8 +11,8 @@ coverage rule needs to decide.
 `eduedge diag` polls the switches live, but the Wi-Fi zone aggregates, the learning-device count, the WAN
 probes and capacity come from the agent's own jobs (Wi-Fi rounds, discovery fed by the learning SSID's
 clients, reachability, a broadband test). So each campus's agent runs (`eduedge run`, short intervals) until
-every Wi-Fi zone and the device ratio are decided, is asked for a capacity test over MQTT (`run-check
-broadband`, as the city would), and stops; then `eduedge diag --json` runs live against the same data_dir,
+every Wi-Fi zone and the device ratio are decided, meanwhile is asked for a capacity test over MQTT
+(`run-check broadband`, as the city would), and stops; then `eduedge diag --json` runs live against the same data_dir,
 polls the campus once more and judges every rule.
 
 The healthy campus fails nothing. The faulty one fails exactly the backbone, Wi-Fi coverage and device-ratio
@@ -151,6 +151,10 @@ def exercise(name: str, state: SimState, tmp: Path) -> Run:
         agent = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg_path)], stdout=subprocess.DEVNULL,
                                  stderr=err, start_new_session=True)
     try:
+        # the capacity test runs while the Wi-Fi evidence gathers, as the city may ask for one at any time
+        rx.wait_for(lambda r: r.of("birth"), 30, f"{name}: the agent's birth")
+        command(state.broker, cfg.school.city, cfg.school.id, "run-check", "bb", check="broadband")
+
         def decided(r: Receiver) -> bool:
             last = {f["rule"]: f for m in r.of("findings") for f in m["findings"]}
             zones = last.get("yinchuan-2018.wifi-areas", {}).get("evidence", {}).get("zones") or [{}]
@@ -161,7 +165,6 @@ def exercise(name: str, state: SimState, tmp: Path) -> Run:
         except AssertionError as e:
             last = {f["rule"]: f["evidence"]["why"] for m in rx.of("findings") for f in m["findings"]}
             raise AssertionError(f"{e}; last findings: {last}") from None
-        command(state.broker, cfg.school.city, cfg.school.id, "run-check", "bb", check="broadband")
         rx.wait_for(lambda r: any(a["request_id"] == "bb" for a in r.of("cmd-result")), 30,
                     f"{name}: the capacity test's answer")
     finally:
