@@ -21,6 +21,7 @@ from agent.cli_service import install_service
 from simulator.broker import Broker, start_broker
 from simulator.snmpsim import start_snmpsim
 from tests.mqtt_helpers import Receiver, write_config
+from tests.test_main_job import _free_udp_port
 
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
 CMD = "edu/v1/testcity/test-school/cmd/"
@@ -262,14 +263,6 @@ def test_a_dead_device_never_holds_up_the_other_collectors(tmp_path: Path, broke
         rx.close()
         black_hole.close()
     assert rx.problems == []
-
-
-def _free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _link_down_trap(port: int, community: str, tmp: Path) -> None:
