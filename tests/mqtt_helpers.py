@@ -7,6 +7,8 @@ broke the contract, and every test asserts it stays empty.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -126,3 +128,15 @@ def write_config(path: Path, broker: str | None, data_dir: Path, **sections: Any
             doc[k] = v
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def stop_agent(proc: subprocess.Popen, timeout: float = 30) -> int:
+    """Stop an `eduedge run` as systemd would (SIGTERM, then SIGKILL after `timeout`); its exit code."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

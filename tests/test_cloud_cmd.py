@@ -5,7 +5,6 @@ they are, and what the agent would refuse anyway is refused before it leaves."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from cloud.config import load_cloud_config
 from cloud.db import connect
 from cloud.receiver import Receiver
 from simulator.broker import start_broker
-from tests.mqtt_helpers import write_config
+from tests.mqtt_helpers import stop_agent, write_config
 
 pytestmark = pytest.mark.integration
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
@@ -69,12 +68,7 @@ def test_commands_reach_a_real_agent_and_the_answer_is_shown(tmp_path):
         assert [(r["command"], r["status"]) for r in rows] == [("run-check", "ok"), ("rebirth", "ok"),
                                                                ("run-check", "refused")]
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        stop_agent(agent, 20)
         rx.stop()
         t.join(10)
         broker.close()

@@ -30,7 +30,7 @@ from cloud.sweep import sweep
 from cloud.views import gaps, ingest_stats
 from simulator.broker import Broker, start_broker
 from simulator.fleet import Fleet
-from tests.mqtt_helpers import write_config
+from tests.mqtt_helpers import stop_agent, write_config
 
 pytestmark = pytest.mark.integration
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
@@ -183,13 +183,7 @@ def test_a_fleet_through_two_receivers_one_killed_stores_every_message_once_on_p
                 assert g["holes"] == [] and births == 1, g
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_agent(p, 10)
         raw.close()
         pg.close()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from agent.demo import campus_in_a_lesson
 from agent.samplestore import SampleStore
 from simulator.launch import sim_down, sim_up
 from simulator.state import SimState
-from tests.mqtt_helpers import Receiver
+from tests.mqtt_helpers import Receiver, stop_agent
 
 pytestmark = pytest.mark.integration
 
@@ -166,12 +165,7 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
         n = len(rx.of("findings"))
         rx.wait_for(lambda r: len(r.of("findings")) > n, 15, "the next assessment")
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            code = agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            code = agent.wait()
+        code = stop_agent(agent)
     rx.wait_for(lambda r: r.of("death"), 10, "the death message")
     rx.close()
     assert code == 0, log.read_text()[-3000:]

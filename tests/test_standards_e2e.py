@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,7 @@ import yaml
 from agent.config import load_config, split_host_port
 from simulator.launch import sim_down, sim_up
 from simulator.state import SimState
-from tests.mqtt_helpers import Receiver
+from tests.mqtt_helpers import Receiver, stop_agent
 from tests.test_main_job import EDUEDGE, _free_udp_port, agent_config, command
 
 pytestmark = pytest.mark.integration
@@ -168,12 +167,7 @@ def exercise(name: str, state: SimState, tmp: Path) -> Run:
         rx.wait_for(lambda r: any(a["request_id"] == "bb" for a in r.of("cmd-result")), 30,
                     f"{name}: the capacity test's answer")
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        stop_agent(agent)
         rx.close()
     out = subprocess.run([EDUEDGE, "diag", "--json", "--config", str(cfg_path)], capture_output=True,
                          text=True, timeout=60)
