@@ -21,7 +21,7 @@ Every finding carries the value judged, the threshold, the window of data it loo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -46,6 +46,18 @@ def worst(statuses: Iterable[Status]) -> Status:
     if not found:
         return "unknown"
     return min(found, key=lambda s: _STATUS_ORDER[s])
+
+
+def share_status(statuses: Sequence[Status], threshold: float) -> tuple[Status, float]:
+    """The verdict on "at least `threshold` % of the places" (zones, classrooms) and the share that passed:
+    pass when enough passed, unknown while the unknown ones could still make it, else fail.
+
+    >>> share_status(["pass", "unknown"], 100), share_status(["pass", "fail"], 50), share_status(["fail"], 100)
+    (('unknown', 50.0), ('pass', 50.0), ('fail', 0.0))
+    """
+    passed = 100.0 * statuses.count("pass") / len(statuses)
+    possible = 100.0 * (statuses.count("pass") + statuses.count("unknown")) / len(statuses)
+    return ("pass" if passed >= threshold else "unknown" if possible >= threshold else "fail"), passed
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import ZONE_TYPES, AgentConfig, LiveClassEndpoint
-from agent.findings import Problem, Status, worst
+from agent.findings import Problem, Status, share_status, worst
 from agent.samples import Sample
 from agent.samplestore import SampleStore
 from agent.topology import End, Link, Topology, topology_from_store
@@ -615,9 +615,7 @@ def judge(rule: Any, rule_id: str, inp: Inputs) -> Judgement:
             problems.append(Problem(rule_id, "unknown", f"room {v.room}: readiness for a {name} not known",
                                     "missing " + "; ".join(lacking), "room", 1.0))
     statuses = [v.status for v in verdicts]
-    ready = 100.0 * statuses.count("pass") / len(statuses)
-    possible = 100.0 * (statuses.count("pass") + statuses.count("unknown")) / len(statuses)
-    status: Status = "pass" if ready >= rule.threshold else "unknown" if possible >= rule.threshold else "fail"
+    status, ready = share_status(statuses, rule.threshold)
     why = (f"{statuses.count('pass')} of {len(verdicts)} classrooms ready for a {name}; "
            f"{statuses.count('fail')} not, {statuses.count('unknown')} unknown")
     return Judgement(status, round(ready, 2), why, evidence, missing, problems)

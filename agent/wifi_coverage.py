@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import AgentConfig, WifiCapacity, WifiSignal
-from agent.findings import Problem, Status
+from agent.findings import Problem, Status, share_status
 from agent.samples import Sample
 from collectors.snmp.poller import DevicePoll
 from collectors.wifi import WifiSnapshot, median, snapshot, wireless_devices
@@ -301,9 +301,7 @@ def judge_coverage(rule: Any, rule_id: str, samples: SampleSource, cfg: AgentCon
                          [Problem(rule_id, "unknown", what, "declare the zones under wifi.zones and place the APs "
                                   "in them (wifi.aps, or zone and room in snmp.devices)", "school", 1.0)])
     statuses = [r["status"] for r in rows]
-    covered = 100.0 * statuses.count("pass") / len(statuses)
-    possible = 100.0 * (statuses.count("pass") + statuses.count("unknown")) / len(statuses)
-    status: Status = "pass" if covered >= rule.threshold else "unknown" if possible >= rule.threshold else "fail"
+    status, covered = share_status(statuses, rule.threshold)
     why = (f"{statuses.count('pass')} of {len(rows)} {types} covered; {statuses.count('fail')} not, "
            f"{statuses.count('unknown')} unknown")
     return Judgement(status, round(covered, 2), why, evidence, missing, problems)
