@@ -39,7 +39,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simulator import netns  # noqa: E402
+from eduedge.simulator import netns  # noqa: E402
 
 A_ADDR, B_ADDR = "198.19.250.1", "198.19.250.2"
 EEST_PORT, IPERF_PORT = 5311, 5312
@@ -79,8 +79,8 @@ def wait_rusage(proc: subprocess.Popen) -> float:
 
 
 def eduedge(link: Link, direction: str, duration: float, streams: int) -> Run:
-    server = subprocess.Popen(link.wrap(link.server_ns, [sys.executable, "-m", "cloud.speedtest_server", "--listen",
-                                                         f"{link.server}:{EEST_PORT}"]),
+    server = subprocess.Popen(link.wrap(link.server_ns, [sys.executable, "-m", "eduedge.cloud.speedtest_server",
+                                                         "--listen", f"{link.server}:{EEST_PORT}"]),
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.0)
@@ -129,7 +129,7 @@ def iperf3(link: Link, direction: str, duration: float, streams: int) -> Run:
 
 def client_main(server: str, direction: str, duration: float, streams: int) -> None:
     """The eduedge side of one run, in its own process (and namespace): one direction, its own CPU time."""
-    from collectors.broadband_engine import Engine, MeasureOptions, parse_server
+    from eduedge.collectors.broadband_engine import Engine, MeasureOptions, parse_server
 
     host, port = parse_server(server)
     opts = MeasureOptions(streams=streams, duration=duration, directions=(direction,), idle_probes=5)  # type: ignore[arg-type]

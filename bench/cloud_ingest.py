@@ -43,13 +43,13 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent import contract  # noqa: E402
-from agent.envelope import Envelope  # noqa: E402
-from cloud.checker import validators  # noqa: E402
-from cloud.config import Storage, load_cloud_config  # noqa: E402
-from cloud.db import connect  # noqa: E402
-from cloud.pgserver import start_postgres  # noqa: E402
-from simulator.broker import start_broker  # noqa: E402
+from eduedge.agent import contract  # noqa: E402
+from eduedge.agent.envelope import Envelope  # noqa: E402
+from eduedge.cloud.checker import validators  # noqa: E402
+from eduedge.cloud.config import Storage, load_cloud_config  # noqa: E402
+from eduedge.cloud.db import connect  # noqa: E402
+from eduedge.cloud.pgserver import start_postgres  # noqa: E402
+from eduedge.simulator.broker import start_broker  # noqa: E402
 
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
 CAP = 256 * 1024
@@ -61,9 +61,9 @@ def build_messages(schools: int, target: int, per_message: int) -> tuple[list[tu
     One minute of each school comes from its campus model; later minutes repeat it a minute on (the receiver's
     work does not depend on the values). `per_message` > 0 batches that many samples per message instead of
     filling the agent's 256 KiB cap. Returns (messages, samples, messages and samples of the first minute)."""
-    from simulator.campus import load_campus
-    from simulator.fleet import CONFIG, TEMPLATE, samples, school_campus
-    from simulator.world import World
+    from eduedge.simulator.campus import load_campus
+    from eduedge.simulator.fleet import CONFIG, TEMPLATE, samples, school_campus
+    from eduedge.simulator.world import World
 
     templates = {f: load_campus(CONFIG / f) for f in set(TEMPLATE.values())}
     t0 = time.time() - 86400

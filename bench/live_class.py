@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.compliance import evaluate, load_packs
-from agent.config import AgentConfig
-from agent.samples import Sample
-from agent.samplestore import SampleStore
+from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.samplestore import SampleStore
+from eduedge.core.samples import Sample
 
 NOW = 1_741_658_400.0
 QUARTER = 900.0

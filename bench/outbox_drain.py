@@ -34,11 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.config import MqttConfig  # noqa: E402
-from agent.envelope import Envelope  # noqa: E402
-from agent.outbox import Outbox  # noqa: E402
-from agent.samples import Sample  # noqa: E402
-from simulator.broker import start_broker  # noqa: E402
+from eduedge.agent.config import MqttConfig  # noqa: E402
+from eduedge.agent.envelope import Envelope  # noqa: E402
+from eduedge.agent.outbox import Outbox  # noqa: E402
+from eduedge.core.samples import Sample  # noqa: E402
+from eduedge.simulator.broker import start_broker  # noqa: E402
 
 
 def envelope() -> Envelope:
@@ -69,7 +69,7 @@ def fill(db: Path, samples: int, batch: int, synchronous: str) -> dict:
 
 def drain_child(db: Path, broker: str, inflight: int, protocol: str) -> None:
     """Runs in its own process: deliver everything in the outbox, print timing as JSON."""
-    from agent.link import Link
+    from eduedge.agent.link import Link
 
     box = Outbox(db, envelope(), max_bytes=50 * 2**30)
     rows = box.stats().rows

@@ -1,7 +1,8 @@
 """How many simulated devices one CPU core serves at a 60-second polling interval; and the simulator's
 own SNMP responder next to snmpsim serving the same recordings.
 
-1. Campus: `eduedge sim up` a campus (default config/campus-large.yaml, ~360 SNMP agents) in loopback
+1. Campus: `eduedge sim up` a campus (default eduedge/simulator/campuses/campus-large.yaml, ~360 SNMP
+   agents) in loopback
    mode, build the agent's pollers from the generated configuration, poll every device once to warm up
    (identification and static columns, as an agent does once an hour), then poll all of them `--rounds`
    times with the agent's concurrency. The runner process's CPU (user + system, psutil) per round is
@@ -14,7 +15,7 @@ own SNMP responder next to snmpsim serving the same recordings.
    responders' CPU per value served and their ratio.
 
     .venv/bin/python bench/sim_capacity.py
-    .venv/bin/python bench/sim_capacity.py --campus config/campus-demo.yaml --rounds 5
+    .venv/bin/python bench/sim_capacity.py --campus eduedge/simulator/campuses/campus-demo.yaml --rounds 5
 
 Everything it starts is stopped at the end (sim down, snmpsim.stop()).
 """
@@ -30,13 +31,14 @@ from pathlib import Path
 
 import psutil
 
-from agent.config import load_config, split_host_port
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from simulator.campus import load_campus, recording_path
-from simulator.launch import sim_down, sim_up
-from simulator.snmpsim import start_snmpsim
+from eduedge.agent.config import load_config
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.core.netaddr import split_host_port
+from eduedge.simulator.campus import load_campus, recording_path
+from eduedge.simulator.launch import sim_down, sim_up
+from eduedge.simulator.snmpsim import start_snmpsim
 
 
 def cpu(proc: psutil.Process) -> float:
@@ -74,7 +76,7 @@ async def measure(pollers: list[DevicePoller], proc: psutil.Process, rounds: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--campus", type=Path, default=Path("config/campus-large.yaml"))
+    ap.add_argument("--campus", type=Path, default=Path("eduedge/simulator/campuses/campus-large.yaml"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()

@@ -17,7 +17,7 @@ What is measured (client CPU = user + system time of the process that does the S
 
 The agents: net-snmp `snmpd` in network namespace `eduedge-bench-snmp` with 100 veth pairs (202
 interfaces; this kernel has no `dummy` links), reached over a veth at 198.19.250.2; and snmpsim serving
-real recordings from ../shared/realdevices/snmprec on 127.0.0.1.
+real recordings from eduedge/simulator/realdevices/snmprec on 127.0.0.1.
 
 Then two campus projections, each of 500 switches polled concurrently by one eduedge process with the
 configuration defaults (concurrency, per-device rate limit, timeouts), cycle after cycle; the CPU of a
@@ -66,14 +66,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.config import SnmpDefaults  # noqa: E402
-from agent.rates import RateTracker  # noqa: E402
-from collectors.snmp.client import SnmpAuth, SnmpClient, Value  # noqa: E402
-from collectors.snmp.poller import DevicePoller, poll_many  # noqa: E402
-from collectors.snmp.profiles import ProfileSet, load_profiles  # noqa: E402
-from simulator.shared import realdevices_dir  # noqa: E402
-from simulator.snmpd import SnmpdServer, start_snmpd  # noqa: E402
-from simulator.snmpsim import SnmpsimServer, free_udp_port, start_snmpsim  # noqa: E402
+from eduedge.agent.config import SnmpDefaults  # noqa: E402
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient, Value  # noqa: E402
+from eduedge.collectors.snmp.poller import DevicePoller, poll_many  # noqa: E402
+from eduedge.collectors.snmp.profiles import ProfileSet, load_profiles  # noqa: E402
+from eduedge.core.rates import RateTracker  # noqa: E402
+from eduedge.simulator.shared import realdevices_dir  # noqa: E402
+from eduedge.simulator.snmpd import SnmpdServer, start_snmpd  # noqa: E402
+from eduedge.simulator.snmpsim import SnmpsimServer, free_udp_port, start_snmpsim  # noqa: E402
 
 REALDEVICES = realdevices_dir()
 NS_BIG, NS_CAMPUS = "eduedge-bench-snmp", "eduedge-bench-campus"
@@ -536,9 +536,9 @@ def campus_recording(lab: Lab, n: int, recording: str) -> tuple[list[tuple[str, 
 
 def serve_recording(path: Path, count: int) -> None:
     """Answer v2c GET/GETNEXT/GETBULK from one recording on `count` loopback ports; print the ports."""
-    from simulator.ber import BerError, decode_request
-    from simulator.mib import Mib, answer
-    from simulator.snmprec import load_snmprec
+    from eduedge.simulator.ber import BerError, decode_request
+    from eduedge.simulator.mib import Mib, answer
+    from eduedge.simulator.snmprec import load_snmprec
 
     mib = Mib(dict(load_snmprec(path)))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.shared import realdevices_dir
+from eduedge.simulator.shared import realdevices_dir
 
 REPO = Path(__file__).resolve().parents[1]
 REALDEVICES = realdevices_dir()

@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import contract
+from eduedge.agent import contract
 
 
 @dataclass

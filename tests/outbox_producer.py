@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from agent.config import MqttConfig
-from agent.envelope import Envelope
-from agent.link import Link
-from agent.outbox import Outbox
-from agent.samples import Sample
+from eduedge.agent.config import MqttConfig
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.link import Link
+from eduedge.agent.outbox import Outbox
+from eduedge.core.samples import Sample
 
 BATCH = 100
 

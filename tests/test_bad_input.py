@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from simulator.snmpsim import start_snmpsim
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.simulator.snmpsim import start_snmpsim
 
 pytestmark = pytest.mark.integration
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))

@@ -11,18 +11,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.cli_broadband import describe, exit_code
-from agent.compliance import evaluate
-from agent.config import AgentConfig, BroadbandConfig, BroadbandWindow
-from agent.rates import RateTracker
-from agent.samples import Sample
-from agent.samplestore import SampleStore
-from collectors.broadband import BroadbandCollector, Utilisation, result_events, result_samples
-from collectors.broadband_engine import MeasureOptions, parse_server, settled, slot_rates, window
-from collectors.broadband_iperf3 import parse_iperf3
-from collectors.broadband_result import BroadbandResult, PortInfo, Probes, Throughput, rfc3550_jitter
-from collectors.broadband_schedule import Budget, DailyPlan, ExclusiveLock
-from collectors.snmp.profiles import load_canonical
+from eduedge.agent.cli_broadband import describe, exit_code
+from eduedge.agent.compliance import evaluate
+from eduedge.agent.config import AgentConfig, BroadbandConfig, BroadbandWindow
+from eduedge.agent.samplestore import SampleStore
+from eduedge.collectors.broadband import BroadbandCollector, Utilisation, result_events, result_samples
+from eduedge.collectors.broadband_engine import MeasureOptions, parse_server, settled, slot_rates, window
+from eduedge.collectors.broadband_iperf3 import parse_iperf3
+from eduedge.collectors.broadband_result import BroadbandResult, PortInfo, Probes, Throughput, rfc3550_jitter
+from eduedge.collectors.broadband_schedule import Budget, DailyPlan, ExclusiveLock
+from eduedge.collectors.snmp.profiles import load_canonical
+from eduedge.core.rates import RateTracker
+from eduedge.core.samples import Sample
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 5, 15, 10, 0, tzinfo=TZ).timestamp()          # a Wednesday, in school hours

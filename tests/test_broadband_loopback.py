@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import BroadbandConfig
-from cloud.speedtest_server import SpeedtestServer
-from collectors.broadband import BroadbandCollector
-from collectors.broadband_engine import Engine, MeasureOptions, Prober, probe_once
-from collectors.broadband_result import BroadbandResult
-from collectors.broadband_schedule import ExclusiveLock
-from simulator.wanlink import LinkParams, WanLink
+from eduedge.agent.config import BroadbandConfig
+from eduedge.cloud.speedtest_server import SpeedtestServer
+from eduedge.collectors.broadband import BroadbandCollector
+from eduedge.collectors.broadband_engine import Engine, MeasureOptions, Prober, probe_once
+from eduedge.collectors.broadband_result import BroadbandResult
+from eduedge.collectors.broadband_schedule import ExclusiveLock
+from eduedge.simulator.wanlink import LinkParams, WanLink
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def test_a_token_server_echoes_to_the_test_that_authenticated():
 
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
 def test_iperf3_as_the_capacity_engine_with_eduedges_probes_for_latency():
-    from collectors.broadband_iperf3 import iperf3_runner
+    from eduedge.collectors.broadband_iperf3 import iperf3_runner
 
     s = _bound(socket.SOCK_STREAM)
     port = s.getsockname()[1]

@@ -23,8 +23,8 @@ import time
 import pytest
 import yaml
 
-from simulator import netns
-from simulator.launch import sim_down, sim_up
+from eduedge.simulator import netns
+from eduedge.simulator.launch import sim_down, sim_up
 from tests.test_sim import REPO, alive, frozen_copy, pids_of
 
 pytestmark = [pytest.mark.integration,
@@ -38,7 +38,7 @@ SERVER_PORT = 5301
 @pytest.fixture(scope="module")
 def campus(tmp_path_factory, realdevices):
     d = tmp_path_factory.mktemp("bbnetns")
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", d / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-small.yaml", d / "campus.yaml")
     doc = yaml.safe_load(path.read_text())
     doc["wan"].update({"latency_ms": 20, "loss_percent": 1})
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -46,7 +46,7 @@ def campus(tmp_path_factory, realdevices):
     pids = pids_of(d / "state", state)
     host = state.speedtest.split(":")[0]
     server = subprocess.Popen(["ip", "netns", "exec", state.namespaces[1], sys.executable, "-m",
-                               "cloud.speedtest_server", "--listen", f"{host}:{SERVER_PORT}"], cwd=REPO,
+                               "eduedge.cloud.speedtest_server", "--listen", f"{host}:{SERVER_PORT}"], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.0)
@@ -173,7 +173,7 @@ def test_latency_added_by_the_wan_relay_is_what_the_wire_shows(campus, tmp_path)
 
 _LOSS = """
 import asyncio, sys
-from collectors.broadband_engine import probe_once
+from eduedge.collectors.broadband_engine import probe_once
 r = asyncio.run(probe_once(sys.argv[1], int(sys.argv[2]), count=10000, interval=0.001))
 print(r.probes.loss_percent)
 """

@@ -1,4 +1,4 @@
-"""Printers, UPSes, projectors and NVRs recorded from real devices (../shared/realdevices), polled through
+"""Printers, UPSes, projectors and NVRs recorded from real devices (eduedge/simulator/realdevices), polled through
 their profiles by one snmpsim: class and identity, and every supply, tray, battery, lamp and memory value
 LibreNMS shows for the same recording (`expected/<name>.json`).
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from simulator.snmpsim import start_snmpsim
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.simulator.snmpsim import start_snmpsim
 
 pytestmark = pytest.mark.integration
 

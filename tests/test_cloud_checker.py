@@ -7,14 +7,15 @@ import copy
 import gzip
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent import contract
-from agent.envelope import Envelope
-from cloud.checker import Accepted, Checker, Rejected
-from cloud.config import CloudConfigError, load_cloud_config
+from eduedge.agent import contract
+from eduedge.agent.envelope import Envelope
+from eduedge.cloud.checker import Accepted, Checker, Rejected
+from eduedge.cloud.config import CloudConfigError, load_cloud_config
 
 ENV = Envelope("no3-primary", "yinchuan", "gw1", "0.1.0", uuid.uuid4().hex)
 T = 1_800_000_000.0
@@ -119,7 +120,7 @@ def test_bad_input_is_refused_with_its_reason():
 
 
 def test_the_example_configuration_loads_and_bad_ones_say_file_and_line(tmp_path):
-    cfg = load_cloud_config("config/cloud-example.yaml")
+    cfg = load_cloud_config(Path(__file__).resolve().parents[1] / "eduedge" / "config" / "cloud-example.yaml")
     assert cfg.storage.engine == "sqlite" and cfg.ingest.batch_seconds == 0.05 and len(cfg.schools) == 2
     bad = tmp_path / "cloud.yaml"
     bad.write_text("mqtt:\n  broker: 127.0.0.1\n  group: 'a/b'\nstorage:\n  engine: postgresql\n"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cloud.config import load_cloud_config
-from cloud.db import connect
-from cloud.receiver import Receiver
-from simulator.broker import start_broker
+from eduedge.cloud.config import load_cloud_config
+from eduedge.cloud.db import connect
+from eduedge.cloud.receiver import Receiver
+from eduedge.simulator.broker import start_broker
 from tests.mqtt_helpers import stop_agent, write_config
 
 pytestmark = pytest.mark.integration

@@ -21,15 +21,15 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from agent.contract import decode
-from cloud.config import load_cloud_config
-from cloud.db import Db, connect
-from cloud.pgserver import start_postgres
-from cloud.receiver import Receiver
-from cloud.sweep import sweep
-from cloud.views import gaps, ingest_stats
-from simulator.broker import Broker, start_broker
-from simulator.fleet import Fleet
+from eduedge.agent.contract import decode
+from eduedge.cloud.config import load_cloud_config
+from eduedge.cloud.db import Db, connect
+from eduedge.cloud.pgserver import start_postgres
+from eduedge.cloud.receiver import Receiver
+from eduedge.cloud.sweep import sweep
+from eduedge.cloud.views import gaps, ingest_stats
+from eduedge.simulator.broker import Broker, start_broker
+from eduedge.simulator.fleet import Fleet
 from tests.mqtt_helpers import stop_agent, write_config
 
 pytestmark = pytest.mark.integration

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from agent.envelope import Envelope, uuid7
-from cloud.checker import Accepted, Checker
-from cloud.city import city_report, region_findings
-from cloud.config import CloudConfig
-from cloud.db import Db, connect
-from cloud.ingest import Ingestor
-from cloud.pgserver import start_postgres
-from cloud.retention import apply_retention
-from cloud.sweep import sweep
-from cloud.views import gaps, offline, school_detail, schools
+from eduedge.agent.envelope import Envelope, uuid7
+from eduedge.cloud.checker import Accepted, Checker
+from eduedge.cloud.city import city_report, region_findings
+from eduedge.cloud.config import CloudConfig
+from eduedge.cloud.db import Db, connect
+from eduedge.cloud.ingest import Ingestor
+from eduedge.cloud.pgserver import start_postgres
+from eduedge.cloud.retention import apply_retention
+from eduedge.cloud.sweep import sweep
+from eduedge.cloud.views import gaps, offline, school_detail, schools
 
 NOW = 1_800_000_000.0
 CHECK = Checker(1 << 22)

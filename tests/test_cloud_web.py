@@ -20,20 +20,20 @@ from typing import Any
 
 import pytest
 
-from agent.compliance import assess
-from agent.config import AgentConfig, MqttConfig
-from agent.envelope import Envelope
-from agent.findings import worst
-from agent.link import Link
-from agent.outbox import Outbox
-from agent.samples import Sample
-from agent.samplestore import SampleStore
-from cloud.config import CloudConfig
-from cloud.db import connect
-from cloud.receiver import Receiver
-from cloud.sweep import sweep
-from cloud.web import CityWeb, make_server
-from simulator.broker import start_broker
+from eduedge.agent.compliance import assess
+from eduedge.agent.config import AgentConfig, MqttConfig
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.findings import worst
+from eduedge.agent.link import Link
+from eduedge.agent.outbox import Outbox
+from eduedge.agent.samplestore import SampleStore
+from eduedge.cloud.config import CloudConfig
+from eduedge.cloud.db import connect
+from eduedge.cloud.receiver import Receiver
+from eduedge.cloud.sweep import sweep
+from eduedge.cloud.web import CityWeb, make_server
+from eduedge.core.samples import Sample
+from eduedge.simulator.broker import start_broker
 from tests.test_diag_html import decode_png
 
 pytestmark = pytest.mark.integration
@@ -95,8 +95,8 @@ def chromium_pages(db_path: Path, cfg_path: Path, out: Path) -> dict[str, str]:
         pytest.fail("Debian's chromium is not installed (scripts/install-system-deps installs it)")
     script = f"""
 import subprocess, sys, threading
-from cloud.config import load_cloud_config
-from cloud.web import CityWeb, make_server
+from eduedge.cloud.config import load_cloud_config
+from eduedge.cloud.web import CityWeb, make_server
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 server = make_server(CityWeb(load_cloud_config({str(cfg_path)!r})), "127.0.0.1", 8080)
 threading.Thread(target=server.serve_forever, daemon=True).start()

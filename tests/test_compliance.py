@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.compliance import assess, evaluate, load_packs
-from agent.compliance.kinds import EFFICIENCY
-from agent.config import AgentConfig
-from agent.contract import problems as contract_problems
-from agent.envelope import Envelope
-from agent.findings import Finding, rank_problems
-from agent.samples import Sample
-from agent.samplestore import SampleStore
+from eduedge.agent.compliance import assess, evaluate, load_packs
+from eduedge.agent.compliance.kinds import EFFICIENCY
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.contract import problems as contract_problems
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.findings import Finding, rank_problems
+from eduedge.agent.samplestore import SampleStore
+from eduedge.core.samples import Sample
 
 # A Wednesday, 10:00 in Yinchuan: inside the default school hours.
 NOW = datetime(2024, 5, 15, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
@@ -269,7 +269,7 @@ def test_a_part_of_a_rule_can_be_overridden():
 
 
 def test_overrides_of_unknown_rules_are_refused():
-    from agent.compliance import PackError
+    from eduedge.agent.compliance import PackError
     with pytest.raises(PackError) as e:
         load_packs(["hebei-2019"], overrides={"hebei-2019.egres": 10})
     assert "'hebei-2019.egres' is no rule" in e.value.problems[0]

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli_config import check_config
-from agent.config import ConfigError, Secret, SecretError, load_config, parse_duration, split_host_port
+from eduedge.agent.cli_config import check_config
+from eduedge.agent.config import ConfigError, load_config
+from eduedge.core.model import parse_duration
+from eduedge.core.netaddr import split_host_port
+from eduedge.core.secrets import Secret, SecretError
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "config" / "example-school.yaml"
+EXAMPLE = REPO / "eduedge" / "config" / "example-school.yaml"
 
 
 def write(tmp_path: Path, text: str) -> Path:

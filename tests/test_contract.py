@@ -8,9 +8,9 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from agent import contract
-from agent.envelope import Envelope, compress, uuid7
-from agent.samples import Sample
+from eduedge.agent import contract
+from eduedge.agent.envelope import Envelope, compress, uuid7
+from eduedge.core.samples import Sample
 
 ENV = Envelope("test-school", "testcity", "gw-test", "0.1.0", "ab" * 16)
 

@@ -17,9 +17,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.cli_service import install_service
-from simulator.broker import Broker, start_broker
-from simulator.snmpsim import start_snmpsim
+from eduedge.agent.cli_service import install_service
+from eduedge.simulator.broker import Broker, start_broker
+from eduedge.simulator.snmpsim import start_snmpsim
 from tests.mqtt_helpers import Receiver, write_config
 from tests.test_main_job import _free_udp_port
 

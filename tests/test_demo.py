@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from agent.demo import run_demo
+from eduedge.simulator.demo import run_demo
 
 pytestmark = pytest.mark.integration
 

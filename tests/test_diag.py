@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.snmpsim import free_udp_port, start_snmpsim
+from eduedge.simulator.snmpsim import free_udp_port, start_snmpsim
 
 pytestmark = pytest.mark.integration
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.compliance import assess, load_rules
-from agent.compliance.html import chart_data, render_html
-from agent.config import AgentConfig
-from agent.findings import rank_problems
-from agent.samples import Sample
-from agent.samplestore import SampleStore
+from eduedge.agent.compliance import assess, load_rules
+from eduedge.agent.compliance.html import chart_data, render_html
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.findings import rank_problems
+from eduedge.agent.samplestore import SampleStore
+from eduedge.core.samples import Sample
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2024, 5, 15, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()

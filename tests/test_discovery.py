@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 
-from agent import contract
-from agent.compliance import evaluate
-from agent.config import AgentConfig
-from agent.device_inventory import DeviceInventory, WifiClient
-from agent.envelope import Envelope
-from agent.pseudonym import Pseudonymizer
-from agent.samples import Sample
-from agent.samplestore import SampleStore
-from collectors.discovery import Observed, OutOfScope, Scope, arp_sweep, bridge_sightings, merge, sweep_targets
-from collectors.identify import classify
-from collectors.pjlink import Lamp, PjlinkStatus
-from collectors.reachability import Target, check_targets
+from eduedge.agent import contract
+from eduedge.agent.compliance import evaluate
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.device_inventory import DeviceInventory, WifiClient
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.samplestore import SampleStore
+from eduedge.collectors.discovery import Observed, OutOfScope, Scope, arp_sweep, bridge_sightings, merge, sweep_targets
+from eduedge.collectors.identify import classify
+from eduedge.collectors.pjlink import Lamp, PjlinkStatus
+from eduedge.collectors.reachability import Target, check_targets
+from eduedge.core.pseudonym import Pseudonymizer
+from eduedge.core.samples import Sample
 
 KEY = Pseudonymizer(b"test-school-secret-0123456789")
 NOW = 1_715_738_400.0

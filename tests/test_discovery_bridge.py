@@ -1,4 +1,4 @@
-"""The `_bridge` mixin against real switch recordings (../shared/realdevices) through snmpsim: every line of
+"""The `_bridge` mixin against real switch recordings (eduedge/simulator/realdevices) through snmpsim: every line of
 it reads something, MACs come out as MACs, bridge ports name their interfaces, and discovery turns the
 tables into sightings.
 
@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from collectors.discovery import BRIDGE_PROFILE, Scope, bridge_sightings
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoller
-from collectors.snmp.profiles import load_profiles
-from simulator.snmpsim import SnmpsimServer, start_snmpsim
+from eduedge.collectors.discovery import BRIDGE_PROFILE, Scope, bridge_sightings
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.simulator.snmpsim import SnmpsimServer, start_snmpsim
 
 pytestmark = pytest.mark.integration
 RECORDINGS = ["comware", "jetstream_sg2218p", "tplink_sg2008", "vrp_5720", "ruijie"]

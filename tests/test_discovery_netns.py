@@ -101,9 +101,9 @@ class _pjlink_projector:
         self.ns, self.ip = ns, ip
 
     def __enter__(self):
-        from simulator.campus import PJLinkSpec
-        from simulator.netns import in_netns
-        from simulator.pjlink import PJLinkDevice, serve_pjlink
+        from eduedge.simulator.campus import PJLinkSpec
+        from eduedge.simulator.netns import in_netns
+        from eduedge.simulator.pjlink import PJLinkDevice, serve_pjlink
 
         with in_netns(self.ns):
             sock = socket.socket()
@@ -222,7 +222,7 @@ def test_i_own_this_network_lets_the_technician_sweep_another_subnet(lan, config
 
 PASSIVE = """
 import ipaddress, json, subprocess, sys, time
-from collectors.discovery import PassiveListener, Scope
+from eduedge.collectors.discovery import PassiveListener, Scope
 listener = PassiveListener("eth0", Scope((ipaddress.ip_network("198.18.10.0/24"),)))
 listener.start()
 for cmd in json.loads(sys.argv[1]):     # h3 talks to us (ARP from h3), then h2 sends a DHCP request

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.host import HostCollector, HostReading, NicReading, existing_ancestor
-from collectors.snmp.profiles import load_canonical
+from eduedge.collectors.host import HostCollector, HostReading, NicReading, existing_ancestor
+from eduedge.collectors.snmp.profiles import load_canonical
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +108,7 @@ def test_every_metric_read_from_this_box_is_canonical_with_its_unit():
 _LOOPBACK_PROBE = r"""
 import json, socket, threading, time
 from pathlib import Path
-from collectors.host import HostCollector
+from eduedge.collectors.host import HostCollector
 
 SEND = 64 * 1024 * 1024
 srv = socket.create_server(("127.0.0.1", 0))

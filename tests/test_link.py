@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from agent.config import MqttConfig, MqttTls
-from agent.envelope import Envelope
-from agent.link import Link
-from agent.outbox import Outbox
-from agent.samples import Sample
-from simulator.broker import Broker, start_broker
+from eduedge.agent.config import MqttConfig, MqttTls
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.link import Link
+from eduedge.agent.outbox import Outbox
+from eduedge.core.samples import Sample
+from eduedge.simulator.broker import Broker, start_broker
 from tests.mqtt_helpers import Receiver
 
 pytestmark = pytest.mark.integration

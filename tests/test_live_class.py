@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.compliance import evaluate, load_packs
-from agent.config import AgentConfig, LiveClassConfig
-from agent.findings import Finding
-from agent.live_class import LoadSnapshots, classrooms, expand_rooms, room_zone
-from agent.samples import Sample
-from agent.samplestore import SampleStore
-from agent.topology import topology_from_store
-from simulator.shared import shared_dir
+from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.config import AgentConfig, LiveClassConfig
+from eduedge.agent.findings import Finding
+from eduedge.agent.live_class import LoadSnapshots, classrooms, expand_rooms, room_zone
+from eduedge.agent.samplestore import SampleStore
+from eduedge.agent.topology import topology_from_store
+from eduedge.core.samples import Sample
 
 NOW = 1_741_658_400.0                    # any moment: the school's hours below are all week, all day
 PORTS = {"Gi0/1": ("1", "A101"), "Gi0/2": ("2", "A102"), "Gi0/3": ("3", "B101")}
@@ -319,7 +318,8 @@ def test_the_pack_quotes_its_seeds_and_says_its_numbers_are_the_projects_proposa
     rs = load_packs(["live-class"])
     assert [r.id for r in rs.rules] == ["live-class.720p-one-way", "live-class.1080p-two-way"]
     for r in rs.rules:
-        seed = next((shared_dir() / "seeds").glob(f"{r.source.seed}_*.txt")).read_text(encoding="utf-8")
+        seeds = Path(__file__).resolve().parents[1] / "seeds"
+        seed = next(seeds.glob(f"{r.source.seed}_*.txt")).read_text(encoding="utf-8")
         assert re.sub(r"\s+", "", r.source.quote) in re.sub(r"\s+", "", seed), r.id
         assert "The project's proposal" in (r.proposal or "") and r.hours == "school" and r.impact == "room"
         assert r.profile is not None and {x.url.split("/")[2] for x in r.profile.references} >= {"www.itu.int"}
@@ -338,7 +338,8 @@ def test_a_city_changes_the_share_of_classrooms_that_must_be_ready(store):
 
 
 def test_the_example_configurations_live_class_block_is_complete_and_loads():
-    text = (Path(__file__).resolve().parents[1] / "config" / "example-school.yaml").read_text(encoding="utf-8")
+    example = Path(__file__).resolve().parents[1] / "eduedge" / "config" / "example-school.yaml"
+    text = example.read_text(encoding="utf-8")
     block = text[text.index("# live_class:"):].splitlines()
     doc = yaml.safe_load("\n".join(line[2:] for line in block if line.startswith("#")))["live_class"]
     lc = LiveClassConfig.model_validate(doc)

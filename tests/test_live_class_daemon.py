@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from agent import contract
-from agent.daemon import Daemon
-from cloud.speedtest_server import SpeedtestServer
+from eduedge.agent import contract
+from eduedge.agent.daemon import Daemon
+from eduedge.cloud.speedtest_server import SpeedtestServer
 
 pytestmark = pytest.mark.integration
 

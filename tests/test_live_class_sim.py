@@ -23,22 +23,23 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.compliance import evaluate, load_packs
-from agent.config import AgentConfig, load_config, split_host_port
-from agent.live_class import LoadSnapshots
-from agent.pseudonym import Pseudonymizer
-from agent.samplestore import SampleStore
-from agent.wifi_coverage import ZoneTracker
-from collectors.broadband import result_samples
-from collectors.broadband_engine import Engine, MeasureOptions, parse_server
-from collectors.service_probes import probe_all
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from collectors.wifi import snapshot
-from simulator.campus import load_campus
-from simulator.launch import control, sim_down, sim_up
-from simulator.world import World
+from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.config import AgentConfig, load_config
+from eduedge.agent.live_class import LoadSnapshots
+from eduedge.agent.samplestore import SampleStore
+from eduedge.agent.wifi_coverage import ZoneTracker
+from eduedge.collectors.broadband import result_samples
+from eduedge.collectors.broadband_engine import Engine, MeasureOptions, parse_server
+from eduedge.collectors.service_probes import probe_all
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.collectors.wifi import snapshot
+from eduedge.core.netaddr import split_host_port
+from eduedge.core.pseudonym import Pseudonymizer
+from eduedge.simulator.campus import load_campus
+from eduedge.simulator.launch import control, sim_down, sim_up
+from eduedge.simulator.world import World
 
 pytestmark = pytest.mark.integration
 

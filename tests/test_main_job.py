@@ -31,17 +31,19 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.compliance import evaluate
-from agent.config import load_config, split_host_port
-from agent.demo import campus_in_a_lesson
-from agent.samplestore import SampleStore
-from simulator.launch import sim_down, sim_up
-from simulator.state import SimState
+from eduedge.agent.compliance import evaluate
+from eduedge.agent.config import load_config
+from eduedge.agent.samplestore import SampleStore
+from eduedge.core.netaddr import split_host_port
+from eduedge.simulator.demo import campus_in_a_lesson
+from eduedge.simulator.launch import sim_down, sim_up
+from eduedge.simulator.state import SimState
 from tests.mqtt_helpers import Receiver, stop_agent
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
+CAMPUSES = REPO / "eduedge" / "simulator" / "campuses"
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
 PACKS = ["yinchuan-2018", "hebei-2019", "moe-2019"]
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
@@ -58,7 +60,7 @@ def campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimState]:
     work = tmp_path_factory.mktemp("main-job")
     state_dir = work / "sim"
     # in a lesson whatever the hour the test runs: the 1:1 count needs tablets on the learning SSID
-    state = sim_up(campus_in_a_lesson(REPO / "config" / "campus-demo.yaml", work / "campus.yaml"), state_dir,
+    state = sim_up(campus_in_a_lesson(CAMPUSES / "campus-demo.yaml", work / "campus.yaml"), state_dir,
                    broker=True)
     try:
         yield state
@@ -229,7 +231,7 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
 
 
 def _trap_events(daemon: Any) -> list[dict[str, Any]]:
-    from agent import contract
+    from eduedge.agent import contract
 
     rows = daemon.outbox.take(1000)
     return [e for r in rows if r.kind == "events" for e in contract.decode(r.payload)["events"]
@@ -249,7 +251,7 @@ def _port_free(port: int) -> bool:
 def test_a_reload_moves_the_trap_receiver_and_shutdown_closes_it(tmp_path: Path) -> None:
     """In-process: the receiver listens from start(), is kept by a reload that does not touch it, moves to a
     new port when snmp.traps.listen changes (the old port is free again) and is closed at shutdown."""
-    from agent.daemon import Daemon
+    from eduedge.agent.daemon import Daemon
     from tests.mqtt_helpers import write_config
 
     first, second = _free_udp_port(), _free_udp_port()

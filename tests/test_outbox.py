@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import contract
-from agent.envelope import Envelope
-from agent.outbox import Outbox, OutboxError, inspect
-from agent.samples import Sample
+from eduedge.agent import contract
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.outbox import Outbox, OutboxError, inspect
+from eduedge.core.samples import Sample
 
 ENV = Envelope("test-school", "testcity", "gw-test", "0.1.0", "cd" * 16)
 

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from collectors.pjlink import Lamp, query
-from simulator.campus import PJLinkSpec
-from simulator.pjlink import PJLinkDevice, serve_pjlink
+from eduedge.collectors.pjlink import Lamp, query
+from eduedge.simulator.campus import PJLinkSpec
+from eduedge.simulator.pjlink import PJLinkDevice, serve_pjlink
 
 
 def _world() -> SimpleNamespace:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.snmp.profiles import BUNDLED_DIR, load_profiles
+from eduedge.collectors.snmp.profiles import BUNDLED_DIR, load_profiles
 
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
 

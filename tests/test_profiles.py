@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from collectors.snmp.poller import DevicePoller
-from collectors.snmp.profiles import (
+from eduedge.collectors.snmp.poller import DevicePoller
+from eduedge.collectors.snmp.profiles import (
     BUNDLED_DIR,
     ProfileError,
     load_profiles,
     match_profile,
     pattern_matches,
 )
-from collectors.snmp.recording import RecordingClient
+from eduedge.collectors.snmp.recording import RecordingClient
 
 
 def make_dir(tmp_path: Path, files: dict[str, str], with_base: bool = True) -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig
-from agent.pseudonym import KEY_FILE, PseudonymError, Pseudonymizer, load_key, normalise_mac, pseudonymizer
+from eduedge.agent.config import AgentConfig
+from eduedge.core.pseudonym import KEY_FILE, PseudonymError, Pseudonymizer, load_key, normalise_mac, pseudonymizer
 
 
 def _cfg(data_dir: Path, **privacy: object) -> AgentConfig:

@@ -1,6 +1,6 @@
 """Counters become rates: wraps are followed, resets and reboots are never turned into spikes."""
 
-from agent.rates import RateTracker
+from eduedge.core.rates import RateTracker
 
 K = ("sw1", "1.3.6.1.2.1.31.1.1.1.6", "1")
 

@@ -1,4 +1,4 @@
-"""The firmware profiles against recorded real devices: every recording in ../shared/realdevices is served
+"""The firmware profiles against recorded real devices: every recording in eduedge/simulator/realdevices is served
 by one snmpsim and polled through the profile it matches, and what comes out is checked three ways.
 
 1. Identity: profile, vendor, model, OS version and serial, per recording (`EXPECTED`).
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
-from collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profiles
-from collectors.snmp.recording import RecordingClient
-from collectors.snmp.report import summarise
-from simulator.snmpsim import start_snmpsim
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profiles
+from eduedge.collectors.snmp.recording import RecordingClient
+from eduedge.collectors.snmp.report import summarise
+from eduedge.simulator.snmpsim import start_snmpsim
 from tests.conftest import REALDEVICES
 
 # recording -> (profile, vendor, model, os_version, serial); None: the device does not say

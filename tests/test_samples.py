@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
-from agent.samples import Sample
+from eduedge.core.samples import Sample
 
 
 def test_samples_compare_copy_pickle_and_serialise_as_before():

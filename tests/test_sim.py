@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import load_config, split_host_port
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoller, as_text
-from collectors.snmp.profiles import load_profiles
-from simulator.campus import load_campus
-from simulator.launch import control, sim_down, sim_up
-from simulator.state import SimState
+from eduedge.agent.config import load_config
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller, as_text
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.core.netaddr import split_host_port
+from eduedge.simulator.campus import load_campus
+from eduedge.simulator.launch import control, sim_down, sim_up
+from eduedge.simulator.state import SimState
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
+CAMPUSES = REPO / "eduedge" / "simulator" / "campuses"
 LESSON = "2025-03-11T10:05:00"        # a Tuesday, third lesson
 
 
@@ -56,7 +58,7 @@ def alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, realdevices):
     d = tmp_path_factory.mktemp("demo")
-    path = frozen_copy(REPO / "config" / "campus-demo.yaml", d / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-demo.yaml", d / "campus.yaml")
     state = sim_up(path, d / "state")
     pids = pids_of(d / "state", state)
     try:
@@ -260,7 +262,7 @@ def test_a_reboot_resets_counters_without_a_rate_spike(demo):
 
 
 def test_sim_down_stops_everything_it_started(tmp_path, realdevices):
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", tmp_path / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-small.yaml", tmp_path / "campus.yaml")
     state = sim_up(path, tmp_path / "state", broker=True)
     pids = pids_of(tmp_path / "state", state)
     assert len(pids) == 3                                   # runner, test server, broker
@@ -281,7 +283,7 @@ def test_scripted_faults_outage_gap_and_a_32bit_wrap(tmp_path, realdevices):
     counters passing 2^32, at known moments after start."""
     faults = [{"at": "3s", "kind": "down", "device": "prn-office", "for": "4s"},
               {"at": "6s", "kind": "counter_wrap", "device": "proj-c1"}]
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", tmp_path / "campus.yaml", faults)
+    path = frozen_copy(CAMPUSES / "campus-small.yaml", tmp_path / "campus.yaml", faults)
     state = sim_up(path, tmp_path / "state")
     try:
         launch = state.launch
@@ -356,7 +358,7 @@ def test_slow_and_lossy_devices_do_not_hold_up_the_others(demo):
 def test_a_broker_outage_stops_and_restarts_the_campus_broker(tmp_path, realdevices):
     import socket
 
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", tmp_path / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-small.yaml", tmp_path / "campus.yaml")
     state = sim_up(path, tmp_path / "state", broker=True)
     try:
         host, port = split_host_port(state.broker)
@@ -389,7 +391,7 @@ def test_the_eduedge_sim_commands(tmp_path, realdevices):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([eduedge, *args], capture_output=True, text=True, timeout=120)
 
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", tmp_path / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-small.yaml", tmp_path / "campus.yaml")
     up = run("sim", "up", "--campus", str(path), "--state-dir", sd)
     assert up.returncode == 0, up.stderr
     assert "9 SNMP agents" in up.stdout and "point an agent at it:  eduedge run --config" in up.stdout

@@ -8,9 +8,9 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent.contract import decode, problems
-from simulator.broker import start_broker
-from simulator.fleet import Fleet
+from eduedge.agent.contract import decode, problems
+from eduedge.simulator.broker import start_broker
+from eduedge.simulator.fleet import Fleet
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.launch import control, sim_down, sim_up
+from eduedge.simulator.launch import control, sim_down, sim_up
 from tests.test_sim import REPO, alive, client, frozen_copy, pids_of, pollers
 
 pytestmark = [pytest.mark.integration,
@@ -31,7 +31,7 @@ PAYLOAD_SHARE = 1448 / 1514
 @pytest.fixture(scope="module")
 def campus(tmp_path_factory, realdevices):
     d = tmp_path_factory.mktemp("netns")
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", d / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-small.yaml", d / "campus.yaml")
     state = sim_up(path, d / "state", use_netns=True)
     pids = pids_of(d / "state", state)
     try:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.ber import COUNTER64, GET, GETBULK, GETNEXT, decode_response, encode_request, encode_value
-from simulator.campus import EXAMPLE, CampusError, Day, load_campus, parse_campus
-from simulator.mib import Mib
-from simulator.schoolday import SchoolDay, SimClock
-from simulator.snmpserver import AgentStats, DeviceAgent, udp_socket
-from simulator.world import World
+from eduedge.simulator.ber import COUNTER64, GET, GETBULK, GETNEXT, decode_response, encode_request, encode_value
+from eduedge.simulator.campus import EXAMPLE, CampusError, Day, load_campus, parse_campus
+from eduedge.simulator.mib import Mib
+from eduedge.simulator.schoolday import SchoolDay, SimClock
+from eduedge.simulator.snmpserver import AgentStats, DeviceAgent, udp_socket
+from eduedge.simulator.world import World
 
 REPO = Path(__file__).resolve().parents[1]
 NET_SNMP = shutil.which("snmpbulkwalk") is not None
@@ -143,7 +143,7 @@ def test_wrong_community_and_garbage_get_no_answer(agent):
 
 def test_shipped_campus_files_are_valid(realdevices):
     for name in ("campus-demo.yaml", "campus-small.yaml", "campus-large.yaml"):
-        campus = load_campus(REPO / "config" / name)
+        campus = load_campus(REPO / "eduedge" / "simulator" / "campuses" / name)
         World(campus, time.time())                         # ports exist in the recordings, speeds fit
 
 
@@ -216,11 +216,11 @@ def _pjlink(host: str, port: int, password: str | None, lines: list[str]) -> lis
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory, realdevices):
-    from simulator.launch import sim_down, sim_up
+    from eduedge.simulator.launch import sim_down, sim_up
     from tests.test_sim import frozen_copy
 
     d = tmp_path_factory.mktemp("small")
-    path = frozen_copy(REPO / "config" / "campus-small.yaml", d / "campus.yaml")
+    path = frozen_copy(REPO / "eduedge" / "simulator" / "campuses" / "campus-small.yaml", d / "campus.yaml")
     state = sim_up(path, d / "state")
     yield state
     assert sim_down(d / "state").left == []
@@ -260,7 +260,7 @@ def _download(host: str, port: int, seconds: float) -> tuple[str, float]:
 
 
 def test_speedtest_server_protocol(tmp_path):
-    from cloud.speedtest_server import SpeedtestServer
+    from eduedge.cloud.speedtest_server import SpeedtestServer
 
     loop = asyncio.new_event_loop()
     server = SpeedtestServer("127.0.0.1", 0, max_tests=1, max_seconds=1, tokens=frozenset({"s3cret"}))

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.rates import RateTracker
-from collectors.snmp.client import SnmpAuth, SnmpClient, SnmpRequestError, SnmpUndecodableError
-from collectors.snmp.poller import DevicePoller
-from collectors.snmp.profiles import load_profiles
-from collectors.snmp.recording import RecordingClient
-from simulator.ber import BerError, decode_request
-from simulator.mib import Mib, answer
-from simulator.shared import realdevices_dir
-from simulator.snmprec import parse_snmprec
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient, SnmpRequestError, SnmpUndecodableError
+from eduedge.collectors.snmp.poller import DevicePoller
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.collectors.snmp.recording import RecordingClient
+from eduedge.core.rates import RateTracker
+from eduedge.simulator.ber import BerError, decode_request
+from eduedge.simulator.mib import Mib, answer
+from eduedge.simulator.shared import realdevices_dir
+from eduedge.simulator.snmprec import parse_snmprec
 
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 ROWS = 45

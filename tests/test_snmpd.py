@@ -16,13 +16,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent.rates import RateTracker
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from collectors.snmp.report import summarise
-from simulator.snmpd import V3User, start_snmpd
-from simulator.snmpsim import free_udp_port
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.collectors.snmp.report import summarise
+from eduedge.core.rates import RateTracker
+from eduedge.simulator.snmpd import V3User, start_snmpd
+from eduedge.simulator.snmpsim import free_udp_port
 
 pytestmark = pytest.mark.integration
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))

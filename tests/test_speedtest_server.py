@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from cloud import speedtest_server as st
-from cloud.speedtest_server import Refused, SpeedtestServer, parse_request
+from eduedge.cloud import speedtest_server as st
+from eduedge.cloud.speedtest_server import Refused, SpeedtestServer, parse_request
 
 pytestmark = pytest.mark.integration
 

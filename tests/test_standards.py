@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.compliance import PackError, load_pack, load_packs, pack_paths
-from agent.config import ConfigError, load_config
-from simulator.shared import shared_dir
+from eduedge.agent.compliance import PackError, load_pack, load_packs, pack_paths
+from eduedge.agent.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
-SEEDS = shared_dir() / "seeds"
+SEEDS = REPO / "seeds"
 PACKS = ["yinchuan-2018", "hebei-2019", "moe-2019", "national-2019", "ningxia-2019", "ningxia-2025"]
 # The project's own proposal, not a standard of the table (tests/test_live_class*.py)
 OWN = ["live-class"]
@@ -26,7 +25,7 @@ OWN = ["live-class"]
 def seed_text(number: str) -> str:
     found = sorted(SEEDS.glob(f"{number}_*.txt"))
     if not found:
-        pytest.fail(f"seed document {number} not found in {SEEDS} (set EDUEDGE_SEEDS)")
+        pytest.fail(f"seed document {number} not found in {SEEDS}")
     return found[0].read_text(encoding="utf-8")
 
 

@@ -1,6 +1,7 @@
 """Issue 7, shown by: the standards judged end to end on the simulated campus.
 
-Two campuses derived from config/campus-demo.yaml, up side by side (loopback, each with its own broker): a
+Two campuses derived from eduedge/simulator/campuses/campus-demo.yaml, up side by side (loopback, each with
+its own broker): a
 healthy one, and a faulty one with four faults — the library switch's uplink to the core negotiated at
 100 Mbit/s (a backbone link), a teaching zone (teaching-b) whose clients hear their APs at about -80 dBm, the
 WAN degraded to 40 Mbit/s down, and the demo school's enrolment (1,296) above the ~1,000 learning devices the
@@ -42,9 +43,10 @@ import psutil
 import pytest
 import yaml
 
-from agent.config import load_config, split_host_port
-from simulator.launch import sim_down, sim_up
-from simulator.state import SimState
+from eduedge.agent.config import load_config
+from eduedge.core.netaddr import split_host_port
+from eduedge.simulator.launch import sim_down, sim_up
+from eduedge.simulator.state import SimState
 from tests.mqtt_helpers import Receiver, stop_agent
 from tests.test_main_job import EDUEDGE, _free_udp_port, agent_config, command
 
@@ -60,7 +62,7 @@ GOOD_SIGNAL = {"rssi_dbm": {"mean": -52, "sd": 4, "min": -70, "max": -32},
 
 
 def campus_doc(faulty: bool) -> dict[str, Any]:
-    doc = yaml.safe_load((REPO / "config" / "campus-demo.yaml").read_text(encoding="utf-8"))
+    doc = yaml.safe_load((REPO / "eduedge" / "simulator" / "campuses" / "campus-demo.yaml").read_text(encoding="utf-8"))
     doc["clock"] = {"start": LESSON, "speed": 0}      # the time of day stays in the lesson
     doc.pop("faults", None)
     # Every teaching, office and public zone needs 300 client-minutes to be judged (the rule's minimum

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.config import AgentConfig
-from agent.samples import Sample
-from agent.samplestore import PollRecord
-from agent.topology import Topology, build_topology
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.samplestore import PollRecord
+from eduedge.agent.topology import Topology, build_topology
+from eduedge.core.samples import Sample
 
 T = 1_700_000_000.0
 

@@ -11,9 +11,9 @@ import pytest
 from pyasn1.type import univ
 from pysnmp.proto import rfc1902
 
-from agent.config import SnmpConfig
-from collectors.snmp.client import SnmpAuth
-from collectors.snmp.traps import (
+from eduedge.agent.config import SnmpConfig
+from eduedge.collectors.snmp.client import SnmpAuth
+from eduedge.collectors.snmp.traps import (
     SNMP_TRAP_OID,
     SYS_UPTIME,
     TrapCatalogueError,

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.compliance import evaluate, load_packs
-from agent.config import AgentConfig
-from agent.samples import Sample
-from agent.samplestore import SampleStore
-from agent.wifi_coverage import ZoneTracker, signal_for
-from collectors.snmp.poller import DevicePoll, Identity
-from collectors.wifi import Ap, Client, Radio, WifiSnapshot, snapshot
+from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.samplestore import SampleStore
+from eduedge.agent.wifi_coverage import ZoneTracker, signal_for
+from eduedge.collectors.snmp.poller import DevicePoll, Identity
+from eduedge.collectors.wifi import Ap, Client, Radio, WifiSnapshot, snapshot
+from eduedge.core.samples import Sample
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 5, 15, 11, 0, tzinfo=TZ).timestamp()        # a Wednesday, in school hours
@@ -212,7 +212,7 @@ def test_measured_client_snr_outranks_a_high_noise_floor():
 
 
 def test_the_daemons_polls_make_rounds_when_every_wifi_device_reported_or_one_is_late():
-    from agent.wifi_coverage import WifiRounds
+    from eduedge.agent.wifi_coverage import WifiRounds
 
     def poll(device: str, t: float, zone_ap: str) -> DevicePoll:
         p = DevicePoll(device, "127.0.0.1:161", t, Identity(profile="x"))

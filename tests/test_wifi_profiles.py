@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.pseudonym import Pseudonymizer
-from collectors.snmp.poller import DevicePoll, DevicePoller
-from collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profiles
-from collectors.snmp.recording import RecordingClient
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller
+from eduedge.collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profiles
+from eduedge.collectors.snmp.recording import RecordingClient
+from eduedge.core.pseudonym import Pseudonymizer
 
 DATA = Path(__file__).parent / "data" / "wifi"
 KEY = b"test-school-key-0123456789abcdef"

@@ -1,5 +1,5 @@
 """The wireless profiles against the recorded controllers and APs, served by snmpsim, compared with what
-LibreNMS's wireless sensors read from the same recordings (../shared/realdevices/expected/*.json).
+LibreNMS's wireless sensors read from the same recordings (eduedge/simulator/realdevices/expected/*.json).
 
 Every LibreNMS wireless sensor of these recordings is either matched here (`MATCHED`: our reading equals
 theirs; frequencies are compared as the channel they stand for) or has a stated reason (`DIFFERENT`); a
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig
-from agent.pseudonym import Pseudonymizer
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from collectors.wifi import Radio, WifiSnapshot, band_of_channel, snapshot
-from simulator.snmpsim import start_snmpsim
+from eduedge.agent.config import AgentConfig
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.collectors.wifi import Radio, WifiSnapshot, band_of_channel, snapshot
+from eduedge.core.pseudonym import Pseudonymizer
+from eduedge.simulator.snmpsim import start_snmpsim
 
 pytestmark = pytest.mark.integration
 

@@ -30,19 +30,20 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from agent.cli import app
-from agent.compliance import evaluate, load_packs
-from agent.config import load_config, split_host_port
-from agent.envelope import Envelope
-from agent.outbox import Outbox
-from agent.pseudonym import Pseudonymizer
-from agent.samplestore import SampleStore
-from agent.wifi_coverage import ZoneTracker
-from collectors.snmp.client import SnmpAuth, SnmpClient
-from collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
-from collectors.snmp.profiles import load_profiles
-from collectors.wifi import snapshot, wireless_devices
-from simulator.launch import sim_down, sim_up
+from eduedge.agent.cli import app
+from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.config import load_config
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.outbox import Outbox
+from eduedge.agent.samplestore import SampleStore
+from eduedge.agent.wifi_coverage import ZoneTracker
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.collectors.wifi import snapshot, wireless_devices
+from eduedge.core.netaddr import split_host_port
+from eduedge.core.pseudonym import Pseudonymizer
+from eduedge.simulator.launch import sim_down, sim_up
 
 pytestmark = pytest.mark.integration
 

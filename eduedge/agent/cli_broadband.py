@@ -1,0 +1,199 @@
+"""`eduedge speedtest`: the technician's one-shot broadband test, with progress and a readable result.
+
+    eduedge speedtest                              # the server, token and WAN port from the configuration
+    eduedge speedtest --server 198.19.100.2:5201   # any eduedge test server (EEST/1)
+    eduedge speedtest --json                       # the whole result as one JSON object
+
+Exit status: 0 every figure measured, 1 a part of the test has no figure (the reason is printed),
+2 the configuration or the options are wrong, 3 the test could not run at all (server unreachable or
+refusing, another test running on this box).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.config import AgentConfig, BroadbandConfig, ConfigError
+from eduedge.collectors.broadband_engine import Engine, MeasureOptions, Progress, parse_server, server_text
+from eduedge.collectors.broadband_result import BroadbandResult
+from eduedge.collectors.broadband_schedule import ExclusiveLock
+from eduedge.core.secrets import SecretError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
+_PHASE = {"connect": "connecting", "idle": "idle latency", "down": "download", "up": "upload", "done": "done"}
+
+
+def _f(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def describe(r: BroadbandResult) -> list[str]:
+    """The result in lines a person reads: down/up, latency idle and loaded, jitter, loss, ceiling."""
+    lines = [f"broadband test against {r.server or 'no eduedge test server'} ({r.engine} engine)"]
+    if r.error:
+        lines.append(f"  no result: {r.error}")
+    limited = {t.direction for t in r.directions if r.port is not None and r.port.limits(t.mbps)}
+    for th in r.directions:
+        name = f"{th.direction}load"
+        if th.mbps is None:
+            lines.append(f"  {name:<9} no figure: {th.error}")
+            continue
+        subs = f"; 1 s intervals {min(th.intervals_mbps):.1f}-{max(th.intervals_mbps):.1f}" if th.intervals_mbps else ""
+        ramp = (f"ramp-up {th.warmup_s:.1f} s excluded" if th.stable else
+                f"ramp-up did not settle, measured after {th.warmup_s:.1f} s")
+        mark = "  PORT-LIMITED" if th.direction in limited else ""
+        how = f"{th.streams} streams, {th.seconds:.1f} s, {ramp}{subs}"
+        lines.append(f"  {name:<9} {th.mbps:8.1f} Mbit/s{mark}  ({how})")
+    idle = r.idle
+    loaded = [f"{_f(t.loaded.median_ms)} ms during {t.direction}load" for t in r.directions
+              if t.loaded and t.loaded.answered]
+    if idle is not None and idle.answered:
+        lines.append(f"  latency   {_f(idle.median_ms)} ms idle (min {_f(idle.min_ms)})" +
+                     (", " + ", ".join(loaded) if loaded else ""))
+        lines.append(f"  jitter    {_f(idle.jitter_ms, 2)} ms (RFC 3550, idle)")
+        lost = [f"{_f(t.loaded.loss_percent)} % during {t.direction}load" for t in r.directions if t.loaded]
+        lines.append(f"  loss      {_f(idle.loss_percent)} % idle ({idle.sent} probes)" +
+                     (", " + ", ".join(lost) if lost else ""))
+    cross = [f"{t.cross_mbps:.1f} Mbit/s during {t.direction}load" for t in r.directions if t.cross_mbps is not None]
+    if cross:
+        lines.append(f"  other traffic on the WAN port: {', '.join(cross)}")
+    p = r.port
+    if p is not None and p.ceiling_mbps:
+        lines.append(f"  ceiling   {p.interface} at {p.speed_mbps} Mbit/s, MTU {p.mtu}: TCP carries at most "
+                     f"{p.ceiling_mbps:.2f} Mbit/s")
+        if limited:
+            lines.append(f"            {' and '.join(sorted(d + 'load' for d in limited))} reached it: the port, not "
+                         "the line, is the limit")
+    elif p is not None:
+        lines.append(f"  ceiling   not known: {p.interface} does not report its speed")
+    lines += [f"  note: {n}" for n in r.notes]
+    return lines
+
+
+def exit_code(r: BroadbandResult) -> int:
+    if r.error and not r.directions:
+        return EXIT_NOT_RUN
+    return EXIT_PARTIAL if r.problems else EXIT_OK
+
+
+class ProgressView:
+    """One status line, redrawn by rich while the test runs."""
+
+    def __init__(self) -> None:
+        self.p = Progress("connect")
+
+    def update(self, p: Progress) -> None:
+        self.p = p
+
+    def __rich__(self) -> Text:
+        p = self.p
+        text = Text(f"{_PHASE.get(p.phase, p.phase):<13}", style="bold")
+        if p.planned:
+            done = min(1.0, p.elapsed / p.planned)
+            text.append("█" * int(done * 24) + "░" * (24 - int(done * 24)), style="cyan")
+            text.append(f" {p.elapsed:4.1f}/{p.planned:g} s")
+        if p.mbps is not None:
+            text.append(f"  {p.mbps:8.1f} Mbit/s", style="green" if p.measuring else "yellow")
+            text.append("" if p.measuring else " (ramp-up)")
+        if p.rtt_ms is not None:
+            text.append(f"  rtt {p.rtt_ms:.1f} ms")
+        return text
+
+
+def _settings(config: Path | None, server: str | None) -> tuple[BroadbandConfig, AgentConfig | None]:
+    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    if path is None:
+        return BroadbandConfig(server=server), None
+    cfg = config_or_exit(path)
+    return cfg.broadband, cfg
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("speedtest")
+    def speedtest(
+        server: str | None = typer.Option(None, help="HOST:PORT (or eest://HOST:PORT) of an eduedge test server; "
+                                                     "default broadband.server"),
+        as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
+        config: Path | None = typer.Option(None, help=f"agent configuration (default {DEFAULT_CONFIG} if present)"),
+        token_file: Path | None = typer.Option(None, help="the school's token (default broadband.token)"),
+        engine: str | None = typer.Option(None, help="builtin or iperf3 (default broadband.engine)"),
+        iperf3_server: str | None = typer.Option(None, help="HOST:PORT of an iperf3 server, for --engine iperf3"),
+        streams: int | None = typer.Option(None, min=1, max=16, help="TCP streams (default broadband.streams)"),
+        duration: float | None = typer.Option(None, min=2, max=60, help="seconds measured per direction"),
+        direction: str = typer.Option("both", help="down, up or both"),
+        interface: str | None = typer.Option(None, help="the WAN interface (default host.wan_interface, else "
+                                                        "the one routing to the server)"),
+    ) -> None:
+        """Measure the WAN link now: download and upload goodput, idle and loaded latency, jitter, loss,
+        and the ceiling of the gateway's WAN port."""
+        err = Console(stderr=True)
+        try:
+            server = server_text(*parse_server(server)) if server else None
+            b, cfg = _settings(config, server)
+            update = {k: v for k, v in (("server", server), ("engine", engine), ("iperf3_server", iperf3_server),
+                                        ("streams", streams), ("duration", duration)) if v is not None}
+            if direction not in ("down", "up", "both"):
+                raise ValueError(f"--direction: {direction!r} is not down, up or both")
+            if direction != "both":
+                update["directions"] = [direction]
+            if update.get("engine") not in (None, "builtin", "iperf3"):
+                raise ValueError(f"--engine: {engine!r} is not builtin or iperf3")
+            b = b.model_copy(update=update)
+            if b.engine == "iperf3" and b.iperf3_server is None:
+                raise ValueError("--engine iperf3 needs --iperf3-server HOST:PORT (or broadband.iperf3_server)")
+            token = token_file.read_text().splitlines()[0].strip() if token_file else (
+                b.token.read("broadband.token") if b.token else None)
+            if b.server is None and b.engine == "builtin":
+                raise ValueError("no test server: give --server HOST:PORT or set broadband.server")
+        except ConfigError as e:
+            for line in e.problems:
+                err.print(line, markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        except (ValueError, SecretError, OSError, IndexError) as e:
+            err.print(f"eduedge speedtest: {e}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        try:
+            host, port = parse_server(b.server) if b.server else (None, 0)
+            runner = None
+            if b.engine == "iperf3":
+                from eduedge.collectors.broadband_iperf3 import iperf3_runner
+
+                assert b.iperf3_server is not None
+                runner = iperf3_runner(*parse_server(b.iperf3_server))
+        except ValueError as e:
+            err.print(f"eduedge speedtest: {e}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        opts = MeasureOptions(streams=b.streams, duration=b.duration, warmup_max=b.warmup_max,
+                              directions=tuple(b.directions), idle_probes=b.idle_probes)
+        wan = interface or (cfg.host.wan_interface if cfg else None)
+        lock = ExclusiveLock(cfg.agent.data_dir / "broadband.lock") if cfg and cfg.agent.data_dir.is_dir() else None
+        if lock is not None and not lock.acquire():
+            err.print("eduedge speedtest: another broadband test is running on this box (the agent's scheduled "
+                      "test?); try again in a minute")
+            raise typer.Exit(EXIT_NOT_RUN)
+        view = ProgressView()
+        try:
+            live = Live(view, console=err, refresh_per_second=8, transient=True) if err.is_terminal else None
+            with live or contextlib.nullcontext():
+                result = asyncio.run(Engine(host, port, token, opts, view.update, wan, phase_runner=runner,
+                                            engine_name=b.engine).run())
+        finally:
+            if lock is not None:
+                lock.release()
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_dict(), indent=1) + "\n")
+        else:
+            for line in describe(result):
+                typer.echo(line)
+        raise typer.Exit(exit_code(result))
+

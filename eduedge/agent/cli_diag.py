@@ -1,0 +1,370 @@
+"""`eduedge diag` and `eduedge rules`: the technician's view of which standards the school meets.
+
+`eduedge diag` polls every configured device once, reads the gateway's own ports, judges every rule of
+the school's packs and prints: the school, each rule with its status and one line of why, then the
+problems ranked by impact with what to look at. It needs no WAN, no broker and no cloud: only the
+devices on the campus. `--cached` prints the latest results the agent (or an earlier diag) stored in
+data_dir instead, without touching the network. `--json` prints the same as one object; `--html FILE`
+also writes a self-contained report with charts (agent/compliance/html.py).
+
+Exit status: 0 no rule fails (some may be unknown or port-limited), 1 at least one rule fails,
+2 the configuration or a rule pack is broken, 3 `--cached` found no results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.compliance import PackError, RuleSet, assess, load_packs, load_rules, pack_paths
+from eduedge.agent.compliance.html import ChartData, chart_data, render_html
+from eduedge.agent.compliance.kinds import num
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.daemon import HOST_DEVICE
+from eduedge.agent.findings import Finding, Problem, rank_problems
+from eduedge.agent.samplestore import SampleStore
+from eduedge.collectors.host import HostCollector
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.core.netaddr import split_host_port
+from eduedge.core.secrets import SecretError
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE = 0, 1, 2, 3
+_LABEL = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN", "port-limited": "PORT-LIMITED"}
+_COLOUR = {"pass": "green", "fail": "red", "unknown": "yellow", "port-limited": "magenta"}
+
+
+@dataclass
+class DeviceState:
+    device: str
+    role: str
+    ok: bool
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class DiagResult:
+    cfg: AgentConfig
+    rules: RuleSet
+    findings: list[Finding]
+    time: float
+    source: str                       # "live" or "cached (<who> at <time>)"
+    devices: list[DeviceState] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    charts: ChartData | None = None
+
+    @property
+    def problems(self) -> list[Problem]:
+        return rank_problems(self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAIL if any(f.status == "fail" for f in self.findings) else EXIT_OK
+
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "fail": 0, "unknown": 0, "port-limited": 0}
+        for f in self.findings:
+            out[f.status] += 1
+        return out
+
+
+# -- running the checks ------------------------------------------------------------------------------
+
+def _pollers(cfg: AgentConfig) -> tuple[list[DevicePoller], list[DeviceState]]:
+    """A poller per configured device; devices that cannot even be asked (a secret that cannot be read,
+    an address that is no address) come back as failed states instead."""
+    profiles = load_profiles(cfg.snmp.profile_dirs)
+    dft = cfg.snmp.defaults
+    pollers, failed = [], []
+    for d in cfg.snmp.devices:
+        try:
+            auth = SnmpAuth.from_config(cfg.snmp.credentials[d.credentials], d.credentials)
+            host, port = split_host_port(d.host)
+            client = SnmpClient(d.name, host, port, auth, timeout=d.timeout or dft.timeout,
+                                retries=dft.retries if d.retries is None else d.retries,
+                                max_repetitions=dft.max_repetitions,
+                                rate_limit_rps=d.rate_limit_rps or dft.rate_limit_rps,
+                                oids_per_request=dft.oids_per_request)
+        except (SecretError, ValueError, OSError) as e:
+            failed.append(DeviceState(d.name, d.role, False, [f"{d.name}: {e}"]))
+            continue
+        pollers.append(DevicePoller(client, profiles, forced_profile=d.profile, deadline=d.deadline or dft.deadline,
+                                    static_refresh=dft.static_refresh))
+    return pollers, failed
+
+
+def poll_campus(cfg: AgentConfig, store: SampleStore) -> list[DeviceState]:
+    """Poll every configured device once (and read the gateway's own ports) into the store."""
+    pollers, states = _pollers(cfg)
+    now = time.time()
+    for s in states:
+        store.add_poll(s.device, now, False, errors=s.errors)
+    roles = {d.name: d.role for d in cfg.snmp.devices}
+    if pollers:
+        for poll in asyncio.run(poll_many(pollers, cfg.snmp.defaults.concurrency)):
+            ok = poll.identity is not None
+            store.add_poll(poll.device, poll.time, ok, poll.samples,
+                           poll.identity.hostname if poll.identity else None, poll.errors)
+            states.append(DeviceState(poll.device, roles.get(poll.device, ""), ok, poll.errors, poll.duration_s))
+    if cfg.host.enabled:
+        data_dir = cfg.agent.data_dir if cfg.agent.data_dir.is_dir() else Path("/")
+        store.add(HostCollector(HOST_DEVICE, data_dir, cfg.host.wan_interface).collect())
+    order = {d.name: i for i, d in enumerate(cfg.snmp.devices)}
+    return sorted(states, key=lambda s: order.get(s.device, len(order)))
+
+
+def run_live(cfg: AgentConfig, rules: RuleSet) -> DiagResult:
+    """Poll now, judge now; keep the results in data_dir when it can be written."""
+    notes = []
+    try:
+        store = SampleStore.in_data_dir(cfg.agent.data_dir)
+    except (OSError, sqlite3.Error) as e:
+        notes.append(f"results not kept: cannot write {cfg.agent.data_dir} ({e})")
+        store = SampleStore(":memory:")
+    try:
+        devices = poll_campus(cfg, store)
+        now = time.time()
+        findings = assess(store, cfg, now, rules, source="diag").findings
+        charts = chart_data(store, now, findings)
+    finally:
+        store.close()
+    return DiagResult(cfg, rules, findings, now, "live", devices, notes, charts)
+
+
+def read_cached(cfg: AgentConfig, rules: RuleSet) -> DiagResult | None:
+    """The latest results stored in data_dir, or None when there are none."""
+    path = cfg.agent.data_dir / "compliance.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        store = SampleStore(path, readonly=True)
+        try:
+            meta = store.last_evaluation()
+            findings = store.findings()
+            polls = store.polls()
+            charts = chart_data(store, meta["time"], findings) if meta else None
+        finally:
+            store.close()
+    except sqlite3.Error:
+        return None
+    if meta is None:
+        return None
+    roles = {d.name: d.role for d in cfg.snmp.devices}
+    devices = [DeviceState(p.device, roles.get(p.device, ""), p.ok, p.errors) for p in polls.values()
+               if p.device in roles]
+    when = _clock(cfg, meta["time"])
+    return DiagResult(cfg, rules, findings, meta["time"], f"cached ({meta['source']} at {when})", devices, [],
+                      charts)
+
+
+# -- showing the results -----------------------------------------------------------------------------
+
+def _clock(cfg: AgentConfig, t: float) -> str:
+    return datetime.fromtimestamp(t, ZoneInfo(cfg.standards.school_hours.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _status(status: str, colour: bool, width: int = 12) -> str:
+    label = _LABEL[status].ljust(width)
+    return typer.style(label, fg=_COLOUR[status], bold=True) if colour else label
+
+
+def render_text(r: DiagResult, colour: bool = False) -> str:
+    cfg, s = r.cfg, r.cfg.school
+    lines = [f"eduedge diag — {s.name}",
+             f"school {s.id} · {s.type} · {s.city}{'/' + s.district if s.district else ''} · "
+             f"checked {_clock(cfg, r.time)} ({r.source})"]
+    if r.devices:
+        answered = sum(1 for d in r.devices if d.ok)
+        lines.append(f"devices: {answered} of {len(r.devices)} answered")
+    lines += [f"note: {n}" for n in r.notes]
+    if not r.rules.packs:
+        lines.append("note: no standards apply: name the school's rule packs in standards.packs "
+                     "(`eduedge rules` lists them)")
+    by_rule = {f.rule: f for f in r.findings}
+    width = max((len(f.rule) for f in r.findings), default=20) + len(" (proposal)") + 1
+    for pack in r.rules.packs:
+        lines += ["", f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}"]
+        elsewhere, not_here = [], []
+        for rule in pack.rules:
+            f = by_rule.get(rule.id)
+            if f is not None:
+                proposal = " (proposal)" if rule.proposal else ""
+                lines.append(f"  {_status(f.status, colour)} {(rule.id + proposal).ljust(width)} {f.why}")
+                for part in f.evidence.get("parts", []):
+                    label = part["rule"].rsplit(".", 1)[-1]
+                    lines.append(f"    {_status(part['status'], colour)} {('.' + label).ljust(width - 2)} "
+                                 f"{part['evidence'].get('why', '')}")
+            elif rule.scope == "region":
+                elsewhere.append(rule.id)
+            else:
+                not_here.append(rule.id)
+        if elsewhere:
+            lines.append(f"  {'-'.ljust(12)} judged by the city cloud across schools: {', '.join(elsewhere)}")
+        if not_here:
+            lines.append(f"  {'-'.ljust(12)} not for a {s.type} school: {', '.join(not_here)}")
+    problems = r.problems
+    lines += ["", "Problems, most important first" if problems else "No problems found."]
+    for i, p in enumerate(problems, 1):
+        lines.append(f"{i:>3}. {_status(p.status, colour, 0)} {p.line()}  [{p.rule}]")
+    down = [d for d in r.devices if not d.ok]
+    if down:
+        lines += ["", "Devices that did not answer"]
+        lines += [f"  {d.device} ({d.role}): {d.errors[0] if d.errors else 'no answer'}" for d in down]
+    c = r.counts()
+    lines += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"
+                  "  ((proposal): the threshold is the project's proposal; `eduedge rules` shows each rule's source)"]
+    return "\n".join(lines)
+
+
+def to_json(r: DiagResult) -> dict[str, Any]:
+    s = r.cfg.school
+    region = [{"rule": x.id, "judged_by": "city cloud"} for p in r.rules.packs for x in p.rules
+              if x.scope == "region"]
+    return {"school": {"id": s.id, "name": s.name, "city": s.city, "district": s.district, "type": s.type},
+            "time": round(r.time, 3), "source": r.source,
+            "packs": [{"pack": p.pack, "title": p.title.model_dump(), "rules": [x.id for x in p.rules]}
+                      for p in r.rules.packs],
+            "findings": [f.to_dict() for f in r.findings],
+            "problems": [p.to_dict() for p in r.problems],
+            "not_judged_here": region,
+            "devices": [{"device": d.device, "role": d.role, "ok": d.ok, "errors": d.errors} for d in r.devices],
+            "notes": r.notes, "summary": r.counts(), "exit_code": r.exit_code}
+
+
+def write_html(r: DiagResult, path: Path) -> None:
+    charts = r.charts or ChartData(r.time - 86400, r.time)
+    devices = [{"device": d.device, "ok": d.ok} for d in r.devices]
+    path.write_text(render_html(r.cfg, r.rules, r.findings, r.problems, r.time, r.source, devices, charts),
+                    encoding="utf-8")
+
+
+# -- eduedge rules -----------------------------------------------------------------------------------
+
+def rules_json(rs: RuleSet, school_type: str | None) -> list[dict[str, Any]]:
+    out = []
+    effective = {r.id: r for r in rs.rules}     # with the city's overrides
+    for pack in rs.packs:
+        for rule in (effective[r.id] for r in pack.rules):
+            d = rule.model_dump(mode="json", exclude_none=True, exclude={"city_override_of"})
+            d["pack"] = pack.pack
+            if rule.city_override_of is not None:
+                d["pack_threshold"] = rule.city_override_of
+            if school_type is not None:
+                d["applies_to_school"] = rule.scope == "school" and rule.applies_to_type(school_type)
+            out.append(d)
+    return out
+
+
+def render_rules(rs: RuleSet, school_type: str | None) -> str:
+    lines: list[str] = []
+    effective = {r.id: r for r in rs.rules}     # with the city's overrides
+    for pack in rs.packs:
+        lines += [f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}  [{pack.jurisdiction}]"]
+        if pack.evidence_note:
+            lines.append(f"  note: {' '.join(pack.evidence_note.split())}")
+        for rule in (effective[r.id] for r in pack.rules):
+            mark = ""
+            if school_type is not None:
+                applies = rule.scope == "school" and rule.applies_to_type(school_type)
+                mark = "  (applies)" if applies else "  (cloud)" if rule.scope == "region" else "  (not this school)"
+            lines.append(f"  {rule.id}{mark}")
+            lines.append(f"      {rule.title.zh} — {rule.title.en}")
+            for item in [rule, *rule.parts]:
+                prefix = "      " if item is rule else f"      .{item.id}: "
+                if item.threshold is not None:
+                    override = (f" (city override; the pack says {num(item.city_override_of)})"
+                                if item.city_override_of is not None else "")
+                    lines.append(f"{prefix}{item.measures} {item.op} {num(item.threshold)} {item.unit}{override}"
+                                 f" [{item.kind}]")
+                elif item.kind == "all-of":
+                    lines.append(f"{prefix}all of {len(rule.parts)} parts")
+                if item.proposal:
+                    lines.append(f"{' ' * len(prefix)}proposal: {' '.join(item.proposal.split())}")
+            applies_to = "all schools" if rule.applies_to == "all" else ", ".join(rule.applies_to)
+            lines.append(f"      applies to: {applies_to}" + (f"; by {rule.deadline}" if rule.deadline else ""))
+            src = rule.source
+            lines.append(f"      source: {src.document.zh} {src.number or ''} {src.clause}".rstrip())
+            lines.append(f"        「{src.quote}」")
+            lines.append(f"        {src.gloss}")
+            if src.url:
+                lines.append(f"        {src.url} ({src.evidence} source)")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+
+def _rules(cfg: AgentConfig) -> RuleSet:
+    try:
+        return load_rules(cfg)
+    except PackError as e:
+        for line in e.problems:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def register(app: typer.Typer) -> None:
+    config_opt = typer.Option(DEFAULT_CONFIG, "--config", "-c", envvar="EDUEDGE_CONFIG",
+                              help="the agent's configuration")
+
+    @app.command("diag")
+    def diag_cmd(config: Path = config_opt,
+                 cached: bool = typer.Option(False, "--cached", help="print the latest stored results; no polling"),
+                 as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+                 html: Path | None = typer.Option(None, "--html", help="also write a self-contained HTML report "
+                                                  "with charts to this file")) -> None:
+        """Check the school against its standards now and say what is wrong, most important first."""
+        cfg = config_or_exit(config, "error: ")
+        rules = _rules(cfg)
+        if cached:
+            result = read_cached(cfg, rules)
+            if result is None:
+                typer.echo(f"no stored results in {cfg.agent.data_dir}: run `eduedge diag` without --cached, "
+                           "or start the agent", err=True)
+                raise typer.Exit(EXIT_NO_CACHE)
+        else:
+            result = run_live(cfg, rules)
+        if html is not None:
+            write_html(result, html)
+        if as_json:
+            typer.echo(json.dumps(to_json(result), ensure_ascii=False, default=str))
+        else:
+            typer.echo(render_text(result, colour=sys.stdout.isatty()))
+        raise typer.Exit(result.exit_code)
+
+    @app.command("rules")
+    def rules_cmd(pack: list[str] = typer.Option([], "--pack", help="only this pack (repeatable)"),
+                  config: Path | None = typer.Option(None, "--config", "-c", envvar="EDUEDGE_CONFIG",
+                                                     help="mark what applies to this school, with its overrides"),
+                  as_json: bool = typer.Option(False, "--json", help="print a JSON list of rules")) -> None:
+        """List the standards rules: what each measures, its threshold, and its source."""
+        cfg = config_or_exit(config, "error: ") if config is not None else None
+        names = pack or (cfg.standards.packs if cfg is not None and cfg.standards.packs else
+                         sorted(pack_paths(cfg.standards.pack_dirs if cfg else ())))
+        try:
+            rs = load_packs(names, cfg.standards.pack_dirs if cfg else (),
+                            cfg.standards.overrides if cfg and not pack else None)
+        except PackError as e:
+            for line in e.problems:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
+        school_type = cfg.school.type if cfg is not None else None
+        if as_json:
+            typer.echo(json.dumps(rules_json(rs, school_type), ensure_ascii=False))
+        else:
+            typer.echo(render_rules(rs, school_type))

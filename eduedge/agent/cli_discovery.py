@@ -1,0 +1,142 @@
+"""`eduedge scan` and `eduedge devices`: the technician's view of what is on the classroom subnets.
+
+`eduedge scan` sweeps the configured subnets now (or one of them with `--subnet`), reads the switches'
+tables, identifies what answered (vendor, class and why, PJLink state, port and room) and pings what is
+school equipment. A subnet outside `discovery.subnets` is refused unless `--i-own-this-network` says the
+technician owns it. `eduedge devices` lists the inventory the daemon keeps, without sending anything.
+Clear MACs and host names are shown here, on the box, to the technician; they never leave it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+
+
+def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
+    """One scan as a JSON-ready dict; raises `OutOfScope` for a subnet the configuration does not list."""
+    from eduedge.agent.device_inventory import DiscoveryJob, apply_reachability, reachability_targets
+    from eduedge.collectors.discovery import OutOfScope, Scope
+    from eduedge.collectors.reachability import probe
+    from eduedge.core.pseudonym import pseudonymizer
+
+    nets = [ipaddress.IPv4Network(s) for s in subnets] or list(cfg.discovery.subnets)
+    if not nets:
+        raise OutOfScope("no subnet to scan: list discovery.subnets in the configuration or give --subnet")
+    job = DiscoveryJob(cfg, pseudonymizer(cfg), state_path)
+    if own:
+        job.scope = Scope(tuple({*job.scope.subnets, *nets}), job.scope.hosts)
+    for n in nets:
+        job.scope.check_subnet(n)
+    t0 = time.monotonic()
+    cycle = asyncio.run(job.run(nets))
+    took = time.monotonic() - t0
+    r = cfg.reachability
+    targets = [t for t in reachability_targets(cfg, job.inventory) if job.scope.allows(t.address) or t.listed]
+    reach = asyncio.run(probe(targets, job.scope, r.count, r.timeout, r.concurrency, r.tcp_ports)) if targets else []
+    apply_reachability(job.inventory, reach)
+    by_ip = {x.address: x for x in reach}
+    rows = []
+    for mac, o in sorted(cycle.observed.items(), key=lambda kv: ipaddress.IPv4Address(kv[1].ip or "0.0.0.0")):
+        ident = cycle.identified[mac]
+        d = job.inventory.devices[mac]
+        pj = cycle.pjlink.get(mac)
+        rx = by_ip.get(o.ip or "")
+        rows.append({"ip": o.ip, "mac": mac, "name": job.inventory.device_id(d), "class": ident.device_class,
+                     "personal": ident.personal, "vendor": ident.vendor, "model": ident.model,
+                     "hostname": o.hostname, "evidence": ident.evidence, "switch": o.switch, "port": o.interface,
+                     "room": d.room, "sources": sorted(o.sources),
+                     "pjlink": {"status": pj.status, "summary": pj.message, "power": pj.power,
+                                "lamps": [lamp.hours for lamp in pj.lamps], "errors": pj.errors} if pj else None,
+                     "reachability": {"reachable": rx.reachable, "method": rx.method, "rtt_ms": rx.rtt_ms,
+                                      "loss_percent": rx.loss_percent, "summary": rx.summary()} if rx else None})
+    listed = [{"name": x.name, "address": x.address, "summary": x.summary(), "reachable": x.reachable}
+              for x in reach if x.address not in {row["ip"] for row in rows}]
+    return {"subnets": [str(n) for n in nets], "seconds": round(took, 2), "devices": rows, "listed": listed,
+            "errors": cycle.errors}
+
+
+def _print(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(result['devices'])} devices on {', '.join(result['subnets'])} "
+                        f"({result['seconds']:g} s)")
+    for col in ("address", "MAC", "class", "vendor", "where", "status"):
+        table.add_column(col)
+    for d in result["devices"]:
+        where = " ".join(x for x in (d["switch"], d["port"], f"room {d['room']}" if d["room"] else None) if x)
+        status = []
+        if d["reachability"]:
+            status.append(d["reachability"]["summary"])
+        if d["pjlink"]:
+            status.append(f"PJLink {d['pjlink']['summary']}")
+        table.add_row(d["ip"] or "", d["mac"], d["class"] + (" (personal)" if d["personal"] else ""),
+                      d["vendor"] or "?", where or "-", "; ".join(status) or "-")
+    console = Console()
+    console.print(table)
+    for d in result["devices"]:
+        if not d["personal"] or d["class"] == "learning":
+            console.print(f"  {d['ip']} {d['class']}: {d['evidence'][0] if d['evidence'] else 'no evidence'}")
+    for x in result["listed"]:
+        console.print(f"  listed {x['name']} ({x['address']}): {x['summary']}")
+    for e in result["errors"]:
+        console.print(f"[yellow]warning:[/] {e}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("scan")
+    def scan_cmd(
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
+        subnet: list[str] = typer.Option([], "--subnet", help="scan only this subnet (CIDR); repeatable"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+        own: bool = typer.Option(False, "--i-own-this-network",
+                                 help="allow a --subnet that discovery.subnets does not list"),
+    ) -> None:
+        """Sweep the configured subnets now: what is there, its class and vendor, its port and room, up or not."""
+        from eduedge.collectors.discovery import OutOfScope
+
+        cfg = config_or_exit(config)
+        try:
+            result = scan(cfg, subnet, own)
+        except OutOfScope as e:
+            typer.echo(f"refused: {e} (pass --i-own-this-network if it is yours to scan)", err=True)
+            raise typer.Exit(2) from None
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
+            _print(result)
+
+    @app.command("devices")
+    def devices_cmd(
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
+        device_class: str | None = typer.Option(None, "--class", help="only this class (projector, learning, ...)"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    ) -> None:
+        """The devices discovery knows (from the daemon's inventory in the data directory); sends nothing."""
+        from eduedge.agent.device_inventory import STATE_FILE, DeviceInventory
+        from eduedge.core.pseudonym import pseudonymizer
+
+        cfg = config_or_exit(config)
+        inv = DeviceInventory(cfg, pseudonymizer(cfg), Path(cfg.agent.data_dir) / STATE_FILE)
+        rows = [d for d in inv.devices.values() if device_class is None or d.device_class == device_class]
+        if as_json:
+            typer.echo(json.dumps([{**d.__dict__, "name": inv.device_id(d)} for d in rows], indent=2))
+            return
+        for d in sorted(rows, key=lambda d: (d.device_class, d.ip or "")):
+            where = " ".join(x for x in (d.switch, d.interface, f"room {d.room}" if d.room else None) if x)
+            up = {True: "up", False: "down", None: "?"}[d.reachable]
+            typer.echo(f"{d.device_class:10} {d.ip or '-':15} {d.mac} {(d.vendor or '?')[:28]:28} "
+                       f"{where or '-':30} {up}{'' if d.present else ' (absent)'}")
+        typer.echo(f"{len(rows)} devices")

@@ -1,0 +1,229 @@
+"""`eduedge liveclass [ROOM]` and `eduedge probe ENDPOINT`: can this classroom take a live class today, and
+does this platform answer?
+
+`eduedge liveclass` probes the configured endpoints now (collectors/service_probes.py; only those), keeps the
+results with the agent's history in data_dir, and judges every classroom (or ROOM) for the profiles of the
+`live-class` rule pack (agent/live_class.py): ready or not, the weakest link and why, or what is missing. The
+lesson-time loads of the drops and the uplink come from the history the running agent keeps. `--cached`
+probes nothing and judges what is stored. `eduedge probe ENDPOINT` checks one configured endpoint, every
+stage timed, and names the stage that failed.
+
+Exit status: liveclass - 0 every room shown is ready, 1 one is not, 2 the configuration or the pack is
+broken, 3 none is not ready but some cannot be judged; probe - 0 every stage passed, 1 one failed, 2 no such
+endpoint (or a broken configuration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
+from eduedge.agent.config import AgentConfig, LiveClassEndpoint
+from eduedge.agent.findings import Finding
+from eduedge.agent.samplestore import SampleStore
+from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_all, probe_endpoint
+
+EXIT_READY, EXIT_NOT_READY, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3
+PACK = "live-class"
+_LABEL = {"pass": "READY", "fail": "NOT READY", "unknown": "UNKNOWN"}
+
+
+def profile_rules(cfg: AgentConfig, wanted: str | None) -> RuleSet:
+    """The live-class pack's rules to judge: `wanted` (`1080p-two-way` or its full id), else live_class.profiles,
+    else all. Raises PackError naming what exists."""
+    overrides = {k: v for k, v in cfg.standards.overrides.items() if k.startswith(PACK + ".")}
+    rs = load_packs([PACK], cfg.standards.pack_dirs, overrides)
+    names = [wanted] if wanted else list(cfg.live_class.profiles)
+    if not names:
+        return rs
+    by_name = {r.id.split(".", 1)[1]: r for r in rs.rules} | {r.id: r for r in rs.rules}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        where = "--profile" if wanted else "live_class.profiles"
+        raise PackError(PACK, [f"{where}: no profile {', '.join(map(repr, unknown))} in the {PACK} pack "
+                               f"(profiles: {', '.join(r.id.split('.', 1)[1] for r in rs.rules)})"])
+    return RuleSet(rs.packs, [by_name[n] for n in names], rs.overrides)
+
+
+def open_store(cfg: AgentConfig, cached: bool) -> tuple[SampleStore, list[str]]:
+    """The agent's store: read-only for --cached; else writable, or in memory (with a note) when it cannot be."""
+    if cached:
+        return SampleStore.in_data_dir(cfg.agent.data_dir, readonly=True), []
+    try:
+        return SampleStore.in_data_dir(cfg.agent.data_dir), []
+    except (OSError, sqlite3.Error) as e:
+        return SampleStore(":memory:"), [f"the agent's history is not used: cannot write {cfg.agent.data_dir} ({e})"]
+
+
+def check(cfg: AgentConfig, rules: RuleSet, cached: bool = False) -> tuple[list[Finding], list[ServiceProbe],
+                                                                          list[str]]:
+    """Probe the endpoints now (unless `cached`), then judge the classrooms for each profile."""
+    store, notes = open_store(cfg, cached)
+    try:
+        probes: list[ServiceProbe] = []
+        if not cached and cfg.live_class.endpoints:
+            probes = asyncio.run(probe_all(cfg.live_class))
+            store.add([x for p in probes for x in p.samples()])
+        elif not cfg.live_class.endpoints:
+            notes.append("no endpoints under live_class.endpoints: the path to a live-class server is not known")
+        findings = evaluate(store, cfg, time.time(), rules)
+    finally:
+        store.close()
+    return findings, probes, notes
+
+
+def _rooms(f: Finding, room: str | None) -> list[dict[str, Any]]:
+    return [r for r in f.evidence.get("rooms", []) if room is None or r["room"] == room]
+
+
+def exit_code(findings: list[Finding], room: str | None) -> int:
+    statuses = {r["status"] for f in findings for r in _rooms(f, room)}
+    return EXIT_NOT_READY if "fail" in statuses else EXIT_UNKNOWN if "unknown" in statuses or not statuses \
+        else EXIT_READY
+
+
+def room_line(r: dict[str, Any]) -> str:
+    """A room's verdict after its status: the weakest link and why, or what is missing."""
+    if r["status"] == "unknown":
+        return "missing " + r["words"].split(": missing ", 1)[-1]
+    w = next((x for x in r["links"] if x["label"] == r["weakest"]), None)
+    return f"{'weakest link: ' if r['status'] == 'pass' else ''}{w['label']} - {w['why']}" if w else ""
+
+
+def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe], notes: list[str],
+           room: str | None) -> str:
+    lines = [f"Live classes at {cfg.school.name} ({cfg.school.id})"]
+    for f in findings:
+        p = f.evidence.get("profile", {})
+        lines += ["", f"{p.get('name', {}).get('en', f.rule)} ({f.rule}): {f.why}"]
+        for r in _rooms(f, room):
+            lines.append(f"  {r['room']:<8} {_LABEL[r['status']]:<10} {room_line(r)}")
+            if room is not None:
+                for x in r["links"]:
+                    lines.append(f"      {x['status']:<8} {x['label']}: {x['why']}")
+                    for m in x.get("missing", []):
+                        lines.append(f"               missing: {m}")
+                    if x.get("hint") and x["status"] == "fail":
+                        lines.append(f"               what to do: {x['hint']}")
+                for n in r["notes"]:
+                    lines.append(f"      {n}")
+        if f.evidence.get("rule", {}).get("proposal"):
+            lines.append("  (the profile's numbers are the project's proposal: `eduedge rules --pack live-class`)")
+    if probes:
+        lines += ["", "Endpoints, probed now"]
+        lines += [f"  {probe_line(p)}" for p in probes]
+    for n in notes:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+def probe_line(p: ServiceProbe) -> str:
+    """One line per endpoint: up or the stage that failed, and the times."""
+    parts = []
+    for label, v in (("dns", p.dns_ms), ("connect", p.connect_ms), ("tls", p.tls_ms), ("first byte", p.ttfb_ms)):
+        if v is not None:
+            parts.append(f"{label} {v:.1f} ms")
+    if p.http_status is not None:
+        parts.append(f"HTTP {p.http_status}")
+    if p.cert_days is not None:
+        parts.append(f"certificate {expires_in_words(p.cert_days, p.time)}")
+    if p.udp is not None and p.udp.answered:
+        parts.append(f"UDP rtt {p.udp.median_ms:.1f} ms, jitter {p.udp.jitter_ms or 0:.1f} ms, loss "
+                     f"{p.udp.loss_percent:.1f} %")
+    head = f"{p.endpoint} ({p.role}) {'up' if p.up else 'FAILED ' + (p.failure or '')}"
+    return head + ("; " + ", ".join(parts) if parts else "")
+
+
+def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int) -> str:
+    """Every stage of one endpoint's check on its own line, timed, or why it failed."""
+    rows = [f"{p.endpoint} ({p.role}): {p.target}"]
+    failed = {f.stage: f.reason for f in p.failures}
+    stages = [("dns", p.dns_ms)] if ep.url or p.dns_ms is not None or "dns" in failed else []
+    stages += [("connect", p.connect_ms)] if ep.url else []
+    stages += [("tls", p.tls_ms)] if ep.url and ep.url.startswith("https") else []
+    for stage, value in stages:
+        extra = ""
+        if stage == "dns" and p.address:
+            extra = f"  {p.address}"
+        if stage == "tls" and p.cert_days is not None:
+            extra = f"  certificate {expires_in_words(p.cert_days, p.time)}"
+        shown = f"{value:.1f} ms" if value is not None else "-"
+        rows.append(f"  {stage:<8} {shown:>10}{extra}" + (f"  FAILED: {failed[stage]}" if stage in failed else ""))
+    if p.http_status is not None or p.ttfb_ms is not None or "http" in failed:
+        ttfb = f"{p.ttfb_ms:.1f} ms" if p.ttfb_ms is not None else "-"
+        rows.append(f"  {'http':<8} {ttfb:>10}  first byte" + (f", status {p.http_status}" if p.http_status else "")
+                    + (f"  FAILED: {failed['http']}" if "http" in failed else ""))
+    if p.udp is not None or "udp" in failed:
+        u = p.udp
+        text = (f"rtt {u.median_ms:.1f} ms, jitter {u.jitter_ms or 0:.1f} ms, loss {u.loss_percent:.1f} % "
+                f"({u.sent} echoes of {size} B, {packets}/s)") if u is not None and u.answered else ""
+        rows.append(f"  {'udp':<8} {text}" + (f"  FAILED: {failed['udp']}" if "udp" in failed else ""))
+    rows.append("  up: every stage passed" if p.up else f"  down: {p.failure}")
+    return "\n".join(rows)
+
+
+def register(app: typer.Typer) -> None:
+    config_opt = typer.Option(DEFAULT_CONFIG, "--config", "-c", envvar="EDUEDGE_CONFIG",
+                              help="the agent's configuration")
+
+    @app.command("liveclass")
+    def liveclass_cmd(room: str | None = typer.Argument(None, help="only this classroom, link by link"),
+                      profile: str | None = typer.Option(None, "--profile", help="a profile of the live-class pack, "
+                                                         "e.g. 1080p-two-way (default: live_class.profiles, or all)"),
+                      cached: bool = typer.Option(False, "--cached", help="probe nothing; judge what is stored"),
+                      as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+                      config: Path = config_opt) -> None:
+        """Can each classroom take a live class? Ready or not per profile, the weakest link, and why."""
+        cfg = config_or_exit(config, "error: ")
+        try:
+            rules = profile_rules(cfg, profile)
+        except PackError as e:
+            for line in e.problems:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
+        if cached and not (cfg.agent.data_dir / "compliance.sqlite").is_file():
+            typer.echo(f"no stored results in {cfg.agent.data_dir}: run without --cached, or start the agent", err=True)
+            raise typer.Exit(EXIT_UNKNOWN)
+        findings, probes, notes = check(cfg, rules, cached)
+        known = sorted({r["room"] for f in findings for r in f.evidence.get("rooms", [])})
+        if room is not None and room not in known:
+            typer.echo(f"error: no classroom {room!r} (classrooms: {', '.join(known) or 'none'}; see live_class.rooms)",
+                       err=True)
+            raise typer.Exit(EXIT_CONFIG)
+        if as_json:
+            out = {"school": {"id": cfg.school.id, "name": cfg.school.name}, "time": time.time(),
+                   "profiles": [{"id": f.rule, "name": f.evidence.get("profile", {}).get("name"), "status": f.status,
+                                 "ready_percent": f.value, "why": f.why, "rooms": _rooms(f, room)} for f in findings],
+                   "endpoints": [p.to_dict() for p in probes], "notes": notes}
+            typer.echo(json.dumps(out, ensure_ascii=False, default=str))
+        else:
+            typer.echo(render(cfg, findings, probes, notes, room))
+        raise typer.Exit(exit_code(findings, room))
+
+    @app.command("probe")
+    def probe_cmd(endpoint: str = typer.Argument(..., help="an endpoint's name under live_class.endpoints"),
+                  as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+                  config: Path = config_opt) -> None:
+        """Check one configured endpoint now: DNS, connect, TLS, HTTP and the video-like UDP burst, each timed."""
+        cfg = config_or_exit(config, "error: ")
+        ep = next((e for e in cfg.live_class.endpoints if e.name == endpoint), None)
+        if ep is None:
+            names = ", ".join(e.name for e in cfg.live_class.endpoints) or "none"
+            typer.echo(f"error: no endpoint {endpoint!r} under live_class.endpoints (configured: {names}); only "
+                       "configured endpoints are probed", err=True)
+            raise typer.Exit(EXIT_CONFIG)
+        result = asyncio.run(probe_endpoint(ep, cfg.live_class))
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        else:
+            v = cfg.live_class.video_probe
+            typer.echo(render_probe(result, ep, v.packets_per_second, v.packet_bytes))
+        raise typer.Exit(0 if result.up else 1)

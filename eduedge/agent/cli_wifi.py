@@ -1,0 +1,212 @@
+"""`eduedge wifi`: the technician's view of the school's Wi-Fi, now - zones, APs, radios, clients, and what is
+weak and where.
+
+It polls the configured controllers and APs (snmp.devices with role wlc or ap) once, places every AP in its
+zone (collectors/wifi.py) and says, zone by zone: which APs are down, which radios are busy or noisy for the
+zone's type (wifi.capacity; a noise floor above the zone's RSSI minus SNR), which clients are below the
+signal the zone needs (standards.wifi_signal), and which APs no zone claims. Clients appear only as counts
+and pseudonyms: their MACs never leave the poller in clear, here neither. The verdicts over school hours
+(the standards rules) are the daemon's: the latest of them, from the data directory, closes the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.config import AgentConfig
+from eduedge.agent.wifi_coverage import capacity_for, good_signal, signal_for
+from eduedge.collectors.snmp.poller import DevicePoll
+from eduedge.collectors.wifi import Ap, WifiSnapshot, median, snapshot, wireless_devices
+from eduedge.core.netaddr import split_host_port
+from eduedge.core.secrets import SecretError
+
+
+def poll_wireless(cfg: AgentConfig, only: str | None = None) -> list[DevicePoll]:
+    """Poll the configured controllers and APs once (clients pseudonymised with the school's key)."""
+    from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+    from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+    from eduedge.collectors.snmp.profiles import load_profiles
+    from eduedge.core.pseudonym import pseudonymizer
+
+    devices = [d for d in wireless_devices(cfg) if only is None or d.name == only]
+    if not devices:
+        raise ValueError(f"no device {only!r} with role wlc or ap under snmp.devices" if only else
+                         "no Wi-Fi controller or AP under snmp.devices (role wlc or ap)")
+    profiles = load_profiles(cfg.snmp.profile_dirs)
+    pseudo = pseudonymizer(cfg)
+    dflt = cfg.snmp.defaults
+    pollers = []
+    for d in devices:
+        host, port = split_host_port(d.host)
+        auth = SnmpAuth.from_config(cfg.snmp.credentials[d.credentials], d.credentials)
+        client = SnmpClient(d.name, host, port, auth, timeout=d.timeout or dflt.timeout,
+                            retries=d.retries if d.retries is not None else dflt.retries,
+                            max_repetitions=dflt.max_repetitions, oids_per_request=dflt.oids_per_request)
+        pollers.append(DevicePoller(client, profiles, forced_profile=d.profile, deadline=d.deadline or dflt.deadline,
+                                    pseudonymizer=pseudo))
+    return asyncio.run(poll_many(pollers, dflt.concurrency))
+
+
+def report(snap: WifiSnapshot, cfg: AgentConfig) -> dict[str, Any]:
+    """Zones, their APs and radios, client counts and signal, and what is weak and where (JSON-ready)."""
+    zones: dict[str, dict[str, Any]] = {}
+    for name, z in cfg.wifi.zones.items():
+        zones[name] = {"zone": name, "type": z.type, "aps": [], "issues": []}
+    by_ap: dict[tuple[str, str], list] = {}
+    for c in snap.clients:
+        by_ap.setdefault((c.device, c.ap), []).append(c)
+    weak: list[str] = []
+    unplaced: list[dict[str, Any]] = []
+    for ap in snap.aps:
+        row = _ap_row(ap, by_ap.get((ap.device, ap.name), []), cfg)
+        if ap.zone is None:
+            unplaced.append(row)
+            continue
+        z = zones.setdefault(ap.zone, {"zone": ap.zone, "type": ap.zone_type, "aps": [], "issues": []})
+        z["aps"].append(row)
+        z["issues"] += row.pop("issues")
+    for z in zones.values():
+        need = signal_for(cfg, z["type"])
+        rows = z["aps"]
+        z["signal_needed"] = {"rssi_dbm": need.rssi_dbm, "snr_db": need.snr_db}
+        z["aps_up"] = sum(1 for a in rows if a["up"])
+        z["clients"] = sum(a["clients"] for a in rows)
+        judged = [c for a in rows for c in a.pop("_signals")]
+        z["clients_with_signal"] = len(judged)
+        z["good_signal_percent"] = round(100.0 * sum(judged) / len(judged), 1) if judged else None
+        rates = [r for a in rows for r in a.pop("_rates")]
+        z["phy_median_mbps"] = median(rates)
+        if not rows:
+            z["issues"].append(f"zone {z['zone']}: no AP is placed in it (wifi.aps, or a controller AP group)")
+        elif not z["aps_up"]:
+            z["issues"].append(f"zone {z['zone']}: every AP is down")
+        weak += z["issues"]
+    for a in unplaced:
+        a.pop("_signals")
+        a.pop("_rates")
+        weak += a.pop("issues")
+    if unplaced:
+        weak.append(f"{len(unplaced)} AP(s) in no zone: {', '.join(a['name'] for a in unplaced[:8])} - place them "
+                    "under wifi.aps")
+    return {"time": snap.time, "devices": snap.devices, "ssids": snap.ssids,
+            "zones": sorted(zones.values(), key=lambda z: z["zone"]), "unplaced_aps": unplaced, "weak": weak}
+
+
+def _ap_row(ap: Ap, clients: list, cfg: AgentConfig) -> dict[str, Any]:
+    need, cap = signal_for(cfg, ap.zone_type), capacity_for(cfg, ap.zone_type)
+    where = f"{ap.name}" + (f" (room {ap.room})" if ap.room else "") + (f", zone {ap.zone}" if ap.zone else "")
+    issues: list[str] = []
+    if not ap.up:
+        issues.append(f"{where}: down ({ap.up_reason})")
+    radios = []
+    for r in sorted(ap.radios.values(), key=lambda r: r.id):
+        flags = []
+        if r.utilization_percent is not None and r.utilization_percent >= cap.utilization_percent:
+            flags.append(f"utilisation {r.utilization_percent:g} % (limit {cap.utilization_percent:g} %)")
+        if r.clients is not None and r.clients > cap.clients_per_radio:
+            flags.append(f"{r.clients} clients (limit {cap.clients_per_radio})")
+        if r.noise_dbm is not None and r.noise_dbm > need.rssi_dbm - need.snr_db:
+            flags.append(f"noise floor {r.noise_dbm:g} dBm (above {need.rssi_dbm - need.snr_db:g})")
+        if not r.up:
+            flags.append("radio down")
+        band = f"{r.band} GHz" if r.band else "band ?"
+        issues += [f"{where} radio {r.id} ({band}): {f}" for f in flags if f != "radio down" or ap.up]
+        radios.append({"radio": r.id, "band": r.band, "band_from": r.band_from, "status": r.status,
+                       "channel": r.channel, "width_mhz": r.width_mhz, "tx_power_dbm": r.tx_power_dbm,
+                       "noise_dbm": r.noise_dbm, "utilization_percent": r.utilization_percent, "clients": r.clients,
+                       "clients_from": r.clients_from, "phy_mbps": r.phy_mbps, "flags": flags})
+    signals = [ok for c in clients if (ok := good_signal(c.rssi_dbm, c.snr_db, need)) is not None]
+    bad = [c for c in clients if good_signal(c.rssi_dbm, c.snr_db, need) is False]
+    if bad:
+        weakest = min((c.rssi_dbm for c in bad if c.rssi_dbm is not None), default=None)
+        issues.append(f"{where}: {len(bad)} of {len(clients)} clients below {need.rssi_dbm:g} dBm / SNR "
+                      f"{need.snr_db:g} dB" + (f" (weakest {weakest:g} dBm)" if weakest is not None else ""))
+    n_clients = len(clients) or sum(r.clients or 0 for r in ap.radios.values()) or (ap.clients or 0)
+    return {"name": ap.name, "device": ap.device, "zone": ap.zone, "room": ap.room, "placed_by": ap.placed_by,
+            "up": ap.up, "status": ap.status, "up_reason": ap.up_reason, "model": ap.model, "mac": ap.mac,
+            "group": ap.group, "clients": n_clients, "clients_reported_one_by_one": bool(clients),
+            "weak_clients": len(bad), "radios": radios, "issues": issues, "_signals": signals,
+            "_rates": [c.phy_mbps for c in clients if c.phy_mbps is not None]}
+
+
+def latest_findings(cfg: AgentConfig) -> list[dict[str, Any]]:
+    """The daemon's latest Wi-Fi verdicts from the data directory (none when it has not judged yet)."""
+    from eduedge.agent.samplestore import DB_NAME, SampleStore
+
+    if not (Path(cfg.agent.data_dir) / DB_NAME).exists():
+        return []
+    store = SampleStore.in_data_dir(Path(cfg.agent.data_dir), readonly=True)
+    try:
+        return [{"rule": f.rule, "status": f.status, "why": f.why} for f in store.findings()
+                if f.evidence.get("rule", {}).get("kind") in ("wifi-coverage", "wifi-access")]
+    finally:
+        store.close()
+
+
+def _print(rep: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for z in rep["zones"]:
+        need = z["signal_needed"]
+        share = "-" if z["good_signal_percent"] is None else f"{z['good_signal_percent']:g} %"
+        table = Table(title=f"zone {z['zone']} ({z['type'] or 'type ?'}): {z['aps_up']}/{len(z['aps'])} APs up, "
+                            f"{z['clients']} clients, {share} at >= {need['rssi_dbm']:g} dBm / {need['snr_db']:g} dB",
+                      title_justify="left")
+        for col in ("AP", "room", "state", "radio", "band", "ch", "width", "power", "noise", "util", "clients"):
+            table.add_column(col)
+        for a in z["aps"]:
+            first = True
+            for r in a["radios"] or [{}]:
+                table.add_row(a["name"] if first else "", (a["room"] or "-") if first else "",
+                              ("up" if a["up"] else "DOWN") if first else "", str(r.get("radio", "-")),
+                              _v(r.get("band")), _v(r.get("channel")), _v(r.get("width_mhz")),
+                              _v(r.get("tx_power_dbm")), _v(r.get("noise_dbm")), _v(r.get("utilization_percent"), "%"),
+                              _v(r.get("clients")))
+                first = False
+        console.print(table)
+    if rep["ssids"]:
+        console.print("SSIDs: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["ssids"].items())))
+    for name, d in sorted(rep["devices"].items()):
+        if not d.get("answered"):
+            console.print(f"[red]{name} did not answer[/]: {'; '.join(d.get('errors') or []) or 'no data'}")
+    console.print(f"[bold]{'What is weak and where' if rep['weak'] else 'Nothing weak seen now'}[/]")
+    for w in rep["weak"]:
+        console.print(f"  - {w}")
+    for f in rep.get("findings", []):
+        console.print(f"{f['rule']}: {f['status']} - {f['why']}")
+
+
+def _v(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("wifi")
+    def wifi_cmd(
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
+        device: str | None = typer.Option(None, "--device", help="only this controller or AP (its snmp.devices name)"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    ) -> None:
+        """Poll the Wi-Fi controllers and APs now: zones, APs, radios, clients, and what is weak and where."""
+        cfg = config_or_exit(config)
+        try:
+            polls = poll_wireless(cfg, device)
+        except (ValueError, SecretError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        rep = report(snapshot(polls, cfg), cfg)
+        rep["findings"] = latest_findings(cfg)
+        if as_json:
+            typer.echo(json.dumps(rep, indent=2, ensure_ascii=False))
+        else:
+            _print(rep)
