@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from eduedge.simulator.broker import free_tcp_port
+from eduedge.core.netaddr import free_tcp_port
 
 
 def pg_bin() -> Path:

@@ -1,8 +1,10 @@
-"""HOST[:PORT] as the configuration and the command line write it, for every part that dials out."""
+"""HOST[:PORT] as the configuration and the command line write it, for every part that dials out; and a
+free port on this machine, for every part that starts a local peer (the simulator's, the city's PostgreSQL)."""
 
 from __future__ import annotations
 
 import re
+import socket
 
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+)(?::(\d{1,5}))?$")
 
@@ -21,3 +23,17 @@ def split_host_port(value: str, default_port: int = 161) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} out of range")
     return host, port
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now (the kernel's pick; free until someone else takes it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nobody is bound to now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

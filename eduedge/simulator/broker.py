@@ -26,13 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eduedge.core.netaddr import free_tcp_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
+
+from eduedge.core.netaddr import free_udp_port
 
 
 def oid_key(oid: str) -> tuple[int, ...]:
@@ -51,12 +52,6 @@ def normalise_snmprec(text: str) -> str:
             continue
         records.setdefault(key, ".".join(map(str, key)) + "|" + rest)
     return "".join(records[k] + "\n" for k in sorted(records))
-
-
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class PeerProcess:
