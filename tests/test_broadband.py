@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from eduedge.agent.cli_broadband import describe, exit_code
+from eduedge.agent.cli.speedtest import describe, exit_code
 from eduedge.agent.compliance import evaluate
 from eduedge.agent.config import AgentConfig, BroadbandConfig, BroadbandWindow
 from eduedge.agent.samplestore import SampleStore

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eduedge.agent.cli_config import check_config
+from eduedge.agent.cli.config import check_config
 from eduedge.agent.config import ConfigError, load_config
 from eduedge.core.model import parse_duration
 from eduedge.core.netaddr import split_host_port

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from eduedge.agent.cli_service import install_service
+from eduedge.agent.cli.service import install_service
 from eduedge.simulator.broker import Broker, start_broker
 from eduedge.simulator.snmpsim import start_snmpsim
 from tests.mqtt_helpers import Receiver, write_config

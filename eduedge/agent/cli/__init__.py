@@ -1,22 +1,32 @@
 """The `eduedge` command: a thin layer over functions that tests call directly.
 
-Each area keeps its commands in its own module with a `register(app)` function; this file only puts
-them together, so `eduedge --help` lists everything and no command module imports another.
+Each command (or command group) lives in the module named after it, with a `register(app)` function;
+this file only puts them together, so `eduedge --help` lists everything and no command module imports
+another. What several share is in `_options.py` (the configuration and the device options), `_snmp.py`
+(the one device `walk`, `poll` and `profile match` talk to) and `_format.py` (ages and sizes).
 """
 
 from __future__ import annotations
 
 import typer
 
-from eduedge.agent import (
-    cli_broadband,
-    cli_config,
-    cli_diag,
-    cli_discovery,
-    cli_liveclass,
-    cli_service,
-    cli_snmp,
-    cli_wifi,
+from eduedge.agent.cli import (
+    config,
+    devices,
+    diag,
+    liveclass,
+    outbox,
+    poll,
+    probe,
+    profile,
+    rules,
+    run,
+    scan,
+    service,
+    speedtest,
+    status,
+    walk,
+    wifi,
 )
 
 app = typer.Typer(
@@ -27,5 +37,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (cli_config, cli_snmp, cli_service, cli_diag, cli_discovery, cli_broadband, cli_wifi, cli_liveclass):
+# The order is the order of `eduedge --help`.
+for module in (config, walk, poll, profile, run, status, outbox, service, diag, rules, scan, devices, speedtest,
+               wifi, liveclass, probe):
     module.register(app)

@@ -6,20 +6,8 @@ from pathlib import Path
 
 import typer
 
-from eduedge.agent.config import AgentConfig, ConfigError, load_config
-
-# Where the packaged service (eduedge/config/eduedge.service) and every command look unless told otherwise.
-DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
-
-
-def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
-    """The configuration at `path`; otherwise print every problem (file, line, field) and exit 2."""
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        for line in e.problems:
-            typer.echo(f"{prefix}{line}", err=True)
-        raise typer.Exit(2) from None
+from eduedge.agent.cli._options import config_or_exit
+from eduedge.agent.config import ConfigError, load_config
 
 
 def check_config(path: Path) -> list[str]:

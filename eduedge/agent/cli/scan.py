@@ -1,9 +1,9 @@
-"""`eduedge scan` and `eduedge devices`: the technician's view of what is on the classroom subnets.
+"""`eduedge scan`: the technician's view of what is on the classroom subnets, now.
 
 `eduedge scan` sweeps the configured subnets now (or one of them with `--subnet`), reads the switches'
 tables, identifies what answered (vendor, class and why, PJLink state, port and room) and pings what is
 school equipment. A subnet outside `discovery.subnets` is refused unless `--i-own-this-network` says the
-technician owns it. `eduedge devices` lists the inventory the daemon keeps, without sending anything.
+technician owns it.
 Clear MACs and host names are shown here, on the box, to the technician; they never leave it.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
 
 
 def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
@@ -117,26 +117,3 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         else:
             _print(result)
-
-    @app.command("devices")
-    def devices_cmd(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
-        device_class: str | None = typer.Option(None, "--class", help="only this class (projector, learning, ...)"),
-        as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
-    ) -> None:
-        """The devices discovery knows (from the daemon's inventory in the data directory); sends nothing."""
-        from eduedge.agent.device_inventory import STATE_FILE, DeviceInventory
-        from eduedge.core.pseudonym import pseudonymizer
-
-        cfg = config_or_exit(config)
-        inv = DeviceInventory(cfg, pseudonymizer(cfg), Path(cfg.agent.data_dir) / STATE_FILE)
-        rows = [d for d in inv.devices.values() if device_class is None or d.device_class == device_class]
-        if as_json:
-            typer.echo(json.dumps([{**d.__dict__, "name": inv.device_id(d)} for d in rows], indent=2))
-            return
-        for d in sorted(rows, key=lambda d: (d.device_class, d.ip or "")):
-            where = " ".join(x for x in (d.switch, d.interface, f"room {d.room}" if d.room else None) if x)
-            up = {True: "up", False: "down", None: "?"}[d.reachable]
-            typer.echo(f"{d.device_class:10} {d.ip or '-':15} {d.mac} {(d.vendor or '?')[:28]:28} "
-                       f"{where or '-':30} {up}{'' if d.present else ' (absent)'}")
-        typer.echo(f"{len(rows)} devices")

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
 from eduedge.agent.config import AgentConfig, BroadbandConfig, ConfigError
 from eduedge.collectors.broadband_engine import Engine, MeasureOptions, Progress, parse_server, server_text
 from eduedge.collectors.broadband_result import BroadbandResult

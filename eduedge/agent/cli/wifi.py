@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from eduedge.agent.cli_config import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.wifi_coverage import capacity_for, good_signal, signal_for
 from eduedge.collectors.snmp.poller import DevicePoll

@@ -1,0 +1,39 @@
+"""What every command shares: the default configuration path, loading it or exiting, and the options of
+the commands that talk to one SNMP device (`walk`, `poll`, `profile match`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from eduedge.agent.config import AgentConfig, ConfigError, load_config
+
+# Where the packaged service (eduedge/config/eduedge.service) and every command look unless told otherwise.
+DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
+
+
+def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
+    """The configuration at `path`; otherwise print every problem (file, line, field) and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for line in e.problems:
+            typer.echo(f"{prefix}{line}", err=True)
+        raise typer.Exit(2) from None
+
+
+# Options shared by every command that talks to a device.
+community_opt = typer.Option("public", "--community", "-c", help="SNMP v1/v2c community")
+version_opt = typer.Option(None, "--snmp-version", "-v", help="1, 2c or 3 (default: 3 with --user, else 2c)")
+user_opt = typer.Option(None, "--user", "-u", help="SNMPv3 user name")
+auth_proto_opt = typer.Option("SHA", "--auth-proto", help="MD5, SHA, SHA224, SHA256, SHA384, SHA512")
+auth_key_opt = typer.Option(None, "--auth-key-file", help="file holding the SNMPv3 auth passphrase")
+priv_proto_opt = typer.Option("AES", "--priv-proto", help="DES, AES, AES192, AES256")
+priv_key_opt = typer.Option(None, "--priv-key-file", help="file holding the SNMPv3 privacy passphrase")
+timeout_opt = typer.Option(2.0, "--timeout", help="seconds to wait for each answer")
+retries_opt = typer.Option(1, "--retries", help="how many times to ask again after a timeout")
+json_opt = typer.Option(False, "--json", help="print one JSON object")
+dirs_opt = typer.Option([], "--profile-dir", help="extra directory of site profiles (repeatable)")
+device_config_opt = typer.Option(None, "--config", envvar="EDUEDGE_CONFIG",
+                                 help="agent configuration: HOST may then be a configured device's name")

@@ -1,0 +1,111 @@
+"""The one SNMP device a technician's command talks to (`walk`, `poll`, `profile match`).
+
+HOST accepts HOST:PORT, `--community` for v1/v2c and `--user`, `--auth-proto`, `--auth-key-file`,
+`--priv-proto`, `--priv-key-file` for SNMPv3 (keys only from files, so that they never show in `ps` or the
+shell history). Failures print one line naming the device and exit 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.poller import as_text
+from eduedge.collectors.snmp.profiles import ProfileSet, load_profiles
+from eduedge.core.netaddr import split_host_port
+from eduedge.core.secrets import SecretError
+
+
+@dataclass
+class Target:
+    host: str
+    port: int
+    auth: SnmpAuth
+    timeout: float
+    retries: int
+
+    def client(self, name: str | None = None) -> SnmpClient:
+        return SnmpClient(name or f"{self.host}:{self.port}", self.host, self.port, self.auth,
+                          timeout=self.timeout, retries=self.retries)
+
+
+def _read_key(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, IndexError):
+        raise typer.BadParameter(f"cannot read the {what} from {path}") from None
+
+
+def target_from_config(config: Path, name: str) -> Target | None:
+    """The configured device called `name` (its address and credentials), or None if there is none."""
+    cfg = config_or_exit(config, "error: ")
+    device = next((d for d in cfg.snmp.devices if d.name == name), None)
+    if device is None:
+        return None
+    defaults = cfg.snmp.defaults
+    try:
+        auth = SnmpAuth.from_config(cfg.snmp.credentials[device.credentials], device.credentials)
+    except SecretError as e:
+        typer.echo(f"error: {device.name}: {e}", err=True)
+        raise typer.Exit(2) from None
+    h, port = split_host_port(device.host)
+    return Target(h, port, auth, device.timeout or defaults.timeout,
+                  device.retries if device.retries is not None else defaults.retries)
+
+
+def build_target(host: str, community: str, snmp_version: str | None, user: str | None, auth_proto: str,
+                 auth_key_file: Path | None, priv_proto: str, priv_key_file: Path | None,
+                 timeout: float, retries: int, config: Path | None = None) -> Target:
+    """Turn command-line options into a target; raises `typer.BadParameter` on nonsense.
+
+    With `config` (by default the installed agent's, where there is one), HOST may also be the name of a
+    configured device, which brings its credentials.
+    """
+    if config is None and DEFAULT_CONFIG.exists():
+        config = DEFAULT_CONFIG
+    if config is not None:
+        known = target_from_config(config, host)
+        if known is not None:
+            return known
+    try:
+        h, port = split_host_port(host)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    version = snmp_version or ("3" if user else "2c")
+    if version == "3":
+        if not user:
+            raise typer.BadParameter("SNMPv3 needs --user")
+        auth = SnmpAuth(version="3", user=user,
+                        auth_proto=auth_proto.upper() if auth_key_file else None,
+                        auth_key=_read_key(auth_key_file, "auth key"),
+                        priv_proto=priv_proto.upper() if priv_key_file else None,
+                        priv_key=_read_key(priv_key_file, "privacy key"))
+    elif version in ("1", "2c"):
+        auth = SnmpAuth(version=version, community=community)
+    else:
+        raise typer.BadParameter(f"--snmp-version must be 1, 2c or 3, not {version!r}")
+    return Target(h, port, auth, timeout, retries)
+
+
+def profiles(profile_dirs: list[Path]) -> ProfileSet:
+    """The bundled profiles and those in `profile_dirs`; a refused profile is a warning on stderr."""
+    ps = load_profiles(profile_dirs)
+    for err in ps.errors:
+        typer.echo(f"warning: {err}", err=True)
+    return ps
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def json_value(v: Any) -> Any:
+    return as_text(v) if isinstance(v, bytes) else v
