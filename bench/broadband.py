@@ -9,7 +9,7 @@ Links:
 - `loopback`: unshaped 127.0.0.1, where only the tools' CPU limits the rate. Target: eduedge reaches at
   least half of iperf3 (a 1 Gbit/s test must not be measuring the box's CPU).
 
-Per link and direction: eduedge (`cloud/speedtest_server.py` + `collectors/broadband_engine.py`, default
+Per link and direction: eduedge (`cloud/speedtest_server.py` + `collectors/broadband/engine.py`, default
 8 streams, ramp-up excluded, 10 s measured) and iperf3 (`-P 8 -t 10 -O 2`, receiver-side sum). CPU:
 the servers' user+system time (psutil) across the run, the eduedge client's own process time around
 the test, iperf3's client from wait4. Bytes: everything each moved, ramp-up included.
@@ -129,7 +129,7 @@ def iperf3(link: Link, direction: str, duration: float, streams: int) -> Run:
 
 def client_main(server: str, direction: str, duration: float, streams: int) -> None:
     """The eduedge side of one run, in its own process (and namespace): one direction, its own CPU time."""
-    from eduedge.collectors.broadband_engine import Engine, MeasureOptions, parse_server
+    from eduedge.collectors.broadband.engine import Engine, MeasureOptions, parse_server
 
     host, port = parse_server(server)
     opts = MeasureOptions(streams=streams, duration=duration, directions=(direction,), idle_probes=5)  # type: ignore[arg-type]

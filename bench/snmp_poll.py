@@ -66,8 +66,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eduedge.agent.config import SnmpDefaults  # noqa: E402
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient, Value  # noqa: E402
+from eduedge.collectors.snmp.config import SnmpDefaults  # noqa: E402
 from eduedge.collectors.snmp.poller import DevicePoller, poll_many  # noqa: E402
 from eduedge.collectors.snmp.profiles import ProfileSet, load_profiles  # noqa: E402
 from eduedge.core.rates import RateTracker  # noqa: E402

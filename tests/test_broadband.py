@@ -13,13 +13,14 @@ import pytest
 
 from eduedge.agent.cli.speedtest import describe, exit_code
 from eduedge.agent.compliance import evaluate
-from eduedge.agent.config import AgentConfig, BroadbandConfig, BroadbandWindow
+from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
-from eduedge.collectors.broadband import BroadbandCollector, Utilisation, result_events, result_samples
-from eduedge.collectors.broadband_engine import MeasureOptions, parse_server, settled, slot_rates, window
-from eduedge.collectors.broadband_iperf3 import parse_iperf3
-from eduedge.collectors.broadband_result import BroadbandResult, PortInfo, Probes, Throughput, rfc3550_jitter
-from eduedge.collectors.broadband_schedule import Budget, DailyPlan, ExclusiveLock
+from eduedge.collectors.broadband.collector import BroadbandCollector, Utilisation, result_events, result_samples
+from eduedge.collectors.broadband.config import BroadbandConfig, BroadbandWindow
+from eduedge.collectors.broadband.engine import MeasureOptions, parse_server, settled, slot_rates, window
+from eduedge.collectors.broadband.iperf3 import parse_iperf3
+from eduedge.collectors.broadband.result import BroadbandResult, PortInfo, Probes, Throughput, rfc3550_jitter
+from eduedge.collectors.broadband.schedule import Budget, DailyPlan, ExclusiveLock
 from eduedge.collectors.snmp.profiles import load_canonical
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample

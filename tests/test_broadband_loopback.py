@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from eduedge.agent.config import BroadbandConfig
 from eduedge.cloud.speedtest_server import SpeedtestServer
-from eduedge.collectors.broadband import BroadbandCollector
-from eduedge.collectors.broadband_engine import Engine, MeasureOptions, Prober, probe_once
-from eduedge.collectors.broadband_result import BroadbandResult
-from eduedge.collectors.broadband_schedule import ExclusiveLock
+from eduedge.collectors.broadband.collector import BroadbandCollector
+from eduedge.collectors.broadband.config import BroadbandConfig
+from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Prober, probe_once
+from eduedge.collectors.broadband.result import BroadbandResult
+from eduedge.collectors.broadband.schedule import ExclusiveLock
 from eduedge.simulator.wanlink import LinkParams, WanLink
 
 pytestmark = pytest.mark.integration
@@ -214,7 +214,7 @@ def test_a_token_server_echoes_to_the_test_that_authenticated():
 
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
 def test_iperf3_as_the_capacity_engine_with_eduedges_probes_for_latency():
-    from eduedge.collectors.broadband_iperf3 import iperf3_runner
+    from eduedge.collectors.broadband.iperf3 import iperf3_runner
 
     s = _bound(socket.SOCK_STREAM)
     port = s.getsockname()[1]

@@ -13,11 +13,19 @@ import pytest
 from eduedge.agent import contract
 from eduedge.agent.compliance import evaluate
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.device_inventory import DeviceInventory, WifiClient
+from eduedge.agent.device_inventory import DeviceInventory, WifiClient, probe_scope
 from eduedge.agent.envelope import Envelope
 from eduedge.agent.samplestore import SampleStore
-from eduedge.collectors.discovery import Observed, OutOfScope, Scope, arp_sweep, bridge_sightings, merge, sweep_targets
-from eduedge.collectors.identify import classify
+from eduedge.collectors.discovery.discovery import (
+    Observed,
+    OutOfScope,
+    Scope,
+    arp_sweep,
+    bridge_sightings,
+    merge,
+    sweep_targets,
+)
+from eduedge.collectors.discovery.identify import classify
 from eduedge.collectors.pjlink import Lamp, PjlinkStatus
 from eduedge.collectors.reachability import Target, check_targets
 from eduedge.core.pseudonym import Pseudonymizer
@@ -48,7 +56,7 @@ def cfg(**discovery: Any) -> AgentConfig:
 # -- the guard ---------------------------------------------------------------------------------------
 
 def test_a_sweep_outside_the_configured_subnets_is_refused_before_scapy_is_even_loaded() -> None:
-    scope = Scope.from_config(cfg())
+    scope = probe_scope(cfg())
     for net in ("198.18.11.0/24", "198.18.0.0/16", "10.0.0.0/8"):
         with pytest.raises(OutOfScope, match="not inside the configured subnets"):
             arp_sweep([ipaddress.IPv4Network(net)], scope)
@@ -62,7 +70,7 @@ def test_no_configured_subnet_means_nothing_may_be_swept() -> None:
 
 
 def test_reachability_probes_listed_devices_anywhere_but_discovered_ones_only_inside() -> None:
-    scope = Scope.from_config(cfg())
+    scope = probe_scope(cfg())
     check_targets([Target("ups-1", "198.18.10.30"), Target("far", "203.0.113.9", listed=True)], scope)
     assert scope.allows("198.18.10.30")
     with pytest.raises(OutOfScope):
@@ -112,7 +120,7 @@ def test_the_edge_port_is_the_one_with_fewest_macs_and_names_the_classroom() -> 
                _fdb("acc-1", 1, "00:16:3e:aa:aa:aa", "self"),
                Sample(NOW, "core", "arp.mac", PROJECTOR, "info", {"ip": "198.18.10.11", "if_index": "3"}),
                Sample(NOW, "core", "arp.mac", "00:16:3e:00:09:09", "info", {"ip": "203.0.113.5", "if_index": "3"})]
-    seen = bridge_sightings(samples, Scope.from_config(c), NOW)
+    seen = bridge_sightings(samples, probe_scope(c), NOW)
     assert not any(s.mac == "00:16:3e:aa:aa:aa" or s.ip == "203.0.113.5" for s in seen)
     observed = merge(seen)
     assert list(observed) == [PROJECTOR]          # the uplink's MACs have no address in the subnets

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from eduedge.collectors.discovery import BRIDGE_PROFILE, Scope, bridge_sightings
+from eduedge.collectors.discovery.discovery import BRIDGE_PROFILE, Scope, bridge_sightings
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import load_profiles

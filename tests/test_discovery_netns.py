@@ -222,7 +222,7 @@ def test_i_own_this_network_lets_the_technician_sweep_another_subnet(lan, config
 
 PASSIVE = """
 import ipaddress, json, subprocess, sys, time
-from eduedge.collectors.discovery import PassiveListener, Scope
+from eduedge.collectors.discovery.discovery import PassiveListener, Scope
 listener = PassiveListener("eth0", Scope((ipaddress.ip_network("198.18.10.0/24"),)))
 listener.start()
 for cmd in json.loads(sys.argv[1]):     # h3 talks to us (ARP from h3), then h2 sends a DHCP request

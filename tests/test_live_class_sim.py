@@ -28,13 +28,13 @@ from eduedge.agent.config import AgentConfig, load_config
 from eduedge.agent.live_class import LoadSnapshots
 from eduedge.agent.samplestore import SampleStore
 from eduedge.agent.wifi_coverage import ZoneTracker
-from eduedge.collectors.broadband import result_samples
-from eduedge.collectors.broadband_engine import Engine, MeasureOptions, parse_server
+from eduedge.collectors.broadband.collector import result_samples
+from eduedge.collectors.broadband.engine import Engine, MeasureOptions, parse_server
 from eduedge.collectors.service_probes import probe_all
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
-from eduedge.collectors.wifi import snapshot
+from eduedge.collectors.wifi.collector import snapshot
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.pseudonym import Pseudonymizer
 from eduedge.simulator.campus import load_campus
@@ -122,7 +122,8 @@ class School:
         wifi = asyncio.run(poll_many(self.pollers({"ac-1"})))
         tracker, now = ZoneTracker(self.cfg), time.time()
         for k in range(30):
-            self.store.add(tracker.samples(snapshot(wifi, self.cfg, now=now - 60 * (30 - k))))
+            self.store.add(tracker.samples(snapshot(wifi, self.cfg.wifi, self.cfg.snmp.devices,
+                                                    now=now - 60 * (30 - k))))
         self.capacity_test()
         for _ in range(3):
             self.store.add([s for p in asyncio.run(probe_all(self.cfg.live_class)) for s in p.samples()])

@@ -19,6 +19,10 @@ def _cfg(data_dir: Path, **privacy: object) -> AgentConfig:
                                        "agent": {"data_dir": str(data_dir)}, "privacy": privacy})
 
 
+def school_key(cfg: AgentConfig) -> Pseudonymizer:
+    return pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir)
+
+
 def test_the_same_device_keeps_its_pseudonym_and_two_schools_never_share_one() -> None:
     a, b = Pseudonymizer(b"school-a-key-0123456789"), Pseudonymizer(b"school-b-key-0123456789")
     mac = "3C:5A:B4:00:10:12"
@@ -41,14 +45,14 @@ def test_bad_input_and_short_keys_are_refused() -> None:
 
 def test_without_a_configured_key_one_is_made_once_readable_only_by_the_agent(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path / "data")
-    first = pseudonymizer(cfg).mac("3c:5a:b4:00:10:12")
+    first = school_key(cfg).mac("3c:5a:b4:00:10:12")
     path = tmp_path / "data" / KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert pseudonymizer(cfg).mac("3c:5a:b4:00:10:12") == first          # kept across restarts
+    assert school_key(cfg).mac("3c:5a:b4:00:10:12") == first          # kept across restarts
     assert [p.name for p in path.parent.iterdir()] == [KEY_FILE]         # no temporary file left behind
     path.write_text("zz\n")
     with pytest.raises(PseudonymError, match="not a hex key"):
-        load_key(cfg)
+        load_key(cfg.privacy.pseudonym_key, cfg.agent.data_dir)
 
 
 def test_a_configured_key_wins_and_comes_from_its_file(tmp_path: Path) -> None:
@@ -56,6 +60,6 @@ def test_a_configured_key_wins_and_comes_from_its_file(tmp_path: Path) -> None:
     secret.write_text("the-city-issued-secret-of-school-s1\n")
     os.chmod(secret, 0o600)
     cfg = _cfg(tmp_path / "data", pseudonym_key={"file": str(secret)})
-    assert pseudonymizer(cfg).mac("3c:5a:b4:00:10:12") == \
+    assert school_key(cfg).mac("3c:5a:b4:00:10:12") == \
         Pseudonymizer(b"the-city-issued-secret-of-school-s1").mac("3c:5a:b4:00:10:12")
     assert not (tmp_path / "data" / KEY_FILE).exists()

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from eduedge.agent.config import LiveClassConfig
 from eduedge.cloud.speedtest_server import SpeedtestServer
 from eduedge.collectors.service_probes import dns_answer, dns_query, probe_endpoint
+from eduedge.collectors.service_probes_config import LiveClassConfig
 
 pytestmark = pytest.mark.integration
 

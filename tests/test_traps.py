@@ -11,8 +11,8 @@ import pytest
 from pyasn1.type import univ
 from pysnmp.proto import rfc1902
 
-from eduedge.agent.config import SnmpConfig
 from eduedge.collectors.snmp.client import SnmpAuth
+from eduedge.collectors.snmp.config import SnmpConfig
 from eduedge.collectors.snmp.traps import (
     SNMP_TRAP_OID,
     SYS_UPTIME,

@@ -16,7 +16,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
 from eduedge.agent.wifi_coverage import ZoneTracker, signal_for
 from eduedge.collectors.snmp.poller import DevicePoll, Identity
-from eduedge.collectors.wifi import Ap, Client, Radio, WifiSnapshot, snapshot
+from eduedge.collectors.wifi.collector import Ap, Client, Radio, WifiSnapshot, snapshot
 from eduedge.core.samples import Sample
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -191,7 +191,7 @@ def test_aps_are_placed_by_name_glob_then_ap_group_and_unplaced_ones_are_said_so
                                                                       "room": "B7", "controller": "ac-1"}])
     placed = {a.name: (a.zone, a.zone_type, a.room, a.placed_by)
               for a in snapshot([controller_poll(("ap-a3", "Hall"), ("ap-h1", "Hall"), ("ap-x1", None),
-                                                 ("ap-q", "nowhere"))], cfg).aps}
+                                                 ("ap-q", "nowhere"))], cfg.wifi, cfg.snmp.devices).aps}
     assert placed["ap-a3"] == ("A101", "teaching", "A101", "wifi.aps entry 'ap-a*'")      # the entry wins
     assert placed["ap-h1"][:2] == ("Hall", "public") and "AP group" in placed["ap-h1"][3]
     assert placed["ap-x1"][:3] == ("B7", "teaching", "B7")           # a type word: its room is the zone
@@ -200,7 +200,8 @@ def test_aps_are_placed_by_name_glob_then_ap_group_and_unplaced_ones_are_said_so
 
 def test_a_standalone_ap_that_does_not_answer_is_down_in_its_zone():
     silent = DevicePoll("ap-dorm", "127.0.0.1:161", NOW, None, errors=["ap-dorm: timeout"])
-    (a,) = snapshot([silent], config()).aps
+    c = config()
+    (a,) = snapshot([silent], c.wifi, c.snmp.devices).aps
     assert (a.zone, a.zone_type, a.room, a.up) == ("dorm", "dormitory", "D101", False)
 
 

@@ -1,6 +1,7 @@
 """The engine keys wireless tables needed (string indexes, negative arcs, joins by value, personal tags,
 codes that stand for numbers, offsets, constant tags), and the H3C and Ruijie controller profiles against
-the recordings written from their MIBs (tests/data/wifi). No network: recordings are read in process."""
+the recordings written from their MIBs (eduedge/collectors/wifi/testdata).
+No network: recordings are read in process."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+import eduedge.collectors.wifi.collector
 from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller
 from eduedge.collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profiles
 from eduedge.collectors.snmp.recording import RecordingClient
 from eduedge.core.pseudonym import Pseudonymizer
 
-DATA = Path(__file__).parent / "data" / "wifi"
+DATA = Path(eduedge.collectors.wifi.__file__).parent / "testdata"
 KEY = b"test-school-key-0123456789abcdef"
 CLIENT_MAC = "02:1a:11:00:00:01"
 

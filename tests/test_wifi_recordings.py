@@ -21,7 +21,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
-from eduedge.collectors.wifi import Radio, WifiSnapshot, band_of_channel, snapshot
+from eduedge.collectors.wifi.collector import Radio, WifiSnapshot, band_of_channel, snapshot
 from eduedge.core.pseudonym import Pseudonymizer
 from eduedge.simulator.snmpsim import start_snmpsim
 
@@ -186,7 +186,7 @@ def polled(realdevices: Path) -> tuple[dict[str, DevicePoll], WifiSnapshot, Agen
         polls = {p.device: p for p in asyncio.run(poll_many(pollers, concurrency=4))}
     finally:
         server.stop()
-    snap = snapshot(polls.values(), cfg)
+    snap = snapshot(polls.values(), cfg.wifi, cfg.snmp.devices)
     vaps: dict[tuple[str, str], int] = {}
     for p in polls.values():
         for s in p.samples:

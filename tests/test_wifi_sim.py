@@ -40,7 +40,7 @@ from eduedge.agent.wifi_coverage import ZoneTracker
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
-from eduedge.collectors.wifi import snapshot, wireless_devices
+from eduedge.collectors.wifi.collector import snapshot, wireless_devices
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.pseudonym import Pseudonymizer
 from eduedge.simulator.launch import sim_down, sim_up
@@ -97,7 +97,7 @@ class Campus:
         profiles = load_profiles()
         auth = SnmpAuth.from_config(self.cfg.snmp.credentials["campus"], "campus")
         out = []
-        for d in wireless_devices(self.cfg):
+        for d in wireless_devices(self.cfg.snmp.devices):
             host, port = split_host_port(d.host)
             out.append(DevicePoller(SnmpClient(d.name, host, port, auth, timeout=2, retries=1), profiles,
                                     pseudonymizer=Pseudonymizer(key)))
@@ -134,7 +134,8 @@ def day_of(campus: Campus, polls: int, start: float, minutes: int) -> SampleStor
     tracker, store = ZoneTracker(campus.cfg), SampleStore(":memory:")
     rounds = [campus.poll() for _ in range(polls)]
     for k in range(minutes):
-        store.add(tracker.samples(snapshot(rounds[k % polls], campus.cfg, now=start + 60 * k)))
+        store.add(tracker.samples(snapshot(rounds[k % polls], campus.cfg.wifi, campus.cfg.snmp.devices,
+                                           now=start + 60 * k)))
     return store
 
 
@@ -186,10 +187,12 @@ def test_night_hours_do_not_count(lesson, night):
     night_polls, day_polls = night.poll(), lesson.poll()
     store = SampleStore(":memory:")
     for k in range(60):
-        store.add(tracker.samples(snapshot(night_polls, night.cfg, now=night_start + 60 * k)))
+        store.add(tracker.samples(snapshot(night_polls, night.cfg.wifi, night.cfg.snmp.devices,
+                                           now=night_start + 60 * k)))
     tracker = ZoneTracker(lesson.cfg)             # the agent polled all along; the hours between are not here
     for k in range(30):
-        store.add(tracker.samples(snapshot(day_polls, lesson.cfg, now=DAY_START + 60 * k)))
+        store.add(tracker.samples(snapshot(day_polls, lesson.cfg.wifi, lesson.cfg.snmp.devices,
+                                           now=DAY_START + 60 * k)))
     z = zones(judge(store, lesson, DAY_START + 30 * 60))
     assert z["teaching-ok"]["status"] == "pass" and z["teaching-ok"]["client_minutes"] == 600
 
@@ -226,7 +229,7 @@ def test_client_macs_never_reach_the_outbox_or_the_logs(lesson, tmp_path, caplog
                     max_bytes=64 * 2**20)
     for p in polls:
         outbox.add_samples(p.samples)
-    outbox.add_samples(ZoneTracker(lesson.cfg).samples(snapshot(polls, lesson.cfg)))
+    outbox.add_samples(ZoneTracker(lesson.cfg).samples(snapshot(polls, lesson.cfg.wifi, lesson.cfg.snmp.devices)))
     outbox.close()
     clients = [s for p in polls for s in p.samples if s.metric.startswith("wifi.client_")]
     assert len({s.tags["client"] for s in clients}) == 160 and all(re.fullmatch(r"p-[0-9a-f]{16}", s.tags["client"])

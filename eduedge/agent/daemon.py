@@ -177,8 +177,8 @@ class Collectors:
 
     def __init__(self, cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, previous: Collectors | None = None,
                  on_trap: Callable[[Event], None] | None = None):
+        from eduedge.agent.device_inventory import probe_scope
         from eduedge.agent.wifi_coverage import WifiRounds
-        from eduedge.collectors.discovery import Scope
         from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
         from eduedge.collectors.snmp.poller import DevicePoller
         from eduedge.collectors.snmp.profiles import load_profiles
@@ -195,7 +195,8 @@ class Collectors:
         wireless = any(d.role in ("wlc", "ap") for d in cfg.snmp.devices)
         # Wi-Fi clients' MACs leave a poll only as this school's pseudonyms (agent/pseudonym.py); discovery
         # names personal devices with the same key, so a tablet seen both ways is one pseudonym
-        pseudo = pseudonymizer(cfg) if wireless or cfg.discovery.enabled else None
+        pseudo = (pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir)
+                  if wireless or cfg.discovery.enabled else None)
         if cfg.snmp.devices:
             profiles = load_profiles(cfg.snmp.profile_dirs)
             self.profile_errors = profiles.errors
@@ -238,7 +239,7 @@ class Collectors:
             assert pseudo is not None
             self.discovery = DiscoveryJob(cfg, pseudo, cfg.agent.data_dir / STATE_FILE)
             self.jobs["discovery"] = Job("discovery", cfg.discovery.interval, "discovery")
-        self.scope = self.discovery.scope if self.discovery is not None else Scope.from_config(cfg)
+        self.scope = self.discovery.scope if self.discovery is not None else probe_scope(cfg)
         if cfg.reachability.enabled:
             self.jobs["reachability"] = Job("reachability", cfg.reachability.interval, "reachability")
         # reachability's verdict per target: a change (or a first "down") is an event
@@ -248,8 +249,10 @@ class Collectors:
             self.jobs["compliance"] = Job("compliance", cfg.standards.assess_interval, "compliance")
         self.broadband = None
         if cfg.broadband.enabled:
-            from eduedge.collectors.broadband import BroadbandCollector
-            self.broadband = BroadbandCollector.from_config(cfg, HOST_DEVICE, self.rates)
+            from eduedge.collectors.broadband.collector import BroadbandCollector
+            self.broadband = BroadbandCollector.from_config(cfg.broadband, HOST_DEVICE, cfg.agent.data_dir,
+                                                            cfg.standards.school_hours.timezone,
+                                                            cfg.host.wan_interface, self.rates)
             self.jobs["broadband"] = Job("broadband", BROADBAND_DUE_EVERY_S, "broadband", HOST_DEVICE)
             self.jobs["broadband:tick"] = Job("broadband:tick", cfg.broadband.utilisation_interval, "broadband:tick",
                                               HOST_DEVICE)

@@ -32,18 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from eduedge.agent.config import AgentConfig
-from eduedge.collectors.discovery import (
+from eduedge.collectors.discovery.discovery import (
     IPNet,
     Observed,
     PassiveListener,
     Scope,
     Sighting,
+    bridge_devices,
     bridge_sightings,
     merge,
     poll_bridge_tables,
     sweep_async,
 )
-from eduedge.collectors.identify import Identification, classify
+from eduedge.collectors.discovery.identify import Identification, classify
 from eduedge.collectors.pjlink import PjlinkStatus, query
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.pseudonym import Pseudonymizer
@@ -278,12 +279,18 @@ class Cycle:
     errors: list[str] = field(default_factory=list)
 
 
+def probe_scope(cfg: AgentConfig) -> Scope:
+    """Where the agent may probe: `discovery.subnets`, and the SNMP devices and reachability targets it lists."""
+    listed = [d.host for d in cfg.snmp.devices] + [t.host for t in cfg.reachability.targets]
+    return Scope.from_config(cfg.discovery, listed)
+
+
 class DiscoveryJob:
     """One discovery cycle at a time; keeps the inventory and (when passive) the listener between cycles."""
 
     def __init__(self, cfg: AgentConfig, pseudo: Pseudonymizer, state_path: Path | None = None):
         self.cfg = cfg
-        self.scope = Scope.from_config(cfg)
+        self.scope = probe_scope(cfg)
         self.inventory = DeviceInventory(cfg, pseudo, state_path)
         self.listener: PassiveListener | None = None
 
@@ -312,7 +319,7 @@ class DiscoveryJob:
         if self.listener is not None:
             sightings += self.listener.drain()
         if disc.bridge_tables:
-            polls = await poll_bridge_tables(cfg)
+            polls = await poll_bridge_tables(cfg.snmp, bridge_devices(disc, cfg.snmp.devices))
             errors += [e for p in polls for e in p.errors]
             sightings += bridge_sightings([s for p in polls for s in p.samples], self.scope, now)
         observed = merge(sightings)
@@ -328,7 +335,8 @@ class DiscoveryJob:
 
     async def identify(self, observed: dict[str, Observed]) -> tuple[dict[str, Identification],
                                                                       dict[str, PjlinkStatus]]:
-        """Classify every observed MAC: configuration, SNMP identity, PJLink, rules (collectors/identify.py)."""
+        """Classify every observed MAC: configuration, SNMP identity, PJLink, rules
+        (collectors/discovery/identify.py)."""
         cfg, disc = self.cfg, self.cfg.discovery
         listed = {split_host_port(d.host)[0]: (d.name, d.role) for d in cfg.snmp.devices}
         first = {mac: classify(mac, o.ip, rules=disc.learning, hostname=o.hostname, dhcp_vendor=o.dhcp_vendor,

@@ -55,11 +55,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eduedge.agent.config import ZONE_TYPES, AgentConfig, LiveClassEndpoint
+from eduedge.agent.config import AgentConfig
 from eduedge.agent.findings import Problem, Status, share_status, worst
 from eduedge.agent.samplestore import SampleStore
 from eduedge.agent.topology import End, Link, Topology, topology_from_store
 from eduedge.agent.wifi_coverage import Judgement, judge_coverage
+from eduedge.collectors.service_probes_config import LiveClassEndpoint
+from eduedge.collectors.wifi.config import ZONE_TYPES
 from eduedge.core.samples import Sample
 
 ERROR_SHARE = 5.0            # % of lesson-time periods with errors a drop may show (a glitch, not a fault)
@@ -128,8 +130,8 @@ def classrooms(cfg: AgentConfig, topology: Topology) -> list[str]:
 
 
 def room_zone(cfg: AgentConfig, room: str) -> str | None:
-    """The Wi-Fi zone that serves `room`, as collectors/wifi.py places APs: a declared zone listing the room, a
-    wifi.aps entry or standalone AP in the room (a zone given only as a type makes the room its own zone)."""
+    """The Wi-Fi zone that serves `room`, as collectors/wifi/collector.py places APs: a declared zone listing the
+    room, a wifi.aps entry or standalone AP in the room (a zone given only as a type makes the room its own zone)."""
     for name, z in cfg.wifi.zones.items():
         if room in expand_rooms(z.rooms):
             return name

@@ -27,8 +27,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eduedge.agent.config import AgentConfig, SnmpDevice
+from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import PollRecord, SampleStore
+from eduedge.collectors.snmp.config import SnmpDevice
 from eduedge.core.samples import Sample
 
 _PREFIXES = {"gigabitethernet": "gi", "ge": "gi", "tengigabitethernet": "te", "tengige": "te",

@@ -1,5 +1,5 @@
 """Wi-Fi coverage and wireless access, zone by zone: what the Yinchuan rules (`wifi-coverage`, `wifi-access`)
-judge, from what the APs and controllers report (collectors/wifi.py).
+judge, from what the APs and controllers report (collectors/wifi/collector.py).
 
 Two halves:
 
@@ -47,10 +47,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eduedge.agent.config import AgentConfig, WifiCapacity, WifiSignal
+from eduedge.agent.config import AgentConfig, WifiSignal
 from eduedge.agent.findings import Problem, Status, share_status
 from eduedge.collectors.snmp.poller import DevicePoll
-from eduedge.collectors.wifi import WifiSnapshot, median, snapshot, wireless_devices
+from eduedge.collectors.wifi.collector import WifiSnapshot, median, snapshot, wireless_devices
+from eduedge.collectors.wifi.config import WifiCapacity
 from eduedge.core.samples import Sample
 
 SUMMARY_DEVICE = "gateway"
@@ -184,7 +185,7 @@ class WifiRounds:
 
     def __init__(self, cfg: AgentConfig):
         self.cfg = cfg
-        self.devices = {d.name: d for d in wireless_devices(cfg)}
+        self.devices = {d.name: d for d in wireless_devices(cfg.snmp.devices)}
         self.tracker = ZoneTracker(cfg)
         self.last: WifiSnapshot | None = None    # the latest closed round (its clients feed the 1:1 count)
         self._pending: dict[str, DevicePoll] = {}
@@ -206,7 +207,7 @@ class WifiRounds:
 
     def _close(self) -> list[Sample]:
         polls, self._pending = list(self._pending.values()), {}
-        self.last = snapshot(polls, self.cfg, now=max(p.time for p in polls))
+        self.last = snapshot(polls, self.cfg.wifi, self.cfg.snmp.devices, now=max(p.time for p in polls))
         return self.tracker.samples(self.last)
 
 

@@ -1,7 +1,7 @@
 """The broadband test server: what a school's agent measures its WAN link against.
 
 The city runs it (`eduedge cloud speedtest-server`), and the simulated campus runs it behind its
-simulated WAN link. One port number, two protocols; the client is collectors/broadband_engine.py.
+simulated WAN link. One port number, two protocols; the client is collectors/broadband/engine.py.
 
 TCP - one request line per connection, answered with `OK ...` or `ERR <reason>` (then closed):
 

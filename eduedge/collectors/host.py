@@ -40,8 +40,18 @@ from pathlib import Path
 
 import psutil
 
+from eduedge.core.model import Duration, Strict
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample
+
+
+class HostConfig(Strict):
+    """The `host` section: the box itself, and which of its interfaces is the WAN port."""
+
+    enabled: bool = True
+    interval: Duration = 60.0
+    wan_interface: str | None = None
+
 
 # The kernel's interface counters are `unsigned long`: 32 bits on a 32-bit ARM box, 64 elsewhere.
 COUNTER_BITS = 64 if sys.maxsize > 2**32 else 32

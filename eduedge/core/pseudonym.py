@@ -34,7 +34,7 @@ import re
 import secrets
 from pathlib import Path
 
-from eduedge.agent.config import AgentConfig
+from eduedge.core.secrets import Secret
 
 KEY_FILE = "pseudonym.key"
 _HEX = re.compile(r"[0-9a-f]")
@@ -84,11 +84,12 @@ class Pseudonymizer:
         return "h-" + self._digest("host", normalise_hostname(name))
 
 
-def load_key(cfg: AgentConfig) -> bytes:
-    """The school's pseudonym key: the configured secret, else `<data_dir>/pseudonym.key`, made on first use."""
-    if cfg.privacy.pseudonym_key is not None:
-        return cfg.privacy.pseudonym_key.read("privacy.pseudonym_key").encode()
-    path = Path(cfg.agent.data_dir) / KEY_FILE
+def load_key(configured: Secret | None, data_dir: Path) -> bytes:
+    """The school's pseudonym key: the configured secret (`privacy.pseudonym_key`), else
+    `<data_dir>/pseudonym.key`, made on first use."""
+    if configured is not None:
+        return configured.read("privacy.pseudonym_key").encode()
+    path = Path(data_dir) / KEY_FILE
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
@@ -111,5 +112,6 @@ def load_key(cfg: AgentConfig) -> bytes:
     return key
 
 
-def pseudonymizer(cfg: AgentConfig) -> Pseudonymizer:
-    return Pseudonymizer(load_key(cfg))
+def pseudonymizer(configured: Secret | None, data_dir: Path) -> Pseudonymizer:
+    """The school's pseudonymizer, keyed as `load_key` says."""
+    return Pseudonymizer(load_key(configured, data_dir))

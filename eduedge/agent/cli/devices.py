@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         from eduedge.core.pseudonym import pseudonymizer
 
         cfg = config_or_exit(config)
-        inv = DeviceInventory(cfg, pseudonymizer(cfg), Path(cfg.agent.data_dir) / STATE_FILE)
+        inv = DeviceInventory(cfg, pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir),
+                              Path(cfg.agent.data_dir) / STATE_FILE)
         rows = [d for d in inv.devices.values() if device_class is None or d.device_class == device_class]
         if as_json:
             typer.echo(json.dumps([{**d.__dict__, "name": inv.device_id(d)} for d in rows], indent=2))

@@ -34,10 +34,9 @@ from eduedge.agent.daemon import HOST_DEVICE
 from eduedge.agent.findings import Finding, Problem, rank_problems
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.host import HostCollector
-from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+from eduedge.collectors.snmp.build import poller_for
 from eduedge.collectors.snmp.poller import DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
-from eduedge.core.netaddr import split_host_port
 from eduedge.core.secrets import SecretError
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE = 0, 1, 2, 3
@@ -86,22 +85,13 @@ def _pollers(cfg: AgentConfig) -> tuple[list[DevicePoller], list[DeviceState]]:
     """A poller per configured device; devices that cannot even be asked (a secret that cannot be read,
     an address that is no address) come back as failed states instead."""
     profiles = load_profiles(cfg.snmp.profile_dirs)
-    dft = cfg.snmp.defaults
     pollers, failed = [], []
     for d in cfg.snmp.devices:
         try:
-            auth = SnmpAuth.from_config(cfg.snmp.credentials[d.credentials], d.credentials)
-            host, port = split_host_port(d.host)
-            client = SnmpClient(d.name, host, port, auth, timeout=d.timeout or dft.timeout,
-                                retries=dft.retries if d.retries is None else d.retries,
-                                max_repetitions=dft.max_repetitions,
-                                rate_limit_rps=d.rate_limit_rps or dft.rate_limit_rps,
-                                oids_per_request=dft.oids_per_request)
+            # no pseudonymizer: diag keeps its polls in the store, where no per-client line belongs
+            pollers.append(poller_for(d, cfg.snmp, profiles))
         except (SecretError, ValueError, OSError) as e:
             failed.append(DeviceState(d.name, d.role, False, [f"{d.name}: {e}"]))
-            continue
-        pollers.append(DevicePoller(client, profiles, forced_profile=d.profile, deadline=d.deadline or dft.deadline,
-                                    static_refresh=dft.static_refresh))
     return pollers, failed
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import typer
 
 from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
-from eduedge.agent.config import LiveClassEndpoint
 from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_endpoint
+from eduedge.collectors.service_probes_config import LiveClassEndpoint
 
 EXIT_CONFIG = 2
 

@@ -24,14 +24,14 @@ from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
 def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
     """One scan as a JSON-ready dict; raises `OutOfScope` for a subnet the configuration does not list."""
     from eduedge.agent.device_inventory import DiscoveryJob, apply_reachability, reachability_targets
-    from eduedge.collectors.discovery import OutOfScope, Scope
+    from eduedge.collectors.discovery.discovery import OutOfScope, Scope
     from eduedge.collectors.reachability import probe
     from eduedge.core.pseudonym import pseudonymizer
 
     nets = [ipaddress.IPv4Network(s) for s in subnets] or list(cfg.discovery.subnets)
     if not nets:
         raise OutOfScope("no subnet to scan: list discovery.subnets in the configuration or give --subnet")
-    job = DiscoveryJob(cfg, pseudonymizer(cfg), state_path)
+    job = DiscoveryJob(cfg, pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir), state_path)
     if own:
         job.scope = Scope(tuple({*job.scope.subnets, *nets}), job.scope.hosts)
     for n in nets:
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
                                  help="allow a --subnet that discovery.subnets does not list"),
     ) -> None:
         """Sweep the configured subnets now: what is there, its class and vendor, its port and room, up or not."""
-        from eduedge.collectors.discovery import OutOfScope
+        from eduedge.collectors.discovery.discovery import OutOfScope
 
         cfg = config_or_exit(config)
         try:

@@ -23,10 +23,11 @@ from rich.live import Live
 from rich.text import Text
 
 from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
-from eduedge.agent.config import AgentConfig, BroadbandConfig, ConfigError
-from eduedge.collectors.broadband_engine import Engine, MeasureOptions, Progress, parse_server, server_text
-from eduedge.collectors.broadband_result import BroadbandResult
-from eduedge.collectors.broadband_schedule import ExclusiveLock
+from eduedge.agent.config import AgentConfig, ConfigError
+from eduedge.collectors.broadband.config import BroadbandConfig
+from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Progress, parse_server, server_text
+from eduedge.collectors.broadband.result import BroadbandResult
+from eduedge.collectors.broadband.schedule import ExclusiveLock
 from eduedge.core.secrets import SecretError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
@@ -166,7 +167,7 @@ def register(app: typer.Typer) -> None:
             host, port = parse_server(b.server) if b.server else (None, 0)
             runner = None
             if b.engine == "iperf3":
-                from eduedge.collectors.broadband_iperf3 import iperf3_runner
+                from eduedge.collectors.broadband.iperf3 import iperf3_runner
 
                 assert b.iperf3_server is not None
                 runner = iperf3_runner(*parse_server(b.iperf3_server))

@@ -2,7 +2,7 @@
 weak and where.
 
 It polls the configured controllers and APs (snmp.devices with role wlc or ap) once, places every AP in its
-zone (collectors/wifi.py) and says, zone by zone: which APs are down, which radios are busy or noisy for the
+zone (collectors/wifi/collector.py) and says, zone by zone: which APs are down, which radios are busy or noisy for the
 zone's type (wifi.capacity; a noise floor above the zone's RSSI minus SNR), which clients are below the
 signal the zone needs (standards.wifi_signal), and which APs no zone claims. Clients appear only as counts
 and pseudonyms: their MACs never leave the poller in clear, here neither. The verdicts over school hours
@@ -22,35 +22,25 @@ from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.wifi_coverage import capacity_for, good_signal, signal_for
 from eduedge.collectors.snmp.poller import DevicePoll
-from eduedge.collectors.wifi import Ap, WifiSnapshot, median, snapshot, wireless_devices
-from eduedge.core.netaddr import split_host_port
+from eduedge.collectors.wifi.collector import Ap, WifiSnapshot, median, snapshot, wireless_devices
 from eduedge.core.secrets import SecretError
 
 
 def poll_wireless(cfg: AgentConfig, only: str | None = None) -> list[DevicePoll]:
     """Poll the configured controllers and APs once (clients pseudonymised with the school's key)."""
-    from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
-    from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+    from eduedge.collectors.snmp.build import poller_for
+    from eduedge.collectors.snmp.poller import poll_many
     from eduedge.collectors.snmp.profiles import load_profiles
     from eduedge.core.pseudonym import pseudonymizer
 
-    devices = [d for d in wireless_devices(cfg) if only is None or d.name == only]
+    devices = [d for d in wireless_devices(cfg.snmp.devices) if only is None or d.name == only]
     if not devices:
         raise ValueError(f"no device {only!r} with role wlc or ap under snmp.devices" if only else
                          "no Wi-Fi controller or AP under snmp.devices (role wlc or ap)")
     profiles = load_profiles(cfg.snmp.profile_dirs)
-    pseudo = pseudonymizer(cfg)
-    dflt = cfg.snmp.defaults
-    pollers = []
-    for d in devices:
-        host, port = split_host_port(d.host)
-        auth = SnmpAuth.from_config(cfg.snmp.credentials[d.credentials], d.credentials)
-        client = SnmpClient(d.name, host, port, auth, timeout=d.timeout or dflt.timeout,
-                            retries=d.retries if d.retries is not None else dflt.retries,
-                            max_repetitions=dflt.max_repetitions, oids_per_request=dflt.oids_per_request)
-        pollers.append(DevicePoller(client, profiles, forced_profile=d.profile, deadline=d.deadline or dflt.deadline,
-                                    pseudonymizer=pseudo))
-    return asyncio.run(poll_many(pollers, dflt.concurrency))
+    pseudo = pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir)
+    pollers = [poller_for(d, cfg.snmp, profiles, pseudonymizer=pseudo) for d in devices]
+    return asyncio.run(poll_many(pollers, cfg.snmp.defaults.concurrency))
 
 
 def report(snap: WifiSnapshot, cfg: AgentConfig) -> dict[str, Any]:
@@ -204,7 +194,7 @@ def register(app: typer.Typer) -> None:
         except (ValueError, SecretError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
-        rep = report(snapshot(polls, cfg), cfg)
+        rep = report(snapshot(polls, cfg.wifi, cfg.snmp.devices), cfg)
         rep["findings"] = latest_findings(cfg)
         if as_json:
             typer.echo(json.dumps(rep, indent=2, ensure_ascii=False))

@@ -55,7 +55,7 @@ from gufo.snmp.aio.client import SnmpSession
 from gufo.snmp.policer import RPSPolicer
 from gufo.snmp.protocol import SnmpClientSocketProtocol
 
-from eduedge.agent.config import SnmpCredentials
+from eduedge.collectors.snmp.config import SnmpCredentials
 
 _AUTH = {"MD5": Md5Key, "SHA": Sha1Key, "SHA224": Sha224Key, "SHA256": Sha256Key, "SHA384": Sha384Key,
          "SHA512": Sha512Key}
@@ -132,6 +132,7 @@ class SnmpClient:
         self.timeout, self.retries = timeout, retries
         self.oids_per_request = oids_per_request
         self.max_repetitions = max_repetitions
+        self.rate_limit_rps = rate_limit_rps
         self.requests = 0
         self.values = 0
         # one policer for our requests and gufo's own (v3 discovery, v1 GETNEXT walks)

@@ -51,8 +51,8 @@ from pysnmp.proto import rfc1902
 from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
-from eduedge.agent.config import SnmpConfig
 from eduedge.collectors.snmp.client import SnmpAuth
+from eduedge.collectors.snmp.config import SnmpConfig
 from eduedge.collectors.snmp.poller import as_text
 from eduedge.collectors.snmp.profiles import BUNDLED_DIR
 from eduedge.core.events import Event, Severity

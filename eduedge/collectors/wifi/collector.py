@@ -2,7 +2,7 @@
 placed in the school's zone.
 
 The firmware profiles turn every vendor's tables into the canonical `wifi.*` samples (canonical-metrics.yaml);
-`snapshot(polls, cfg)` turns one round of SNMP polls into a `WifiSnapshot`:
+`snapshot(polls, cfg.wifi, cfg.snmp.devices)` turns one round of SNMP polls into a `WifiSnapshot`:
 
 | object   | from                                                   | fields                                      |
 |----------|--------------------------------------------------------|---------------------------------------------|
@@ -35,8 +35,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from eduedge.agent.config import ZONE_TYPES, AgentConfig, SnmpDevice
+from eduedge.collectors.snmp.config import SnmpDevice
 from eduedge.collectors.snmp.poller import DevicePoll
+from eduedge.collectors.wifi.config import ZONE_TYPES, WifiConfig
 from eduedge.core.samples import Sample
 
 _5GHZ = {*range(32, 145, 4), *range(149, 178, 4)}
@@ -145,15 +146,17 @@ class WifiSnapshot:
                 "ssids": self.ssids, "devices": self.devices}
 
 
-def wireless_devices(cfg: AgentConfig) -> list[SnmpDevice]:
+def wireless_devices(devices: Iterable[SnmpDevice]) -> list[SnmpDevice]:
     """The snmp.devices that report Wi-Fi: controllers and APs."""
-    return [d for d in cfg.snmp.devices if d.role in ("wlc", "ap")]
+    return [d for d in devices if d.role in ("wlc", "ap")]
 
 
-def snapshot(polls: Iterable[DevicePoll], cfg: AgentConfig, now: float | None = None) -> WifiSnapshot:
-    """The APs, radios, clients and SSIDs in these polls, each AP placed in its zone."""
+def snapshot(polls: Iterable[DevicePoll], cfg: WifiConfig, snmp_devices: Iterable[SnmpDevice],
+             now: float | None = None) -> WifiSnapshot:
+    """The APs, radios, clients and SSIDs in these polls, each AP placed in its zone (by the `wifi` section,
+    and a standalone AP by its entry in `snmp_devices`)."""
     polls = list(polls)
-    devices = {d.name: d for d in cfg.snmp.devices}
+    devices = {d.name: d for d in snmp_devices}
     aps: dict[tuple[str, str], Ap] = {}
     clients: dict[str, Client] = {}
     ssids: dict[str, int] = {}
@@ -253,8 +256,7 @@ def _client(clients: dict[str, Client], device: str, ap: str, s: Sample) -> None
         setattr(c, field_, float(s.value))
 
 
-def _place(ap: Ap, cfg: AgentConfig, devices: dict[str, SnmpDevice]) -> None:
-    w = cfg.wifi
+def _place(ap: Ap, w: WifiConfig, devices: dict[str, SnmpDevice]) -> None:
     zone, room = None, None
     if ap.standalone:
         dev = devices.get(ap.device)

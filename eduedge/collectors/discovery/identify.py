@@ -18,7 +18,7 @@ the e-schoolbag of the 1:1 rule), other. The first rule that applies decides, st
 leaves the box: learning devices, anything with a randomised (locally administered) MAC, and anything
 not positively identified as school equipment. Only classes 1-3 and 5 are not personal.
 
->>> from eduedge.agent.config import LearningDeviceRules
+>>> from eduedge.collectors.discovery.config import LearningDeviceRules
 >>> rules = LearningDeviceRules(hostnames=["^stu-"], oui=["3c:5a:b4"])
 >>> i = classify("3c:5a:b4:00:00:01", "198.18.10.20", rules=rules)
 >>> i.device_class, i.personal, i.evidence[0]
@@ -33,8 +33,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from eduedge.agent.config import LearningDeviceRules
-from eduedge.collectors.oui import Vendor, lookup
+from eduedge.collectors.discovery.config import LearningDeviceRules
+from eduedge.collectors.discovery.oui import Vendor, lookup
 from eduedge.collectors.pjlink import PjlinkStatus
 
 INFRASTRUCTURE = ("projector", "panel", "printer", "ups", "camera", "nvr")

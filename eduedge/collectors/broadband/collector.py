@@ -1,7 +1,7 @@
 """Broadband: the school's WAN link, measured against the city's test server and watched for load.
 
 Three things run on the gateway box:
-- capacity tests (collectors/broadband_engine.py; iperf3 optionally, collectors/broadband_iperf3.py):
+- capacity tests (collectors/broadband/engine.py; iperf3 optionally, collectors/broadband/iperf3.py):
   idle latency, then download and upload over several TCP streams with the ramp-up excluded, with
   latency measured under that load. They start at random times in the configured windows (school
   hours, overnight), never two at once, within a daily byte budget, and are skipped - with the reason,
@@ -41,7 +41,7 @@ Events: `broadband.test_failed` (warning: no figure, and why), `broadband.test_s
 A failed part of a test gives no figure, never a zero: a dead link is an outage (wan.reachable), not a
 capacity of 0 Mbit/s.
 
->>> from eduedge.collectors.broadband_result import BroadbandResult, Probes, Throughput
+>>> from eduedge.collectors.broadband.result import BroadbandResult, Probes, Throughput
 >>> r = BroadbandResult(0.0, "city:5201", "builtin", reachable=True, idle=Probes([20.0, 21.0]),
 ...                     down=Throughput("down", "builtin", 8, mbps=93.9, seconds=10))
 >>> sorted({s.metric for s in result_samples(r, "gateway")})
@@ -62,8 +62,8 @@ from zoneinfo import ZoneInfo
 
 import psutil
 
-from eduedge.agent.config import AgentConfig, BroadbandConfig
-from eduedge.collectors.broadband_engine import (
+from eduedge.collectors.broadband.config import BroadbandConfig
+from eduedge.collectors.broadband.engine import (
     COUNTER_BITS,
     Engine,
     MeasureOptions,
@@ -74,8 +74,8 @@ from eduedge.collectors.broadband_engine import (
     probe_once,
     route_interface,
 )
-from eduedge.collectors.broadband_result import BroadbandResult, median, rfc3550_jitter
-from eduedge.collectors.broadband_schedule import Budget, DailyPlan, ExclusiveLock
+from eduedge.collectors.broadband.result import BroadbandResult, median, rfc3550_jitter
+from eduedge.collectors.broadband.schedule import Budget, DailyPlan, ExclusiveLock
 from eduedge.core.events import Event
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample
@@ -287,11 +287,12 @@ class BroadbandCollector:
         self._mutex = threading.Lock()
 
     @classmethod
-    def from_config(cls, cfg: AgentConfig, device: str, rates: RateTracker | None = None) -> BroadbandCollector:
-        b = cfg.broadband
-        token = b.token.read("broadband.token") if b.token else None
-        return cls(b, device, cfg.agent.data_dir, ZoneInfo(cfg.standards.school_hours.timezone),
-                   cfg.host.wan_interface, token, rates)
+    def from_config(cls, cfg: BroadbandConfig, device: str, data_dir: Path, timezone: str,
+                    wan_interface: str | None = None, rates: RateTracker | None = None) -> BroadbandCollector:
+        """From the `broadband` section, reading its token; the agent says where its data lives, the school's
+        time zone (the windows' clock) and the WAN port (`host.wan_interface`)."""
+        token = cfg.token.read("broadband.token") if cfg.token else None
+        return cls(cfg, device, data_dir, ZoneInfo(timezone), wan_interface, token, rates)
 
     def options(self) -> MeasureOptions:
         c = self.cfg
@@ -419,7 +420,7 @@ class BroadbandCollector:
         host, port = self.server if self.server else (None, 0)
         runner = None
         if self.cfg.engine == "iperf3":
-            from eduedge.collectors.broadband_iperf3 import iperf3_runner
+            from eduedge.collectors.broadband.iperf3 import iperf3_runner
 
             assert self.cfg.iperf3_server is not None
             runner = iperf3_runner(*parse_server(self.cfg.iperf3_server))

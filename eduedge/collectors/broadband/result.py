@@ -1,7 +1,7 @@
 """What a broadband test found, as plain data: echo probes (RTT, RFC 3550 jitter, loss), each direction's
 goodput with its per-interval series, and the ceiling of the gateway's WAN port.
 
-collectors/broadband.py turns a `BroadbandResult` into samples; `eduedge speedtest` prints it.
+collectors/broadband/collector.py turns a `BroadbandResult` into samples; `eduedge speedtest` prints it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ within a daily byte budget.
   `eduedge speedtest` never measure at the same time.
 
 >>> from zoneinfo import ZoneInfo
->>> from eduedge.agent.config import BroadbandWindow
+>>> from eduedge.collectors.broadband.config import BroadbandWindow
 >>> plan = DailyPlan([BroadbandWindow(name="night", start="01:00", end="02:00", tests=3)], ZoneInfo("UTC"),
 ...                 random.Random(1))
 >>> [datetime.fromtimestamp(t, ZoneInfo("UTC")).strftime("%H:%M") for t in plan.times_for(date(2025, 3, 11))]
@@ -29,7 +29,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from eduedge.agent.config import BroadbandWindow
+from eduedge.collectors.broadband.config import BroadbandWindow
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from eduedge.collectors.broadband_result import BroadbandResult, Direction, PortInfo, Probes, Throughput, mbps
+from eduedge.collectors.broadband.result import BroadbandResult, Direction, PortInfo, Probes, Throughput, mbps
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.rates import RateTracker
 

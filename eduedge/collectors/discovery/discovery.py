@@ -25,7 +25,7 @@ scapy is imported inside the functions that use it (0.4 s), never at agent start
 ['198.18.10.1', '198.18.10.2']
 >>> sweep_targets([ipaddress.ip_network("198.18.11.0/30")], scope)
 Traceback (most recent call last):
-eduedge.collectors.discovery.OutOfScope: 198.18.11.0/30 is not inside the configured subnets (198.18.10.0/29)
+eduedge.collectors.discovery.discovery.OutOfScope: 198.18.11.0/30 is not inside the configured subnets (198.18.10.0/29)
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eduedge.agent.config import AgentConfig
+from eduedge.collectors.discovery.config import DiscoveryConfig
+from eduedge.collectors.snmp.config import SnmpConfig, SnmpDevice
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.pseudonym import normalise_mac
 from eduedge.core.samples import Sample
@@ -65,16 +66,16 @@ class Scope:
     hosts: frozenset[ipaddress.IPv4Address] = frozenset()
 
     @classmethod
-    def from_config(cls, cfg: AgentConfig) -> Scope:
+    def from_config(cls, cfg: DiscoveryConfig, listed: Iterable[str] = ()) -> Scope:
+        """`discovery.subnets`, and the `listed` hosts (HOST or HOST:PORT: the configured SNMP devices and
+        reachability targets) that may be probed wherever they are."""
         hosts = set()
-        listed = [split_host_port(d.host)[0] for d in cfg.snmp.devices]
-        listed += [split_host_port(t.host)[0] for t in cfg.reachability.targets]
-        for h in listed:
+        for h in (split_host_port(x)[0] for x in listed):
             try:
                 hosts.add(ipaddress.IPv4Address(h))
             except ValueError:
                 continue    # a name: resolved and checked where it is probed
-        return cls(tuple(cfg.discovery.subnets), frozenset(hosts))
+        return cls(tuple(cfg.subnets), frozenset(hosts))
 
     def allows(self, ip: str | ipaddress.IPv4Address) -> bool:
         try:
@@ -269,39 +270,25 @@ def _text(value: object) -> str | None:
 
 # -- switch tables ------------------------------------------------------------------------------------
 
-def bridge_devices(cfg: AgentConfig) -> list[str]:
+def bridge_devices(cfg: DiscoveryConfig, devices: Iterable[SnmpDevice]) -> list[str]:
     """The SNMP devices whose forwarding and ARP tables discovery reads."""
-    if cfg.discovery.bridge_devices:
-        return list(cfg.discovery.bridge_devices)
-    return [d.name for d in cfg.snmp.devices if d.role in BRIDGE_ROLES]
+    if cfg.bridge_devices:
+        return list(cfg.bridge_devices)
+    return [d.name for d in devices if d.role in BRIDGE_ROLES]
 
 
-async def poll_bridge_tables(cfg: AgentConfig, names: Sequence[str] | None = None) -> list[Any]:
-    """Read the `_bridge` tables of the switches (each with its own deadline); returns `DevicePoll`s."""
-    from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
-    from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+async def poll_bridge_tables(snmp: SnmpConfig, names: Sequence[str]) -> list[Any]:
+    """Read the `_bridge` tables of these snmp.devices (each with its own deadline); returns `DevicePoll`s."""
+    from eduedge.collectors.snmp.build import poller_for
+    from eduedge.collectors.snmp.poller import poll_many
     from eduedge.collectors.snmp.profiles import load_profiles
 
-    names = list(names) if names is not None else bridge_devices(cfg)
     if not names:
         return []
-    profiles = load_profiles(cfg.snmp.profile_dirs)
-    dflt = cfg.snmp.defaults
-    devices = {d.name: d for d in cfg.snmp.devices}
-    auths: dict[str, SnmpAuth] = {}
-    pollers = []
-    for name in names:
-        d = devices[name]
-        if d.credentials not in auths:
-            auths[d.credentials] = SnmpAuth.from_config(cfg.snmp.credentials[d.credentials], d.credentials)
-        host, port = split_host_port(d.host)
-        client = SnmpClient(d.name, host, port, auths[d.credentials], timeout=d.timeout or dflt.timeout,
-                            retries=d.retries if d.retries is not None else dflt.retries,
-                            max_repetitions=dflt.max_repetitions, oids_per_request=dflt.oids_per_request,
-                            rate_limit_rps=d.rate_limit_rps or dflt.rate_limit_rps)
-        pollers.append(DevicePoller(client, profiles, forced_profile=BRIDGE_PROFILE,
-                                    deadline=d.deadline or dflt.deadline, static_refresh=0))
-    return await poll_many(pollers, dflt.concurrency)
+    profiles = load_profiles(snmp.profile_dirs)
+    devices = {d.name: d for d in snmp.devices}
+    pollers = [poller_for(devices[n], snmp, profiles, profile=BRIDGE_PROFILE, static_refresh=0) for n in names]
+    return await poll_many(pollers, snmp.defaults.concurrency)
 
 
 def bridge_sightings(samples: Iterable[Sample], scope: Scope, now: float | None = None) -> list[Sighting]:
