@@ -81,7 +81,6 @@ from eduedge.agent.outbox import Outbox
 from eduedge.agent.samplestore import SampleStore
 from eduedge.agent.state import state_path, write_state
 from eduedge.core.events import Event
-from eduedge.core.netaddr import split_host_port
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample
 from eduedge.core.secrets import SecretError
@@ -179,7 +178,8 @@ class Collectors:
                  on_trap: Callable[[Event], None] | None = None):
         from eduedge.agent.device_inventory import probe_scope
         from eduedge.agent.wifi_coverage import WifiRounds
-        from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
+        from eduedge.collectors.snmp.build import poller_for
+        from eduedge.collectors.snmp.client import SnmpAuth
         from eduedge.collectors.snmp.poller import DevicePoller
         from eduedge.collectors.snmp.profiles import load_profiles
         from eduedge.core.pseudonym import pseudonymizer
@@ -205,7 +205,6 @@ class Collectors:
             dflt = cfg.snmp.defaults
             for d in cfg.snmp.devices:
                 old = previous.pollers.get(d.name) if previous else None
-                host, port = split_host_port(d.host)
                 same = (old is not None and previous is not None and previous.devices.get(d.name) == d
                         and previous.cfg.snmp.defaults == dflt
                         and previous.cfg.snmp.credentials.get(d.credentials) == cfg.snmp.credentials[d.credentials])
@@ -213,16 +212,9 @@ class Collectors:
                     assert old is not None
                     self.pollers[d.name] = old  # keeps its identity and counter state across the reload
                 else:
-                    client = SnmpClient(d.name, host, port, auths[d.credentials],
-                                        timeout=d.timeout or dflt.timeout,
-                                        retries=d.retries if d.retries is not None else dflt.retries,
-                                        max_repetitions=dflt.max_repetitions,
-                                        rate_limit_rps=d.rate_limit_rps or dflt.rate_limit_rps,
-                                        oids_per_request=dflt.oids_per_request)
-                    self.pollers[d.name] = DevicePoller(client, profiles, self.rates, forced_profile=d.profile,
-                                                        deadline=d.deadline or dflt.deadline,
-                                                        static_refresh=dflt.static_refresh,
-                                                        pseudonymizer=pseudo if wireless else None)
+                    self.pollers[d.name] = poller_for(d, cfg.snmp, profiles, rates=self.rates,
+                                                      auth=auths[d.credentials],
+                                                      pseudonymizer=pseudo if wireless else None)
                 name = f"snmp:{d.name}"
                 self.jobs[name] = Job(name, d.interval or dflt.interval, "snmp", d.name)
             if wireless:
