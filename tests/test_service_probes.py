@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import re
 import socket
 import ssl
 import struct
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from eduedge.cloud.speedtest_server import SpeedtestServer
-from eduedge.collectors.service_probes import dns_answer, dns_query, probe_endpoint
+from eduedge.collectors.service_probes import probe_endpoint
 from eduedge.collectors.service_probes_config import LiveClassConfig
 
 pytestmark = pytest.mark.integration
@@ -89,17 +90,41 @@ def make_ca(tmp: Path) -> Ca:
     return Ca(key, cert, path)
 
 
+def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for `name` (and 127.0.0.1) signed by its own key, as `openssl req -x509` makes one."""
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    sans = [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(ADDRESS))]
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "self-signed.crt", tmp / "self-signed.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 # -- the peers -------------------------------------------------------------------------------------------
 
 async def _http_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """GET / -> 200; /slow -> 200 after 0.6 s; /missing -> 404."""
+    """GET / -> 200; /slow -> 200 after 0.6 s; /missing -> 404; /close -> closed unanswered; /icy -> a status
+    line that is not HTTP's (SHOUTcast's)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
         path = head.split(b" ", 2)[1]
         if path == b"/slow":
             await asyncio.sleep(0.6)
-        status = b"404 Not Found" if path == b"/missing" else b"200 OK"
-        writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        if path == b"/icy":
+            writer.write(b"ICY 200 OK\r\nicy-name: radio\r\n\r\n")
+        elif path != b"/close":
+            status = b"404 Not Found" if path == b"/missing" else b"200 OK"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
         await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
         pass
@@ -107,34 +132,83 @@ async def _http_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         writer.close()
 
 
-class DnsResponder(asyncio.DatagramProtocol):
-    """Answers A questions: NAME (and the other test names) is 127.0.0.1, `silent.edu.test` gets no answer,
-    anything else does not exist."""
+async def _ssh_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """What an SSH server does: its banner first, and a complaint to a client that is not SSH."""
+    try:
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+        await writer.drain()
+        await reader.read(4096)
+        writer.write(b"Invalid SSH identification string.\r\n")
+        await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
-    KNOWN = (NAME, "other.edu.test")
+
+def dns_reply(data: bytes, over_udp: bool) -> tuple[bytes | None, float]:
+    """The answer to the question in `data` and how long to hold it back (None: no answer), written by hand
+    so that the probe's DNS library is checked against bytes it did not write:
+    NAME and other.edu.test are 127.0.0.1; v6.edu.test has only ::1 (AAAA); slow-dns.edu.test answers after
+    0.2 s; big.edu.test is truncated over UDP and answered over TCP; empty.edu.test has no address;
+    broken.edu.test fails (SERVFAIL); silent.edu.test gets no answer; anything else does not exist."""
+    qid = struct.unpack("!H", data[:2])[0]
+    i, labels = 12, []
+    while data[i]:
+        labels.append(data[i + 1:i + 1 + data[i]].decode())
+        i += 1 + data[i]
+    question = data[12:i + 5]
+    qtype = struct.unpack("!H", data[i + 1:i + 3])[0]
+    name = ".".join(labels)
+
+    def reply(flags: int, *answers: bytes) -> bytes:
+        return struct.pack("!HHHHHH", qid, flags, 1, len(answers), 0, 0) + question + b"".join(answers)
+
+    a = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(ADDRESS)
+    aaaa = struct.pack("!HHHIH", 0xC00C, 28, 1, 60, 16) + socket.inet_pton(socket.AF_INET6, "::1")
+    if name == "silent.edu.test":
+        return None, 0
+    if name == "broken.edu.test":
+        return reply(0x8182), 0
+    if name == "empty.edu.test":
+        return reply(0x8180), 0
+    if name == "v6.edu.test":
+        return reply(0x8180, *([aaaa] if qtype == 28 else [])), 0
+    if name == "big.edu.test" and over_udp:
+        return reply(0x8380), 0                                  # TC: too big for a datagram, ask over TCP
+    if name in (NAME, "other.edu.test", "slow-dns.edu.test", "big.edu.test"):
+        return reply(0x8180, *([a] if qtype == 1 else [])), 0.2 if name == "slow-dns.edu.test" else 0
+    return reply(0x8183), 0
+
+
+class DnsResponder(asyncio.DatagramProtocol):
+    """dns_reply over UDP; before each answer, two datagrams that are not it: one not DNS, one for another id."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        qid = struct.unpack("!H", data[:2])[0]
-        i, labels = 12, []
-        while data[i]:
-            labels.append(data[i + 1:i + 1 + data[i]].decode())
-            i += 1 + data[i]
-        question = data[12:i + 5]
-        qtype = struct.unpack("!H", data[i + 1:i + 3])[0]
-        name = ".".join(labels)
-        if name == "silent.edu.test":
+        answer, delay = dns_reply(data, over_udp=True)
+        if answer is None:
             return
-        if name not in self.KNOWN:
-            self.transport.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, addr)
-            return
-        answer = b""
-        if qtype == 1:
-            answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(ADDRESS)
-        self.transport.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1 if answer else 0, 0, 0) + question + answer,
-                              addr)
+        stray = struct.pack("!H", (struct.unpack("!H", answer[:2])[0] + 1) & 0xFFFF) + answer[2:]
+        for d in (b"not dns", stray):
+            self.transport.sendto(d, addr)
+        asyncio.get_running_loop().call_later(delay, self.transport.sendto, answer, addr)
+
+
+async def _dns_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """dns_reply over TCP (RFC 1035 4.2.2: each message after its two-byte length)."""
+    try:
+        size = struct.unpack("!H", await reader.readexactly(2))[0]
+        answer, _ = dns_reply(await reader.readexactly(size), over_udp=False)
+        if answer is not None:
+            writer.write(struct.pack("!H", len(answer)) + answer)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
 
 
 class Relay:
@@ -209,6 +283,10 @@ class Peers:
     expired: int = 0                # expired 3 days ago
     wrong_name: int = 0             # valid, but for other.edu.test only
     plain: int = 0                  # plain HTTP
+    plain6: int = 0                 # plain HTTP on ::1
+    ssh: int = 0                    # an SSH server: neither TLS nor HTTP
+    self_signed: int = 0            # a certificate that signed itself (self_signed_cert)
+    self_signed_cert: Path | None = None
     closed: int = 0                 # nothing listens here
     dns: int = 0
     echo: int = 0                   # the test server behind the relay
@@ -233,9 +311,22 @@ def peers(tmp: Path) -> Iterator[Peers]:
             server = await asyncio.start_server(_http_handler, ADDRESS, 0, ssl=ctx)
             p.servers.append(server)
             setattr(p, attr, server.sockets[0].getsockname()[1])
+        server = await asyncio.start_server(_ssh_handler, ADDRESS, 0)
+        p.servers.append(server)
+        p.ssh = server.sockets[0].getsockname()[1]
+        server = await asyncio.start_server(_http_handler, "::1", 0)
+        p.servers.append(server)
+        p.plain6 = server.sockets[0].getsockname()[1]
+        p.self_signed_cert, key = self_signed(tmp, NAME)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(p.self_signed_cert, key)
+        server = await asyncio.start_server(_http_handler, ADDRESS, 0, ssl=ctx)
+        p.servers.append(server)
+        p.self_signed = server.sockets[0].getsockname()[1]
         transport, _ = await loop.create_datagram_endpoint(DnsResponder, local_addr=(ADDRESS, 0))
         p.servers.append(transport)
         p.dns = transport.get_extra_info("sockname")[1]
+        p.servers.append(await asyncio.start_server(_dns_tcp, ADDRESS, p.dns))
         test_server = SpeedtestServer(ADDRESS, 0)
         await test_server.start()
         p.servers.append(test_server)
@@ -354,6 +445,57 @@ def test_a_refused_connection_fails_the_connect_stage(net):
     assert r.failure == f"connect: {ADDRESS} refused the connection: nothing listens on port {net.closed}"
 
 
+def test_the_dns_time_is_the_round_trip_of_the_question(net):
+    r = probe(net, url=f"http://slow-dns.edu.test:{net.plain}/")
+    assert r.up and 200 <= r.dns_ms < 1000                       # the responder holds its answer back 0.2 s
+
+
+def test_a_name_with_only_an_ipv6_address_is_asked_for_aaaa_and_reached_over_ipv6(net):
+    r = probe(net, url=f"http://v6.edu.test:{net.plain6}/")
+    assert r.up, r.failures
+    assert r.address == "::1" and r.http_status == 200 and r.dns_ms is not None and r.connect_ms is not None
+
+
+def test_a_truncated_answer_is_asked_again_over_tcp(net):
+    r = probe(net, url=f"http://big.edu.test:{net.plain}/")
+    assert r.up and r.address == ADDRESS
+
+
+def test_a_name_without_an_address_and_a_failing_resolver_fail_the_dns_stage(net):
+    where = f"resolver {ADDRESS}:{net.dns}"
+    empty = probe(net, url=f"http://empty.edu.test:{net.plain}/")
+    assert empty.failure == f"dns: empty.edu.test has no address (no A or AAAA record) at {where}"
+    broken = probe(net, url=f"http://broken.edu.test:{net.plain}/")
+    assert broken.failure == f"dns: broken.edu.test: the resolver failed (SERVFAIL) at {where}"
+
+
+def test_a_self_signed_certificate_passes_only_when_it_is_the_configured_ca(net):
+    r = probe(net, url=f"https://{NAME}:{net.self_signed}/", ca_file=str(net.self_signed_cert))
+    assert r.up, r.failures
+    assert r.tls_ms is not None and 89.9 < r.cert_days < 90.01
+    untrusted = probe(net, url=f"https://{NAME}:{net.self_signed}/", ca_file=None)
+    assert [f.stage for f in untrusted.failures] == ["tls"]
+    assert re.search(r"does not check out: self.signed certificate", untrusted.failure), untrusted.failure
+    assert untrusted.cert_days is not None and untrusted.cert_days > 89
+
+
+def test_https_to_a_server_that_speaks_no_tls_fails_the_tls_stage(net):
+    r = probe(net, url=f"https://{NAME}:{net.ssh}/")
+    assert [f.stage for f in r.failures] == ["tls"] and r.connect_ms is not None
+    assert r.failure.startswith("tls: the TLS handshake with live.edu.test failed: "), r.failure
+
+
+def test_a_server_that_hangs_up_or_does_not_speak_http_fails_the_http_stage(net):
+    closed = probe(net, url=f"https://{NAME}:{net.https}/close")
+    assert closed.failure == "http: live.edu.test closed the connection without answering"
+    assert closed.tls_ms is not None and closed.cert_days is not None and closed.ttfb_ms is None
+    ssh = probe(net, url=f"http://{NAME}:{net.ssh}/")         # its banner and complaint are no HTTP answer
+    assert ssh.failure == "http: live.edu.test closed the connection without answering"
+    icy = probe(net, url=f"http://{NAME}:{net.plain}/icy")
+    assert icy.failure.startswith("http: the answer of live.edu.test is not HTTP"), icy.failure
+    assert "ICY 200 OK" in icy.failure and icy.http_status is None
+
+
 # -- the live-class server's media path ------------------------------------------------------------------
 
 def test_the_video_like_burst_measures_rtt_jitter_and_loss_through_the_path(net):
@@ -376,15 +518,6 @@ def test_a_live_class_server_whose_echo_port_is_closed_fails_the_udp_stage(net):
     r = probe(net, url=f"https://{NAME}:{net.https}/", echo=f"{ADDRESS}:{net.closed}")
     assert r.http_status == 200 and [f.stage for f in r.failures] == ["udp"]
     assert "connection refused" in r.failure
-
-
-def test_dns_messages_round_trip():
-    q = dns_query("live.edu.test", 1, 4242)
-    answer = (struct.pack("!HHHHHH", 4242, 0x8180, 1, 1, 0, 0) + q[12:]
-              + struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("198.18.0.7"))
-    assert dns_answer(answer, 4242) == (0, ["198.18.0.7"])
-    with pytest.raises(ValueError, match="not the answer"):
-        dns_answer(answer, 4243)
 
 
 # -- the technician's one-shot check ---------------------------------------------------------------------
