@@ -1,4 +1,5 @@
-"""`eduedge config check FILE`: validate a configuration and say exactly what is wrong, where."""
+"""`eduedge config check FILE`: validate a configuration and say exactly what is wrong, where;
+`eduedge config example`: the shipped, commented reference configuration, to start a box's file from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import typer
 
 from eduedge.agent.cli._options import config_or_exit
 from eduedge.agent.config import ConfigError, load_config
+
+# The reference configuration travels inside the package (an installed box has no checkout to copy it from).
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "example-school.yaml"
 
 
 def check_config(path: Path) -> list[str]:
@@ -20,7 +24,8 @@ def check_config(path: Path) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    config_app = typer.Typer(help="Check the agent's configuration.", no_args_is_help=True)
+    config_app = typer.Typer(help="Check the agent's configuration, or print the shipped example.",
+                             no_args_is_help=True)
     app.add_typer(config_app, name="config")
 
     @config_app.command("check")
@@ -29,3 +34,8 @@ def register(app: typer.Typer) -> None:
         cfg = config_or_exit(path)
         typer.echo(f"{path}: OK - school {cfg.school.id} ({cfg.school.type}), "
                    f"{len(cfg.snmp.devices)} SNMP devices")
+
+    @config_app.command("example")
+    def example() -> None:
+        """Print the commented example configuration: `eduedge config example > /etc/eduedge/eduedge.yaml`."""
+        typer.echo(EXAMPLE_CONFIG.read_text(encoding="utf-8"), nl=False)
