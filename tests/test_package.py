@@ -35,6 +35,7 @@ RECORDING = REPO / "eduedge/simulator/realdevices/snmprec/vrp_5720.snmprec"
 NOT_SHIPPED = {
     "eduedge/simulator/realdevices/expected/": "LibreNMS's own results: the tests' oracle (12 MB), not run-time data",
     "eduedge/cloud/README.md": "the city operator's guide: documentation in the repository",
+    "eduedge/collectors/wifi/testdata/": "controller recordings written from MIBs, read only by the tests",
 }
 # What the extras bring, by import name; the base install must have none of it.
 EXTRAS_MODULES = ("psycopg", "jsonschema_rs", "snmpsim", "pysmi")
