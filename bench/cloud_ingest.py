@@ -12,7 +12,8 @@
    - `sqlite`: one `eduedge cloud ingest` process into SQLite (synchronous=full, WAL).
    - `pg1`, `pg2`: one or two `eduedge cloud ingest` processes into a throw-away PostgreSQL (fsync on).
    The rate is samples / (last message committed - first message received); for `raw`, to the last received.
-   The receivers first store one minute of every school, untimed (a running city knows its series).
+   The receivers first store one minute of every school, untimed (a running city knows its series), so
+   `--samples` must exceed that minute (about 108k samples for 100 schools); the bench says so if not.
 3. The contract check alone: the agent's `jsonschema` against the receiver's compiled jsonschema-rs
    validator, per metrics message of 100 samples.
 
@@ -62,10 +63,10 @@ def build_messages(schools: int, target: int, per_message: int) -> tuple[list[tu
     work does not depend on the values). `per_message` > 0 batches that many samples per message instead of
     filling the agent's 256 KiB cap. Returns (messages, samples, messages and samples of the first minute)."""
     from eduedge.simulator.campus import load_campus
-    from eduedge.simulator.fleet import CONFIG, TEMPLATE, samples, school_campus
+    from eduedge.simulator.fleet import CAMPUSES, TEMPLATE, samples, school_campus
     from eduedge.simulator.world import World
 
-    templates = {f: load_campus(CONFIG / f) for f in set(TEMPLATE.values())}
+    templates = {f: load_campus(CAMPUSES / f) for f in set(TEMPLATE.values())}
     t0 = time.time() - 86400
     fleet = []
     for i in range(1, schools + 1):
@@ -89,7 +90,8 @@ def build_messages(schools: int, target: int, per_message: int) -> tuple[list[tu
             if total >= target:
                 break
         minute += 1
-    return out, total, *(warm if warm[0] else (len(out), total))
+    # Short of a whole minute, every message is warm-up; the warm-up's samples are still the whole minute's.
+    return out, total, *(warm if warm[0] else (len(out), sum(len(first) for _, first in fleet)))
 
 
 def publisher(host: str, port: int, part: list[tuple[str, bytes]], ready: Any, go: Any) -> None:
@@ -259,6 +261,12 @@ def main() -> None:
     t = time.perf_counter()
     messages, samples, warm_messages, warm_samples = build_messages(a.schools, a.samples, a.per_message)
     warm = (warm_messages, warm_samples)
+    modes = a.modes.split(",")
+    if warm_messages >= len(messages) and set(modes) - {"raw", "raw2"}:
+        # The receivers store one minute of every school untimed; with no more samples than that there is
+        # nothing left to time.
+        ap.error(f"--samples {a.samples} does not exceed the untimed warm-up (one minute of {a.schools} schools: "
+                 f"{warm_samples} samples); ask for more samples or fewer --schools")
     size = sum(len(p) for _, p in messages)
     print(f"{len(messages)} metrics messages, {samples} samples from {a.schools} schools "
           f"({size / len(messages) / 1024:.0f} KiB, {samples / len(messages):.0f} samples per message; "
@@ -270,7 +278,7 @@ def main() -> None:
     pg = None
     rows: list[tuple[str, dict[str, Any]]] = []
     try:
-        for mode in a.modes.split(","):
+        for mode in modes:
             if mode.startswith("pg") and pg is None:
                 pg = start_postgres()
             if mode in ("raw", "raw2"):
