@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from eduedge.agent.cli.config import check_config
 from eduedge.agent.config import ConfigError, load_config
-from eduedge.core.model import parse_duration
+from eduedge.core.model import parse_duration, parse_size
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.secrets import Secret, SecretError
 
@@ -52,6 +54,66 @@ def test_durations_accept_units():
     assert parse_duration("90s") == 90 and parse_duration("1h") == 3600 and parse_duration(5) == 5
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("soon")
+
+
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_BYTES = {"kB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+def _strings(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_every_duration_and_size_the_shipped_files_write_reads_as_it_means():
+    """The parsing is a library's (pytimeparse2, pydantic.ByteSize): each `NUMBER UNIT` written in a shipped
+    configuration, rule pack, campus or profile reads as the unit says."""
+    seen: dict[str, str] = {}
+    for path in sorted((REPO / "eduedge").rglob("*.yaml")):
+        for text in _strings(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            if m := re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text):
+                assert parse_duration(text) == pytest.approx(float(m[1]) * _SECONDS[m[2]]), (path, text)
+                seen[text] = "duration"
+            elif m := re.fullmatch(r"(\d+)(kB|MB|GB|KiB|MiB|GiB)", text):
+                assert parse_size(text) == int(m[1]) * _BYTES[m[2]], (path, text)
+                seen[text] = "size"
+    assert {"50ms", "1.5s", "5m", "1h", "1d", "30d"} <= seen.keys() and "512MiB" in seen   # the walk saw them
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("500ms", 0.5), ("5m", 300), ("1h", 3600), ("1d", 86400),
+                                               ("2.5s", 2.5), ("90", 90), (5, 5), (2.5, 2.5), ("1h30m", 5400)])
+def test_duration_forms(text, seconds):
+    assert parse_duration(text) == seconds and isinstance(parse_duration(text), float)
+
+
+@pytest.mark.parametrize("bad", ["soon", "", "-1h", "5 parsecs", True, None])
+def test_what_is_not_a_duration_is_refused(bad):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize(("text", "size"), [("512MB", 512 * 10**6), ("2GiB", 2 * 2**30), ("64kB", 64000),
+                                            ("64KiB", 65536), (" 4 GB ", 4 * 10**9), ("1048576", 2**20), (1000, 1000)])
+def test_size_forms(text, size):
+    assert parse_size(text) == size and type(parse_size(text)) is int
+
+
+@pytest.mark.parametrize("bad", ["lots", "", "-5", "5 parsecs", 1.5, True])
+def test_what_is_not_a_size_is_refused(bad):
+    with pytest.raises(ValueError, match="size"):
+        parse_size(bad)
+
+
+def test_a_bad_size_or_duration_names_file_line_and_field(tmp_path):
+    path = write(tmp_path, GOOD + "outbox: {max_bytes: lots, min_free_bytes: 64MiB}\n"
+                                  "commands: {interval_max: 1 fortnight}\n")
+    text = "\n".join(check_config(path))
+    assert f"{path}:11: outbox.max_bytes:" in text and "'lots' is not a size (use e.g. 65536, 64kB" in text
+    assert f"{path}:12: commands.interval_max:" in text and "'1 fortnight' is not a duration" in text
+    assert "min_free_bytes" not in text
 
 
 def test_host_port_forms():
