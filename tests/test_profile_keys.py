@@ -38,7 +38,7 @@ CPU = """
 
 
 @pytest.mark.parametrize(("line", "complaint"), [
-    ("where: {oid: 1.3.6.1.4.1.77.1.9}", "give exactly one of `equals`, `not_in` or `same_as`"),
+    ("where: {oid: 1.3.6.1.4.1.77.1.9}", "give exactly one of `equals`, `one_of`, `not_in` or `same_as`"),
     ("where: {oid: 1.3.6.1.4.1.77.1.9, equals: 3, not_in: [0]}", "give exactly one of"),
     ("where: {oid: 1.3.6.1.4.1.77.1.9, same_as: 1.3.6.1.4.1.77.2.0}", "picks an identity row"),
     ("denominator: [not-an-oid]", "is not a numeric OID"),

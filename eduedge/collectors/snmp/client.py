@@ -355,6 +355,30 @@ class SnmpClient:
             self._unlisten()
         return {}
 
+    async def first_row(self, oid: str) -> str | None:
+        """The first OID under `oid` the device has, or None: one GETNEXT, what a capability probe asks."""
+        await self._ensure_ready()
+        sock = self._sock
+        try:
+            for attempt in range(self.retries + 1):
+                it = GetIter(oid)
+                try:
+                    got = await self._exchange(lambda it=it: sock.send_get_next(it),
+                                               lambda it=it: sock.recv_get_next(it))
+                    break
+                except SnmpDecodeError:     # something is there, though not a row we could read
+                    return oid
+                except (TimeoutError, SnmpError) as e:
+                    if attempt == self.retries or not isinstance(e, TimeoutError):
+                        raise self._fail(f"GETNEXT {oid}", e) from None
+        finally:
+            self._unlisten()
+        if not got:
+            return None
+        roid = got[0]
+        self.values += 1
+        return roid if roid.startswith(oid + ".") else None
+
     def _undecodable(self, oid: str, rows: dict[str, Value], e: SnmpDecodeError) -> SnmpUndecodableError:
         return SnmpUndecodableError(f"{self._where()}: walk {oid}: the row after {_last(oid, rows)}, even asked "
                                     f"for alone: {self._why(e)}; the walk stops there, with the {len(rows)} rows "

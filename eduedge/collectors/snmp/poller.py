@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from eduedge.collectors.snmp.client import SnmpClient, SnmpRequestError, SnmpUndecodableError, Value
+from eduedge.collectors.snmp.enterprises import vendor_for
 from eduedge.collectors.snmp.profiles import Metric, Profile, ProfileError, ProfileSet, Source, Tag, match_profile
 from eduedge.core.pseudonym import Pseudonymizer
 from eduedge.core.rates import RateTracker
@@ -153,6 +154,7 @@ class Identity:
     os_version: str | None = None
     serial: str | None = None
     hostname: str | None = None
+    capabilities: list[str] = field(default_factory=list)   # standard tables it answers (capabilities.yaml)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -342,6 +344,7 @@ class DevicePoller:
                     cols.update((t.column, *t.fallback, *((t.via,) if t.via else ()), *((t.match,) if t.match else ())))
             if m.where is not None:
                 cols.add(m.where.oid)
+            cols.update(r.column for r in m.row_scale)
             if m.static and m.column:
                 cols.add(m.column)
                 cols.update(f.oid for f in m.fallback)
@@ -361,6 +364,8 @@ class DevicePoller:
                                                *((t.match,) if t.match else ()))))
             if m.where is not None and refresh:
                 cols[m.where.oid] = None
+            if refresh:
+                cols.update(dict.fromkeys(r.column for r in m.row_scale))
             cols.update(dict.fromkeys(m.denominator))
         return list(cols)
 
@@ -395,23 +400,42 @@ class DevicePoller:
         self._plans[key] = chosen
         return chosen
 
+    async def _answers(self, oids: Iterable[str]) -> set[str]:
+        """Which of these OIDs the device has anything under: one GETNEXT each (capability and match probes,
+        asked at identification only, never on a plain poll)."""
+        out = set()
+        for oid in oids:
+            if await self.client.first_row(oid) is not None:
+                out.add(oid)
+        return out
+
     async def _identify(self, scalars: dict[str, Value]) -> None:
         sys_oid = as_text(scalars.get(SYS_OBJECT_ID)).strip().lstrip(".")
         sys_descr = clean_descr(as_text(scalars.get(SYS_DESCR)))
+        answered: set[str] = set()
         if self.forced_profile:
             profile = self.profiles.get(self.forced_profile)
             matched_by = "set in the configuration"
         else:
-            match = match_profile(self.profiles, sys_oid, sys_descr)
+            answered = await self._answers(self.profiles.match_probes(sys_oid, sys_descr))
+            match = match_profile(self.profiles, sys_oid, sys_descr, answered)
             profile, matched_by = match.profile, match.reason
+        # the standard tables worth asking about for this profile, each probed once, kept with the identity
+        caps = self.profiles.useful_capabilities(profile)
+        answered |= await self._answers(dict.fromkeys(o for c in caps for o in c.probe if o not in answered))
+        found = [c.name for c in caps if any(o in answered for o in c.probe)]
+        effective = self.profiles.compose(profile, found)
         ident = Identity(sys_object_id=sys_oid, sys_descr=sys_descr, profile=profile.name, matched_by=matched_by,
-                         device_class=profile.device_class, vendor=profile.vendor)
+                         device_class=self.profiles.device_class_for(profile, found), vendor=profile.vendor,
+                         capabilities=found)
         walked: dict[str, dict[str, Value]] = {}   # identity sources share columns (the chassis row)
-        for fld, sources in profile.identity.items():
+        for fld, sources in effective.identity.items():
             value = await self._first_source(sources, scalars, walked)
             if value:
                 setattr(ident, fld, value)
-        self.profile, self.identity = profile, ident
+        if not ident.vendor:            # no profile names the maker: the enterprise that owns the sysObjectID does
+            ident.vendor = vendor_for(sys_oid)
+        self.profile, self.identity = effective, ident
 
     async def _first_source(self, sources: Sequence[Source], scalars: dict[str, Value],
                             walked: dict[str, dict[str, Value]]) -> str | None:
@@ -432,7 +456,8 @@ class DevicePoller:
                     rows = [i for i in order if want and as_text(sel.get(i)).strip() == want]
                 else:
                     rows = [i for i in order if src.where.accepts(as_text(sel.get(i)).strip())]
-                text = as_text(col[rows[0]]).strip() if rows else ""
+                # the first selected row that has a value (a stack's root row often has none)
+                text = next((t for t in (as_text(col[i]).strip() for i in rows) if t), "")
             else:
                 if src.oid not in scalars:
                     scalars.update(await self._read(self.client.get_many([src.oid])))
@@ -448,7 +473,7 @@ class DevicePoller:
                 else:
                     text = m.group(1) if m.groups() else m.group(0)
                 text = (text or "").strip()
-            if text:
+            if text and _meaningful(text):
                 return text
         return None
 
@@ -513,8 +538,8 @@ class DevicePoller:
             tags_key, static = specs
             row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
-            plain = m.where is None and not m.denominator
-            if static and m.static and m.kind != "counter" and not m.denominator:
+            plain = m.where is None and not m.denominator and not m.row_scale
+            if static and m.static and m.kind != "counter" and not m.denominator and not m.row_scale:
                 readings = self._static_metric(result, m, plan, rows, row_tags, data, mono, selector)
             elif (m.kind == "counter" and m.rate is not None and m.regex is None and not m.skip_values
                     and plan.saturated_at is None and plain):
@@ -532,6 +557,11 @@ class DevicePoller:
                         if any(p is None for p in parts) or not sum(p for p in parts if p is not None):
                             continue
                         divisor = sum(p for p in parts if p is not None)
+                    if m.row_scale:
+                        power = _row_power(m, index, data)
+                        if power is None:
+                            continue
+                        divisor = (divisor or 1) * 10.0 ** -power if power < 0 else (divisor or 1) / 10 ** power
                     tags = row_tags.get(index)
                     if tags is None:
                         tags = row_tags[index] = _row_tags(m.tags, index, data)
@@ -647,6 +677,38 @@ class DevicePoller:
             num = num + m.offset
         out.append(Sample(now, self.device, m.name, num, m.unit, tags))
         return True
+
+
+_TRADEMARK = re.compile(r"[(\[]\s*(?:r|tm|c)\s*[)\]]", re.I)
+
+
+def _meaningful(text: str) -> bool:
+    """Whether a parsed identity value says something: not punctuation, not a lone trademark sign.
+
+    Firmware strings change under the rules written for them; what such a rule then catches is a fragment
+    (Maipu's `(R)`, a Linux sysDescr's `|`), which must be rejected so the next source is tried.
+
+    >>> [_meaningful(t) for t in ("(R)", "|", "-", "S3100-28TP", "225", "(TM)", "5")]
+    [False, False, False, True, True, False, True]
+    """
+    rest = _TRADEMARK.sub("", text)
+    return bool(re.search(r"[A-Za-z0-9]", rest))
+
+
+def _row_power(m: Metric, index: str, data: dict[str, dict[str, Value]]) -> int | None:
+    """The power of ten a row's own columns set (`row_scale`); None when one of them is missing."""
+    power = 0
+    for r in m.row_scale:
+        code = as_number(data.get(r.column, {}).get(index))
+        if not isinstance(code, int):
+            return None
+        if r.powers is not None:
+            if code not in r.powers:
+                return None
+            power += r.powers[code]
+        else:
+            power += code * (r.per_unit or 0)
+    return power
 
 
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:

@@ -35,6 +35,7 @@ from eduedge.core.yamlfile import YamlDoc, YamlFileError, load_yaml, validation_
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"
 CANONICAL_FILE = BUNDLED_DIR / "canonical-metrics.yaml"
+CAPABILITIES_FILE = BUNDLED_DIR / "capabilities.yaml"
 
 _OID_RE = re.compile(r"^\.?\d+(\.\d+)+$")
 
@@ -60,6 +61,7 @@ class Where(_Strict):
 
     oid: str
     equals: int | str | None = None
+    one_of: tuple[int | str, ...] | None = None
     not_in: tuple[int | str, ...] | None = None
     same_as: str | None = None
 
@@ -70,8 +72,8 @@ class Where(_Strict):
 
     @model_validator(mode="after")
     def _one_of(self) -> Where:
-        if sum(x is not None for x in (self.equals, self.not_in, self.same_as)) != 1:
-            raise ValueError("give exactly one of `equals`, `not_in` or `same_as`")
+        if sum(x is not None for x in (self.equals, self.one_of, self.not_in, self.same_as)) != 1:
+            raise ValueError("give exactly one of `equals`, `one_of`, `not_in` or `same_as`")
         return self
 
     def accepts(self, text: str) -> bool:
@@ -80,6 +82,8 @@ class Where(_Strict):
             return False
         if self.equals is not None:
             return text == str(self.equals)
+        if self.one_of is not None:
+            return text in {str(v) for v in self.one_of}
         return text not in {str(v) for v in self.not_in or ()}
 
 
@@ -176,6 +180,26 @@ class Fallback(_Strict):
         return _oid(v)
 
 
+class RowScale(_Strict):
+    """A power of ten that another column of the row sets, for tables whose rows carry their own unit
+    (ENTITY-SENSOR-MIB: entPhySensorScale 8 is milli, 10^-3; entPhySensorPrecision 2 is two decimals, 10^-2)."""
+
+    column: str
+    powers: dict[int, int] | None = None    # the column's code -> exponent
+    per_unit: int | None = None             # exponent per unit of the column's value
+
+    @field_validator("column")
+    @classmethod
+    def _check(cls, v: str) -> str:
+        return _oid(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RowScale:
+        if (self.powers is None) == (self.per_unit is None):
+            raise ValueError("give exactly one of `powers` (code -> exponent) or `per_unit`")
+        return self
+
+
 class Rate(_Strict):
     name: str
     unit: str
@@ -201,6 +225,7 @@ class Metric(_Strict):
     static: bool = False             # e.g. interface speed: changes rarely, still polled on every refresh
     where: Where | None = None       # only the rows this selects (a column indexed like the metric's)
     denominator: tuple[str, ...] = ()  # divide by the sum of these columns of the row (used/(used+free))
+    row_scale: tuple[RowScale, ...] = ()   # a power of ten per row, from other columns of the row
     saturated_at: int | None = None  # a raw reading that means "this or more": tagged saturated=true
     unverified: str | None = None    # why no recording proves this line (the coverage test reads it)
     format: Literal["mac"] | None = None   # an `info` value that is a MAC (octets are not text to guess at)
@@ -233,8 +258,8 @@ class Metric(_Strict):
             raise ValueError(f"a `{self.kind}` has no `mapping`")
         if self.scalar is not None and self.tags and any(t.index is not None for t in self.tags):
             raise ValueError("a scalar has no row index to tag from")
-        if self.scalar is not None and (self.where is not None or self.denominator):
-            raise ValueError("`where` and `denominator` pick and combine rows; a scalar has none")
+        if self.scalar is not None and (self.where is not None or self.denominator or self.row_scale):
+            raise ValueError("`where`, `denominator` and `row_scale` pick and combine rows; a scalar has none")
         if self.where is not None and self.where.same_as is not None:
             raise ValueError("`where: {same_as: …}` picks an identity row; a metric selects with `equals` or `not_in`")
         if self.format is not None and self.kind != "info":
@@ -255,6 +280,12 @@ class Match(_Strict):
     sysobjectid: tuple[str, ...] = ()
     sysdescr: tuple[str, ...] = ()
     exclude_sysdescr: tuple[str, ...] = ()
+    probe: tuple[str, ...] = ()          # and, if given, the device has something under one of these OIDs
+
+    @field_validator("probe")
+    @classmethod
+    def _probes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_oid(x) for x in v)
 
     @field_validator("sysobjectid")
     @classmethod
@@ -292,6 +323,27 @@ class ProfileFile(_Strict):
     metrics: tuple[Metric, ...] = ()
     tag_overrides: tuple[Tag, ...] = ()   # replace the tag of that name in every metric, inherited ones too
     unverified: str | None = None          # why no recording proves this profile (e.g. none is public)
+    without: tuple[str, ...] = ()          # capabilities (capabilities.yaml) not to read on these devices
+
+
+class Capability(_Strict):
+    """A standard table a device may answer (firmware_profiles/capabilities.yaml): probed once at
+    identification, read through its base mixin whatever profile matched."""
+
+    name: str
+    probe: tuple[str, ...]               # the table answers when one GETNEXT under any of these stays inside it
+    mixin: str | None = None             # the base mixin that reads it (none: it only tells what the device is)
+    device_class: str | None = None      # what a device no profile classes is, when it answers this
+    about: str = ""
+
+    @field_validator("probe")
+    @classmethod
+    def _probes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_oid(x) for x in v)
+
+
+class CapabilitiesFile(_Strict):
+    capabilities: tuple[Capability, ...]
 
 
 @dataclass
@@ -310,6 +362,8 @@ class Profile:
     tag_overrides: dict[str, Tag] = field(default_factory=dict)
     unverified: str | None = None
     origin: dict[str, str] = field(default_factory=dict)   # Metric.key -> the profile file that defines it
+    without: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()   # those read through their mixins on this device (ProfileSet.compose)
 
     @property
     def abstract(self) -> bool:
@@ -327,9 +381,74 @@ class ProfileSet:
     profiles: dict[str, Profile]
     errors: list[str]
     canonical: dict[str, str]
+    capabilities: tuple[Capability, ...] = ()
+    _composed: dict[tuple[str, tuple[str, ...]], Profile] = field(default_factory=dict, repr=False)
 
     def concrete(self) -> list[Profile]:
         return [p for p in self.profiles.values() if not p.abstract]
+
+    def match_probes(self, sys_object_id: str, sys_descr: str) -> list[str]:
+        """The `match.probe` OIDs of the profiles this device could be: what to ask before `match_profile`."""
+        oid = (sys_object_id or "").strip().lstrip(".")
+        out: dict[str, None] = {}
+        for p in self.concrete():
+            if p.match.probe and _matches_text(p.match, sys_descr) is not False and (
+                    not p.match.sysobjectid or any(pattern_matches(x, oid) for x in p.match.sysobjectid)):
+                out.update(dict.fromkeys(p.match.probe))
+        return list(out)
+
+    def useful_capabilities(self, profile: Profile) -> list[Capability]:
+        """The capabilities worth probing for a device of this profile: those that would add a mixin it does
+        not have, or, when the profile says nothing of the device's class, tell it."""
+        have = {profile.name, *profile.lineage}
+        classless = profile.device_class in (None, "other")
+        return [c for c in self.capabilities if c.name not in profile.without and (
+            (c.mixin is not None and c.mixin not in have) or (classless and c.device_class is not None))]
+
+    def compose(self, profile: Profile, answered: Iterable[str]) -> Profile:
+        """The profile with the base mixins of the capabilities the device answers added: their metrics
+        (except a metric the profile already reads under that name: the profile's own wins, which is how a
+        vendor profile overrides a standard table) and their identity sources, after the profile's own.
+        Capabilities the profile is `without` are not added. Built once per profile and set of capabilities."""
+        names = tuple(c.name for c in self.capabilities if c.name in set(answered) and c.name not in profile.without)
+        key = (profile.name, names)
+        done = self._composed.get(key)
+        if done is not None:
+            return done
+        have = {profile.name, *profile.lineage}
+        mixins: list[Profile] = []
+        for c in self.capabilities:
+            if c.name in names and c.mixin and c.mixin not in have and c.mixin in self.profiles:
+                have.add(c.mixin)
+                mixins.append(self.profiles[c.mixin])
+        own = {m.name for m in profile.metrics}
+        metrics, origin = list(profile.metrics), dict(profile.origin)
+        identity = {k: tuple(v) for k, v in profile.identity.items()}
+        for mx in mixins:
+            for m in mx.metrics:
+                if m.name in own or any(x.name == m.name and _tagset(x) == _tagset(m) for x in metrics):
+                    continue
+                m = _retag(m, profile.tag_overrides) if profile.tag_overrides else m
+                metrics.append(m)
+                origin[m.key] = mx.origin.get(m.key, mx.name)
+            for fld, sources in mx.identity.items():
+                identity[fld] = identity.get(fld, ()) + tuple(x for x in sources if x not in identity.get(fld, ()))
+        done = Profile(name=profile.name, path=profile.path, description=profile.description, vendor=profile.vendor,
+                       device_class=profile.device_class, priority=profile.priority, match=profile.match,
+                       identity=identity, metrics=metrics, bundled=profile.bundled,
+                       lineage=[*profile.lineage, *(m.name for m in mixins)], tag_overrides=profile.tag_overrides,
+                       unverified=profile.unverified, origin=origin, without=profile.without, capabilities=names)
+        self._composed[key] = done
+        return done
+
+    def device_class_for(self, profile: Profile, answered: Iterable[str]) -> str | None:
+        """The profile's class; for a profile that has none (generic), the class of the first capability
+        (in capabilities.yaml's order) the device answers that tells one."""
+        if profile.device_class not in (None, "other"):
+            return profile.device_class
+        got = set(answered)
+        return next((c.device_class for c in self.capabilities if c.name in got and c.device_class),
+                    profile.device_class)
 
     def get(self, name: str) -> Profile:
         try:
@@ -369,6 +488,7 @@ def _resolve(name: str, files: dict[str, tuple[Path, ProfileFile]], stack: tuple
     lineage = []
     overrides: dict[str, Tag] = {}
     origin: dict[str, str] = {}
+    without: list[str] = []
     for base in pf.extends:
         b = _resolve(base, files, (*stack, name))
         lineage += [*b.lineage, b.name]
@@ -380,6 +500,7 @@ def _resolve(name: str, files: dict[str, tuple[Path, ProfileFile]], stack: tuple
         device_class = b.device_class or device_class
         overrides.update(b.tag_overrides)
         origin.update(b.origin)
+        without += b.without
     for m in pf.metrics:
         clash = [x for x in metrics if x.name == m.name and _tagset(x) == _tagset(m)]
         if clash and not m.replace:
@@ -393,7 +514,8 @@ def _resolve(name: str, files: dict[str, tuple[Path, ProfileFile]], stack: tuple
     return Profile(name=name, path=str(path), description=pf.description, vendor=pf.vendor or vendor,
                    device_class=pf.device_class or device_class, priority=pf.priority, match=pf.match,
                    identity=identity, metrics=metrics, lineage=lineage, tag_overrides=overrides,
-                   unverified=pf.unverified, origin={m.key: origin.get(m.key, name) for m in metrics})
+                   unverified=pf.unverified, origin={m.key: origin.get(m.key, name) for m in metrics},
+                   without=tuple(dict.fromkeys((*without, *pf.without))))
 
 
 def _retag(m: Metric, overrides: dict[str, Tag]) -> Metric:
@@ -468,23 +590,46 @@ def load_profiles(extra_dirs: Iterable[Path | str] = (), bundled_dir: Path = BUN
         profiles[name] = p
 
     errors += _refuse_ties(profiles)
-    return ProfileSet(profiles, errors, canonical)
+    capabilities, problems = _load_capabilities(bundled_dir / CAPABILITIES_FILE.name, profiles)
+    errors += problems
+    for p in profiles.values():
+        unknown = sorted(set(p.without) - {c.name for c in capabilities})
+        if unknown and capabilities:
+            errors.append(f"profile {p.path}: `without` names no capability: {', '.join(unknown)} "
+                          f"(see {CAPABILITIES_FILE.name})")
+    return ProfileSet(profiles, errors, canonical, capabilities)
+
+
+def _load_capabilities(path: Path, profiles: dict[str, Profile]) -> tuple[tuple[Capability, ...], list[str]]:
+    if not path.exists():
+        return (), []
+    try:
+        doc = load_yaml(path)
+    except YamlFileError as e:
+        return (), [f"capabilities refused: {x}" for x in e.problems]
+    try:
+        caps = CapabilitiesFile.model_validate(doc.data).capabilities
+    except ValidationError as e:
+        return (), [f"capabilities refused: {x}" for x in validation_errors(doc, e)]
+    errors = [f"capabilities refused: {path}: {c.name}: mixin {c.mixin!r} is not a loaded profile"
+              for c in caps if c.mixin is not None and c.mixin not in profiles]
+    return (() if errors else caps), errors
 
 
 def _refuse_ties(profiles: dict[str, Profile]) -> list[str]:
     """Two concrete profiles with one pattern and nothing else to tell them apart: refuse the later."""
     errors = []
-    seen: dict[tuple[str, tuple[str, ...], int], str] = {}
+    seen: dict[tuple[str, tuple[str, ...], tuple[str, ...], int], str] = {}
     for name in sorted(profiles):
         p = profiles[name]
         if p.abstract:
             continue
         for pattern in p.match.sysobjectid:
-            key = (pattern, p.match.sysdescr, p.priority)
+            key = (pattern, p.match.sysdescr, p.match.probe, p.priority)
             other = seen.get(key)
             if other and other != name:
                 errors.append(f"profile refused: {p.path}: sysobjectid {pattern!r} is also matched by "
-                              f"{profiles[other].path} with the same sysdescr rules and priority; "
+                              f"{profiles[other].path} with the same sysdescr rules, probes and priority; "
                               "make one more specific or give it a `priority`")
                 profiles.pop(name)
                 break
@@ -526,25 +671,39 @@ class MatchResult:
     reason: str
 
 
-def match_profile(profiles: ProfileSet, sys_object_id: str, sys_descr: str) -> MatchResult:
-    """Pick the profile for a device from its sysObjectID and sysDescr; fall back to `generic`."""
+def _matches_text(m: Match, sys_descr: str) -> str | bool | None:
+    """False when sysDescr rules out the profile; else the sysdescr rule that matched (None: it has none)."""
+    if any(re.search(r, sys_descr or "") for r in m.exclude_sysdescr):
+        return False
+    if m.sysdescr:
+        return next((r for r in m.sysdescr if re.search(r, sys_descr or "")), False)
+    return None
+
+
+def match_profile(profiles: ProfileSet, sys_object_id: str, sys_descr: str,
+                  answered: Iterable[str] = ()) -> MatchResult:
+    """Pick the profile for a device from its sysObjectID and sysDescr, and, for profiles with a
+    `match.probe`, the probe OIDs the device `answered` (ProfileSet.match_probes says which to ask);
+    fall back to `generic`. A condition that held (a sysDescr rule, a probe) makes a match more specific."""
     oid = (sys_object_id or "").strip().lstrip(".")
-    candidates: list[tuple[tuple[int, int, int, int], Profile, str, str | None]] = []
+    got = set(answered)
+    candidates: list[tuple[tuple[int, int, int, int], Profile, str, str | None, str | None]] = []
     for p in profiles.concrete():
         m = p.match
-        if any(re.search(r, sys_descr or "") for r in m.exclude_sysdescr):
+        descr_rule = _matches_text(m, sys_descr)
+        if descr_rule is False:
             continue
-        descr_rule = None
-        if m.sysdescr:
-            descr_rule = next((r for r in m.sysdescr if re.search(r, sys_descr or "")), None)
-            if descr_rule is None:
-                continue
+        probe = next((x for x in m.probe if x in got), None)
+        if m.probe and probe is None:
+            continue
+        rule = descr_rule if isinstance(descr_rule, str) else None
+        held = (1 if rule else 0) + (1 if probe else 0)
         for pattern in m.sysobjectid:
             if pattern_matches(pattern, oid):
                 lit, wild = specificity(pattern)
-                candidates.append(((lit, wild, 1 if descr_rule else 0, p.priority), p, pattern, descr_rule))
-        if not m.sysobjectid and descr_rule:
-            candidates.append(((0, 0, 1, p.priority), p, "", descr_rule))
+                candidates.append(((lit, wild, held, p.priority), p, pattern, rule, probe))
+        if not m.sysobjectid and held:
+            candidates.append(((0, 0, held, p.priority), p, "", rule, probe))
     if not candidates:
         generic = profiles.get("generic")
         return MatchResult(generic, None, None, f"no profile matches sysObjectID {oid or '(none)'}; "
@@ -555,10 +714,12 @@ def match_profile(profiles: ProfileSet, sys_object_id: str, sys_descr: str) -> M
     if ties:
         raise ProfileError(f"sysObjectID {oid} matches {best[1].name} ({best[2]}) and {ties[0][1].name} "
                            f"({ties[0][2]}) equally; make one of them more specific")
-    _, prof, pattern, rule = best
+    _, prof, pattern, rule, probe = best
     why = []
     if pattern:
         why.append(f"sysObjectID {oid} matches {pattern}")
     if rule:
         why.append(f"sysDescr matches /{rule}/")
+    if probe:
+        why.append(f"the device answers under {probe}")
     return MatchResult(prof, pattern or None, rule, "; ".join(why))

@@ -76,6 +76,15 @@ class RecordingClient:
         self.values += sum(len(r) for r in out.values())
         return out
 
+    async def first_row(self, oid: str) -> str | None:
+        self.requests += 1
+        prefix = _key(oid)
+        i = bisect.bisect_right(self._keys, prefix)
+        if i < len(self._keys) and self._keys[i][:len(prefix)] == prefix:
+            self.values += 1
+            return ".".join(map(str, self._keys[i]))
+        return None
+
     async def walk(self, oid: str) -> dict[str, Value]:
         self.requests += 1
         prefix = _key(oid)
