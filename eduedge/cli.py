@@ -7,7 +7,10 @@ never imports the city's or the simulator's code.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+
+import typer
 
 from eduedge.agent.cli import app
 
@@ -16,7 +19,10 @@ def _installed(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-def build() -> None:
+@functools.cache
+def build() -> typer.Typer:
+    """The whole `eduedge` app: the agent's commands, and the groups whose dependencies are installed.
+    Cached, so that a test (or completion) may ask for it again without registering a group twice."""
     if _installed("psycopg", "jsonschema_rs"):
         from eduedge.cloud import cli as cloud_cli
         cloud_cli.register(app)
@@ -25,8 +31,8 @@ def build() -> None:
         from eduedge.simulator import cli_demo
         sim_cli.register(app)
         cli_demo.register(app)
+    return app
 
 
 def main() -> None:
-    build()
-    app()
+    build()()

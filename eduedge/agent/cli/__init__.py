@@ -8,6 +8,8 @@ another. What several share is in `_options.py` (the configuration and the devic
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import typer
 
 from eduedge.agent.cli import (
@@ -34,8 +36,21 @@ app = typer.Typer(
     help="The school network gateway agent: poll, judge, buffer and report to the city cloud.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"eduedge {version('eduedge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                        help="Print the installed version and exit.")) -> None:
+    # The callback exists for the root's own options; the commands do the work.
+    pass
 
 # The order is the order of `eduedge --help`.
 for module in (config, walk, poll, profile, run, status, outbox, service, diag, rules, scan, devices, speedtest,

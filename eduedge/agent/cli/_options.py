@@ -4,6 +4,7 @@ the commands that talk to one SNMP device (`walk`, `poll`, `profile match`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -23,8 +24,15 @@ def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
         raise typer.Exit(2) from None
 
 
-# Options shared by every command that talks to a device.
-community_opt = typer.Option("public", "--community", "-c", help="SNMP v1/v2c community")
+def config_option(help: str = "the agent's configuration", default: Path | None = DEFAULT_CONFIG) -> Any:
+    """The `--config`/`-c` option: one spelling, one short flag and one environment variable everywhere."""
+    return typer.Option(default, "--config", "-c", envvar="EDUEDGE_CONFIG", help=help)
+
+
+# Options shared by every command that talks to a device. The community has no short flag: `-c` is
+# `--config` in every command (with snmpwalk's meaning, `eduedge poll core -c agent.yaml` took the file name
+# as the community).
+community_opt = typer.Option("public", "--community", help="SNMP v1/v2c community")
 version_opt = typer.Option(None, "--snmp-version", "-v", help="1, 2c or 3 (default: 3 with --user, else 2c)")
 user_opt = typer.Option(None, "--user", "-u", help="SNMPv3 user name")
 auth_proto_opt = typer.Option("SHA", "--auth-proto", help="MD5, SHA, SHA224, SHA256, SHA384, SHA512")
@@ -35,5 +43,4 @@ timeout_opt = typer.Option(2.0, "--timeout", help="seconds to wait for each answ
 retries_opt = typer.Option(1, "--retries", help="how many times to ask again after a timeout")
 json_opt = typer.Option(False, "--json", help="print one JSON object")
 dirs_opt = typer.Option([], "--profile-dir", help="extra directory of site profiles (repeatable)")
-device_config_opt = typer.Option(None, "--config", envvar="EDUEDGE_CONFIG",
-                                 help="agent configuration: HOST may then be a configured device's name")
+device_config_opt = config_option("agent configuration: HOST may then be a configured device's name", None)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 
 
 def register(app: typer.Typer) -> None:
     @app.command("devices")
     def devices_cmd(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
+        config: Path = config_option(),
         device_class: str | None = typer.Option(None, "--class", help="only this class (projector, learning, ...)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     ) -> None:

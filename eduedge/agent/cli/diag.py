@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
 from eduedge.agent.compliance.html import ChartData, chart_data, render_html
 from eduedge.agent.config import AgentConfig
@@ -252,8 +252,7 @@ def _rules(cfg: AgentConfig) -> RuleSet:
 
 
 def register(app: typer.Typer) -> None:
-    config_opt = typer.Option(DEFAULT_CONFIG, "--config", "-c", envvar="EDUEDGE_CONFIG",
-                              help="the agent's configuration")
+    config_opt = config_option()
 
     @app.command("diag")
     def diag_cmd(config: Path = config_opt,

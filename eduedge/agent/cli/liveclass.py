@@ -21,7 +21,7 @@ from typing import Any
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.findings import Finding
@@ -140,8 +140,7 @@ def probe_line(p: ServiceProbe) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    config_opt = typer.Option(DEFAULT_CONFIG, "--config", "-c", envvar="EDUEDGE_CONFIG",
-                              help="the agent's configuration")
+    config_opt = config_option()
 
     @app.command("liveclass")
     def liveclass_cmd(room: str | None = typer.Argument(None, help="only this classroom, link by link"),

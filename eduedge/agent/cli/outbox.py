@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from eduedge.agent.cli._format import age, size
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.outbox import OutboxError, inspect
 from eduedge.agent.state import pid_alive, read_state, state_path
@@ -47,7 +47,7 @@ def outbox_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
 
 def register(app: typer.Typer) -> None:
     @app.command("outbox")
-    def outbox_cmd(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c"),
+    def outbox_cmd(config: Path = config_option(),
                    as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
         """What waits to be delivered: depth by priority, oldest row, bytes, drops, delivery rate."""
         cfg = config_or_exit(config)

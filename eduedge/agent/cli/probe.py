@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_endpoint
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
 
@@ -48,8 +48,7 @@ def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int
 
 
 def register(app: typer.Typer) -> None:
-    config_opt = typer.Option(DEFAULT_CONFIG, "--config", "-c", envvar="EDUEDGE_CONFIG",
-                              help="the agent's configuration")
+    config_opt = config_option()
 
     @app.command("probe")
     def probe_cmd(endpoint: str = typer.Argument(..., help="an endpoint's name under live_class.endpoints"),

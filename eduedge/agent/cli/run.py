@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.outbox import OutboxError
 from eduedge.core.secrets import SecretError
 
@@ -23,7 +23,7 @@ def setup_logging(level: str) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
-    def run_cmd(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the configuration file")) -> None:
+    def run_cmd(config: Path = config_option()) -> None:
         """Run the agent: schedule the collectors, keep results in the outbox, deliver them over MQTT."""
         from eduedge.agent.daemon import Daemon
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 
 
 def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def _print(result: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("scan")
     def scan_cmd(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
+        config: Path = config_option(),
         subnet: list[str] = typer.Option([], "--subnet", help="scan only this subnet (CIDR); repeatable"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
         own: bool = typer.Option(False, "--i-own-this-network",

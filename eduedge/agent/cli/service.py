@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import load_config
 
 UNIT_TEMPLATE = Path(__file__).resolve().parents[2] / "config" / "eduedge.service"
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(service_app, name="service")
 
     @service_app.command("install")
-    def install_cmd(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c"),
+    def install_cmd(config: Path = config_option(),
                     user: str = typer.Option("eduedge", help="the unprivileged user the agent runs as"),
                     root: Path = typer.Option(Path("/"), help="install under this directory instead (staging)"),
                     start: bool = typer.Option(True, help="start the service now")) -> None:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import DEFAULT_CONFIG, config_option, config_or_exit
 from eduedge.agent.config import AgentConfig, ConfigError
 from eduedge.collectors.broadband.config import BroadbandConfig
 from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Progress, parse_server, server_text
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         server: str | None = typer.Option(None, help="HOST:PORT (or eest://HOST:PORT) of an eduedge test server; "
                                                      "default broadband.server"),
         as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
-        config: Path | None = typer.Option(None, help=f"agent configuration (default {DEFAULT_CONFIG} if present)"),
+        config: Path | None = config_option(f"agent configuration (default {DEFAULT_CONFIG} if present)", None),
         token_file: Path | None = typer.Option(None, help="the school's token (default broadband.token)"),
         engine: str | None = typer.Option(None, help="builtin or iperf3 (default broadband.engine)"),
         iperf3_server: str | None = typer.Option(None, help="HOST:PORT of an iperf3 server, for --engine iperf3"),

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from eduedge.agent.cli._format import age, size
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.state import pid_alive, read_state, state_path
 
@@ -82,7 +82,7 @@ def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
 
 def register(app: typer.Typer) -> None:
     @app.command("status")
-    def status_cmd(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c"),
+    def status_cmd(config: Path = config_option(),
                    as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
         """Is the agent running and connected, when did each collector last succeed, how deep is the outbox.
 

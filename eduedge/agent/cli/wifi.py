@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.wifi_coverage import capacity_for, good_signal, signal_for
 from eduedge.collectors.snmp.poller import DevicePoll
@@ -183,7 +183,7 @@ def _v(value: Any, unit: str = "") -> str:
 def register(app: typer.Typer) -> None:
     @app.command("wifi")
     def wifi_cmd(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="the agent configuration"),
+        config: Path = config_option(),
         device: str | None = typer.Option(None, "--device", help="only this controller or AP (its snmp.devices name)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     ) -> None:
