@@ -2,6 +2,9 @@
 
 The city runs it (`eduedge cloud speedtest-server`), and the simulated campus runs it behind its
 simulated WAN link. One port number, two protocols; the client is collectors/broadband/engine.py.
+The protocol is ours rather than iperf3's because an iperf3 server runs one test at a time and answers no
+latency probe during a test (loaded latency); on a tbf-shaped 100 Mbit/s link it measures what iperf3
+measures (ratio 1.02 down, 1.00 up, bench/broadband.py; the figures are in engine.py's docstring).
 
 TCP - one request line per connection, answered with `OK ...` or `ERR <reason>` (then closed):
 
