@@ -137,6 +137,12 @@ def test_the_installed_package_is_not_the_checkout(box):
     assert Path(where).is_relative_to(box.venv), where
 
 
+def test_version(box):
+    run = box.run("--version")
+    assert run.returncode == 0, run.stderr
+    assert PROJECT["version"] in run.stdout
+
+
 def test_rules_lists_every_shipped_pack(box):
     run = box.run("rules")
     assert run.returncode == 0, run.stderr
