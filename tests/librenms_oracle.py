@@ -14,8 +14,10 @@ field: LibreNMS's value -> ours
   same description, within 1
 - battery: sensors of class charge and runtime -> ups.battery_charge_percent, ups.runtime_s and
   ups.on_battery_s (in minutes, as LibreNMS shows them)
-- sensors: the other numeric sensors (temperature, voltage, current, power, frequency, load, fan
-  speed) -> a reading of that class's canonical metrics, equal within 1 %
+- sensors: the other numeric sensors read from a standard MIB (UPS-MIB, ENTITY-SENSOR-MIB, net-snmp's
+  LM-SENSORS-MIB: temperature, voltage, current, power, frequency, load, fan speed) -> a reading of that
+  class's canonical metrics, equal within 1 %; vendor_sensors: the same for sensors LibreNMS reads from
+  a vendor's MIB
 - clients: wireless sensors of class clients -> wifi.clients (a total), wifi.ssid_clients (by SSID,
   and band where LibreNMS splits it), wifi.radio_clients
 - cpu, memory: processors, mempools of class system -> device.cpu_percent, device.memory_percent, within 1
@@ -53,7 +55,10 @@ from eduedge.simulator.snmpsim import start_snmpsim
 
 BASELINE = Path(__file__).with_name("librenms_oracle_baseline.json")
 FIELDS = ("model", "os_version", "serial", "class", "interfaces", "neighbours", "supplies", "battery",
-          "sensors", "clients", "cpu", "memory")
+          "sensors", "vendor_sensors", "clients", "cpu", "memory")
+# where a sensor is read from a standard MIB: mib-2 (UPS-MIB, ENTITY-SENSOR-MIB, ...) and net-snmp's
+# LM-SENSORS-MIB; anything else is a vendor MIB ("vendor_sensors")
+STANDARD_SENSOR_OIDS = ("1.3.6.1.2.1.", "1.3.6.1.4.1.2021.13.16.")
 # LibreNMS's device type -> the classes that agree with it
 LIBRENMS_TYPE = {"printer": {"printer"}, "power": {"ups"}, "network": {"switch", "router", "wlc"},
                  "wireless": {"wifi_ap", "wlc"}, "server": {"server"}, "storage": {"server"},
@@ -235,11 +240,14 @@ def compare_sensors(name: str, doc: dict, poll: DevicePoll, rep: Report) -> None
         factor = dict(metrics)
         pools[cls] = [(s, s.value * factor[s.metric]) for s in poll.samples
                       if s.metric in factor and isinstance(s.value, int | float)]
-    for sensor in _section(doc, "sensors", "sensors"):
+    sensors = [x for x in _section(doc, "sensors", "sensors")
+               if x["sensor_class"] in SENSOR_METRICS and x.get("sensor_current") is not None]
+    # the standard-MIB sensors are paired first: a vendor MIB's copy of a reading does not take its match
+    sensors.sort(key=lambda x: not x["sensor_oid"].lstrip(".").startswith(STANDARD_SENSOR_OIDS))
+    for sensor in sensors:
         cls = sensor["sensor_class"]
-        if cls not in SENSOR_METRICS or sensor.get("sensor_current") is None:
-            continue
-        fld = "battery" if cls in BATTERY else "sensors"
+        standard = sensor["sensor_oid"].lstrip(".").startswith(STANDARD_SENSOR_OIDS)
+        fld = "battery" if cls in BATTERY else "sensors" if standard else "vendor_sensors"
         found = _pair(pools[cls], float(sensor["sensor_current"]), sensor["sensor_descr"], used[cls])
         if found is not None:
             used[cls].add(found)
@@ -264,11 +272,13 @@ def compare_clients(name: str, doc: dict, poll: DevicePoll, rep: Report) -> None
     if not sensors:
         return
     by_ssid: dict[str, float] = defaultdict(float)
+    rows: dict[str, list[float]] = defaultdict(list)      # each row of an SSID (one SSID name may recur)
     radios, totals = [], []
     for s in poll.samples:
         if s.metric == "wifi.ssid_clients":
             ssid = _norm(s.tags.get("ssid"))
             by_ssid[ssid] += s.value
+            rows[ssid].append(s.value)
             if s.tags.get("band"):
                 by_ssid[f"{ssid}|{s.tags['band']}"] += s.value
         elif s.metric == "wifi.radio_clients":
@@ -280,12 +290,19 @@ def compare_clients(name: str, doc: dict, poll: DevicePoll, rep: Report) -> None
     if radios:
         totals.append(sum(radios))
     radio_used: set[int] = set()
+    row_used: set[tuple[str, int]] = set()
     for sensor in sensors:
         kind, key = _client_kind(sensor["sensor_descr"])
         theirs = float(sensor["sensor_current"])
         if kind == "ssid":
             ours: object = by_ssid.get(key)
             agrees = ours is not None and ours == theirs
+            if not agrees and "|" not in key:   # several SSIDs of one name: LibreNMS lists each row
+                idx = next((i for i, v in enumerate(rows.get(key, [])) if (key, i) not in row_used and v == theirs),
+                           None)
+                if idx is not None:
+                    row_used.add((key, idx))
+                    ours, agrees = rows[key][idx], True
         elif kind == "radio":
             idx = next((i for i, v in enumerate(radios) if i not in radio_used and v == theirs), None)
             if idx is not None:
@@ -365,6 +382,7 @@ def table(rep: Report, names: list[str]) -> str:
     for n in names:
         row = [f"{a}/{t}" if t else "" for a, t in (cells[(n, f)] for f in FIELDS)]
         lines.append(f"{n:{width}}  " + " ".join(f"{c:>10}" for c in row))
+    lines[0] = f"{'recording':{width}}  " + " ".join(f"{f.replace('vendor_', 'v.')[:10]:>10}" for f in FIELDS)
     totals = rep.totals()
     lines.append(f"{'agree':{width}}  " + " ".join(f"{f'{a}/{t}':>10}" for a, t in totals.values()))
     lines.append(f"{'share':{width}}  " + " ".join(f"{(f'{100 * a / t:.0f} %' if t else '-'):>10}"

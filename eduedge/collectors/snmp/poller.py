@@ -345,6 +345,8 @@ class DevicePoller:
             if m.where is not None:
                 cols.add(m.where.oid)
             cols.update(r.column for r in m.row_scale)
+            if m.subtract is not None:
+                cols.add(m.subtract.where.oid)
             if m.static and m.column:
                 cols.add(m.column)
                 cols.update(f.oid for f in m.fallback)
@@ -366,6 +368,10 @@ class DevicePoller:
                 cols[m.where.oid] = None
             if refresh:
                 cols.update(dict.fromkeys(r.column for r in m.row_scale))
+            if m.subtract is not None:
+                if refresh:
+                    cols[m.subtract.where.oid] = None
+                cols[m.subtract.column] = None
             cols.update(dict.fromkeys(m.denominator))
         return list(cols)
 
@@ -538,8 +544,8 @@ class DevicePoller:
             tags_key, static = specs
             row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
-            plain = m.where is None and not m.denominator and not m.row_scale
-            if static and m.static and m.kind != "counter" and not m.denominator and not m.row_scale:
+            plain = m.where is None and not m.denominator and not m.row_scale and m.subtract is None
+            if static and m.static and m.kind != "counter" and not (m.denominator or m.row_scale or m.subtract):
                 readings = self._static_metric(result, m, plan, rows, row_tags, data, mono, selector)
             elif (m.kind == "counter" and m.rate is not None and m.regex is None and not m.skip_values
                     and plan.saturated_at is None and plain):
@@ -548,6 +554,7 @@ class DevicePoller:
                 readings = self._states(result, m, plan, rows, row_tags, data, mono)
             else:
                 readings = 0
+                minus = _subtrahend(m, data)
                 for index, raw in rows.items():
                     if m.where is not None and not m.where.accepts(as_text(selector.get(index)).strip()):
                         continue
@@ -565,7 +572,7 @@ class DevicePoller:
                     tags = row_tags.get(index)
                     if tags is None:
                         tags = row_tags[index] = _row_tags(m.tags, index, data)
-                    readings += self._emit(result, m, plan, index, raw, tags, mono, divisor)
+                    readings += self._emit(result, m, plan, index, raw, tags, mono, divisor, minus)
             if readings:        # counted once per metric: Metric.key builds a string
                 result.coverage[m.key] = result.coverage.get(m.key, 0) + readings
 
@@ -632,7 +639,7 @@ class DevicePoller:
         return readings
 
     def _emit(self, result: DevicePoll, m: Metric, plan: _Plan, index: str | tuple, raw: Value,
-              tags: dict[str, str], mono: float, divisor: float | None = None) -> bool:
+              tags: dict[str, str], mono: float, divisor: float | None = None, minus: float = 0.0) -> bool:
         """Append the sample(s) of one reading; return whether it was a usable reading (for coverage)."""
         out, now = result.samples, result.time
         if m.kind == "state":
@@ -669,6 +676,8 @@ class DevicePoller:
             if rate is not None:
                 out.append(Sample(now, self.device, m.rate.name, rate * m.rate.scale, m.rate.unit, tags))
             return True
+        if minus:
+            num = num - minus
         if divisor is not None:
             num = num / divisor
         if scale is not None:
@@ -693,6 +702,15 @@ def _meaningful(text: str) -> bool:
     """
     rest = _TRADEMARK.sub("", text)
     return bool(re.search(r"[A-Za-z0-9]", rest))
+
+
+def _subtrahend(m: Metric, data: dict[str, dict[str, Value]]) -> float:
+    """What `subtract` takes off each reading of this poll: the column's sum over the rows its `where` selects."""
+    if m.subtract is None:
+        return 0.0
+    sel, col = data.get(m.subtract.where.oid, {}), data.get(m.subtract.column, {})
+    where = m.subtract.where
+    return float(sum(as_number(v) or 0 for i, v in col.items() if where.accepts(as_text(sel.get(i)).strip())))
 
 
 def _row_power(m: Metric, index: str, data: dict[str, dict[str, Value]]) -> int | None:

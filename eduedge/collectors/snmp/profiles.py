@@ -200,6 +200,19 @@ class RowScale(_Strict):
         return self
 
 
+class Subtract(_Strict):
+    """Other rows of a column to take off each reading: net-snmp's RAM row counts the kernel's buffers and
+    page cache as used, and its 'Memory buffers' and 'Cached memory' rows say how much that is."""
+
+    column: str
+    where: Where
+
+    @field_validator("column")
+    @classmethod
+    def _check(cls, v: str) -> str:
+        return _oid(v)
+
+
 class Rate(_Strict):
     name: str
     unit: str
@@ -226,6 +239,7 @@ class Metric(_Strict):
     where: Where | None = None       # only the rows this selects (a column indexed like the metric's)
     denominator: tuple[str, ...] = ()  # divide by the sum of these columns of the row (used/(used+free))
     row_scale: tuple[RowScale, ...] = ()   # a power of ten per row, from other columns of the row
+    subtract: Subtract | None = None       # minus the sum of a column over other rows (buffers, cache)
     saturated_at: int | None = None  # a raw reading that means "this or more": tagged saturated=true
     unverified: str | None = None    # why no recording proves this line (the coverage test reads it)
     format: Literal["mac"] | None = None   # an `info` value that is a MAC (octets are not text to guess at)
@@ -258,8 +272,10 @@ class Metric(_Strict):
             raise ValueError(f"a `{self.kind}` has no `mapping`")
         if self.scalar is not None and self.tags and any(t.index is not None for t in self.tags):
             raise ValueError("a scalar has no row index to tag from")
-        if self.scalar is not None and (self.where is not None or self.denominator or self.row_scale):
-            raise ValueError("`where`, `denominator` and `row_scale` pick and combine rows; a scalar has none")
+        if self.scalar is not None and (self.where is not None or self.denominator or self.row_scale
+                                        or self.subtract is not None):
+            raise ValueError("`where`, `denominator`, `row_scale` and `subtract` pick and combine rows; "
+                             "a scalar has none")
         if self.where is not None and self.where.same_as is not None:
             raise ValueError("`where: {same_as: …}` picks an identity row; a metric selects with `equals` or `not_in`")
         if self.format is not None and self.kind != "info":
