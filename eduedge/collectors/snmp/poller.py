@@ -467,6 +467,8 @@ class DevicePoller:
             else:
                 if src.oid not in scalars:
                     scalars.update(await self._read(self.client.get_many([src.oid])))
+                if src.text and isinstance(scalars.get(src.oid), int):
+                    continue
                 text = as_text(scalars.get(src.oid)).strip()
                 if src.oid == SYS_DESCR:
                     text = clean_descr(text)

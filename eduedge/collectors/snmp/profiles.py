@@ -95,6 +95,7 @@ class Source(_Strict):
     where: Where | None = None        # for a column: the row to take
     regex: str | None = None          # the first group (or whole match) is the value
     template: str | None = None       # e.g. "{1} {2}" from several groups
+    text: bool = False                # only a string counts: a number there is another object (older MIBs)
 
     @field_validator("oid")
     @classmethod
