@@ -281,11 +281,12 @@ def test_a_reload_moves_the_trap_receiver_and_shutdown_closes_it(tmp_path: Path)
         daemon.collectors.start()
         trap_to(first)
         assert [e["device"] for e in wait_events(1)] == ["sw-1"]
-        receiver = daemon.collectors.traps
+        receiver = daemon.collectors.listeners["traps"].receiver
         config(first, interval="2h")
-        assert daemon.reload() and daemon.collectors.traps is receiver      # traps untouched: same receiver
+        # traps untouched: the same receiver
+        assert daemon.reload() and daemon.collectors.listeners["traps"].receiver is receiver
         config(second)
-        assert daemon.reload() and daemon.collectors.traps is not receiver
+        assert daemon.reload() and daemon.collectors.listeners["traps"].receiver is not receiver
         assert _port_free(first)
         trap_to(second)
         assert len(wait_events(1)) == 1

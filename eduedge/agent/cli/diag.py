@@ -30,8 +30,8 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
 from eduedge.agent.compliance.html import ChartData, chart_data, render_html
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.daemon import HOST_DEVICE
 from eduedge.agent.findings import Finding, Problem, rank_problems
+from eduedge.agent.jobs import HOST_DEVICE
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.host import HostCollector
 from eduedge.collectors.snmp.build import poller_for
