@@ -116,7 +116,8 @@ class Collector(ABC):
 
 
 class BlockingCollector(Collector):
-    """A collector whose work blocks: `collect_blocking` runs in a worker thread (the loop's executor)."""
+    """A collector whose work blocks: the agent runs `collect_blocking` in its worker pool; `collect` runs it
+    in a thread for a caller that has only a loop."""
 
     async def collect(self, asked: bool = False) -> Collected:
         return await asyncio.to_thread(self.collect_blocking, asked)

@@ -10,11 +10,11 @@
 Threads and who owns what:
 - main thread: the `schedule` loop (cadence with jitter), signals (SIGTERM/SIGINT stop, SIGHUP reloads the
   configuration), the state file for `eduedge status`, outbox housekeeping;
-- one asyncio loop thread: every collector's `collect()`: SNMP polls (one job per device, each with its own
-  deadline, at most `snmp.defaults.concurrency` at once), so a dead switch never holds up another; discovery
-  cycles, reachability probes, live-class probes and the trap receiver. The discovered inventory is only
-  touched on this thread;
-- a small thread pool (also the loop's executor): the blocking collectors (host, judging, broadband tests,
+- one asyncio loop thread: the `collect()` of every collector that does not block: SNMP polls (one job
+  per device, each with its own deadline, at most `snmp.defaults.concurrency` at once), so a dead switch
+  never holds up another; discovery cycles, reachability probes, live-class probes and the trap receiver.
+  The discovered inventory is only touched on this thread;
+- a small thread pool: the blocking collectors (host, judging, broadband tests,
   live-class loads), and keeping every result in the store and the outbox;
 - the MQTT link's threads (agent/link.py), which alone talk to the broker.
 

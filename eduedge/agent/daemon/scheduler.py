@@ -2,7 +2,7 @@
 
 The scheduler only *starts* work: a job still running when its time comes again is skipped, not queued, so a
 slow collector neither piles up nor delays the others or the link. A run is its collector's `collect()` on
-the asyncio loop (blocking collectors move to the worker pool from there), then `keep` in the pool, then the
+the asyncio loop, then `keep` in the worker pool (a blocking collector runs wholly in the pool), then the
 job's state is updated and whoever waited for the run (a `run-check` command) is answered.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import schedule
 
 from eduedge.agent.commands import Done
-from eduedge.collectors.base import Collector
+from eduedge.collectors.base import BlockingCollector, Collector
 
 log = logging.getLogger("eduedge.daemon")
 
@@ -111,8 +111,20 @@ class Scheduler:
             job.running = True
         job.last_run = time.time()
         t0 = time.monotonic()
+        if isinstance(job.source, BlockingCollector):     # wholly in the pool, the loop never sees it
+            self.to_pool(self._blocking, job, t0, done is not None)
+            return
         fut = asyncio.run_coroutine_threadsafe(job.source.collect(asked=done is not None), self.aloop)
         fut.add_done_callback(lambda f: self.to_pool(self._second_half, job, f, t0))
+
+    def _blocking(self, job: Job, t0: float, asked: bool) -> None:
+        assert isinstance(job.source, BlockingCollector)
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(job.source.collect_blocking(asked))
+        except Exception as e:
+            fut.set_exception(e)
+        self._second_half(job, fut, t0)
 
     def to_pool(self, fn: Callable[..., None], *args: Any) -> None:
         # While shutting down the pool refuses work: that result is dropped unstored, like a poll cut short.

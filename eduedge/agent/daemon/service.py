@@ -82,7 +82,6 @@ class Daemon:
         self.delivery = Delivery(self.store, self.outbox)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collect")
         self.aloop = asyncio.new_event_loop()
-        self.aloop.set_default_executor(self.pool)      # blocking collectors run in the same small pool
         self._aloop_thread = threading.Thread(target=self.aloop.run_forever, name="snmp-loop", daemon=True)
         self._aloop_thread.start()
         self.collectors = Collectors(self.cfg, self.aloop, self.store, on_trap=self._trap)
