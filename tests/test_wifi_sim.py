@@ -280,7 +280,7 @@ def test_eduedge_wifi_shows_zones_aps_radios_clients_and_what_is_weak(lesson, tm
 
 def test_the_daemon_sends_zone_samples_and_never_a_client_mac(lesson, tmp_path):
     """`eduedge run` on the campus (outbox only, debug logging): zone samples are stored to send, the per-client
-    samples are not (agent/daemon.py keeps them in memory); the clients' MACs are in neither the outbox nor the
+    samples are not (kept in memory only: agent/jobs.py); the clients' MACs are in neither the outbox nor the
     sample store (with their WALs) nor the log."""
     doc = yaml.safe_load(Path(lesson.state.agent_config).read_text())
     doc["agent"].update({"data_dir": str(tmp_path / "data"), "log_level": "debug"})

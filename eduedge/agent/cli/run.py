@@ -1,4 +1,4 @@
-"""`eduedge run`: the agent as a service - the daemon is agent/daemon.py; this only starts it."""
+"""`eduedge run`: the agent as a service - the daemon is agent/daemon/; this only starts it."""
 
 from __future__ import annotations
 

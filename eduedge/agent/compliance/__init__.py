@@ -1,6 +1,6 @@
 """Judge the school against its standards: rule packs + samples + topology -> findings and events.
 
-How the daemon wires it (agent/daemon.py):
+How the daemon wires it (agent/jobs.py, run by agent/daemon/):
 
     store = SampleStore.in_data_dir(cfg.agent.data_dir)          # once; safe to share between threads
     store.add_poll(poll.device, poll.time, poll.identity is not None, poll.samples,
