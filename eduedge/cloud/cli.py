@@ -2,7 +2,7 @@
 
     eduedge cloud ingest --config cloud.yaml [--client-id rx2]   # one receiver; run several on a shared group
     eduedge cloud serve  --config cloud.yaml [--listen 0.0.0.0:8080]
-    eduedge cloud judge  --config cloud.yaml [--json]            # region rules, schools per rule status, offline
+    eduedge cloud judge  --config cloud.yaml [--json] [--schools] # region rules, rule status, offline; exit 1 on a fail
     eduedge cloud cmd SCHOOL rebirth|run-check NAME|set-interval NAME SECONDS --config cloud.yaml
     eduedge cloud maintain --config cloud.yaml                   # sweep seqs and apply retention once
 """
@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ def _print_city(rep: dict[str, Any]) -> None:
     typer.echo("schools per rule status:")
     for rule, counts in rep["status_counts"].items():
         typer.echo(f"  {rule:<40} " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    typer.echo(f"offline longer than {rep['offline_after_s']:g} s: {len(rep['offline'])}")
+    typer.echo(f"not online (nothing for {rep['offline_after_s']:g} s, or the session ended): {len(rep['offline'])}")
     for r in rep["offline"]:
         since = "never heard from" if r["for_s"] is None else f"for {r['for_s']:.0f} s"
         typer.echo(f"  {r['school']:<40} {r['state']:<8} {since}")
@@ -95,25 +94,32 @@ def register(app: typer.Typer) -> None:
     @cloud.command("serve")
     def serve_web(config: Path = CONFIG,
                   listen: str | None = typer.Option(None, help="HOST:PORT (default: serve.listen)")) -> None:
-        """Serve the city's page and JSON API until SIGTERM."""
-        from eduedge.cloud.web import CityWeb, make_server
+        """Serve the city's pages and JSON API (uvicorn; OpenAPI at /api/openapi.json) until SIGTERM."""
+        from eduedge.cloud.web import CityWeb, serve
 
         cfg = _load(config)
         _logging()
+        if not cfg.serve.users:
+            typer.echo("eduedge cloud serve: no `serve.users` in the configuration - nobody could log in "
+                       "(see eduedge/config/cloud-example.yaml)", err=True)
+            raise typer.Exit(2)
         try:
             host, port = split_host_port(listen or cfg.serve.listen, 8080)
-            server = make_server(CityWeb(cfg, _db(cfg)), host, port)
-        except (ValueError, OSError) as e:
-            typer.echo(f"eduedge cloud serve: cannot listen on {listen or cfg.serve.listen}: {e}", err=True)
+            web = CityWeb(cfg, _db(cfg))
+        except (ValueError, SecretError) as e:
+            typer.echo(f"eduedge cloud serve: {e}", err=True)
             raise typer.Exit(2) from None
-        _on_stop(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
-        logging.getLogger("eduedge.cloud.web").info("serving on http://%s:%d/", host, server.server_address[1])
-        server.serve_forever()
+        serve(web, host, port, lambda p: logging.getLogger("eduedge.cloud.web").info(
+            "serving on http://%s:%d%s/", host, p, cfg.serve.root_path))
 
     @cloud.command("judge")
     def judge(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json"),
-              district: str | None = None, school_type: str | None = typer.Option(None, "--type")) -> None:
-        """Region rules (broadband access rate), schools per rule status, and offline schools, now."""
+              district: str | None = None, school_type: str | None = typer.Option(None, "--type"),
+              schools_too: bool = typer.Option(False, "--schools", help="also exit 1 when a school fails a rule")
+              ) -> None:
+        """Region rules (broadband access rate), schools per rule status, and offline schools, now.
+
+        Exit 1 when a region rule fails (with --schools: or any school fails a rule), else 0."""
         from eduedge.cloud.city import city_report
         from eduedge.cloud.sweep import sweep
 
@@ -125,6 +131,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rep, ensure_ascii=False, indent=1))
         else:
             _print_city(rep)
+        failing = [f for f in rep["region_findings"] if f["status"] == "fail"]
+        if schools_too:
+            failing += [(r["school"], rule) for r in rep["schools"] for rule, st in r["rules"].items() if st == "fail"]
+        raise typer.Exit(1 if failing else 0)
 
     @cloud.command("maintain")
     def maintain(config: Path = CONFIG) -> None:

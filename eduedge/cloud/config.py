@@ -111,9 +111,24 @@ class Retention(Strict):
 
 
 class CityRules(Strict):
-    offline_after: Duration = Field(3600.0, gt=0)            # a school offline (or silent) longer than this is listed
+    # The one definition of online (views.state): a school is online when its agent's session is up and it was
+    # heard from within this; every page, the API and `cloud judge` use it.
+    offline_after: Duration = Field(3600.0, gt=0)
     # A school has broadband access when its agent reached the city cloud within this window.
     access_window: Duration = Field(7 * 86400.0, gt=0)
+    timezone: str = "Asia/Shanghai"                          # the pages' times (IANA name); agents use CST too
+    language: Literal["zh", "en"] = "zh"                     # the pages' default (?lang= and Accept-Language win)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from None
+        return name
 
 
 class CloudStandards(Strict):
@@ -130,8 +145,36 @@ class RosterSchool(Strict):
     district: str | None = None
 
 
+class WebUser(Strict):
+    """One account of the page and API: a name (in the audit log), a role, and its token (never in the file)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: Literal["viewer", "operator"]        # an operator may also send commands to schools
+    token: Secret
+
+
 class Serve(Strict):
     listen: str = "127.0.0.1:8080"
+    # Who may read the page and the API (a token each, sent as `Authorization: Bearer`, or exchanged for a
+    # session cookie at /login). Without users every request is refused: the city's data is not public.
+    users: list[WebUser] = Field(default_factory=list)
+    # Signs the session cookies; give every `cloud serve` behind one proxy the same key. Default: random per
+    # process (a restart logs everyone out).
+    session_key: Secret | None = None
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    # Behind the bureau's reverse proxy: the path prefix it serves us under (e.g. /eduedge), and the proxy
+    # addresses whose X-Forwarded-For/-Proto are believed.
+    root_path: str = Field("", pattern=r"^(/[A-Za-z0-9_.~-]+)*$")
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+
+    @field_validator("users")
+    @classmethod
+    def _names(cls, users: list[WebUser]) -> list[WebUser]:
+        names = [u.name for u in users]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"user listed twice: {', '.join(twice)}")
+        return users
 
     @model_validator(mode="after")
     def _listen(self) -> Serve:
@@ -169,7 +212,7 @@ def load_cloud_config(path: Path | str) -> CloudConfig:
     s = cfg.storage
     if s.path is not None:
         s.path = base / s.path
-    for secret in (s.password, cfg.mqtt.password):
+    for secret in (s.password, cfg.mqtt.password, cfg.serve.session_key, *(u.token for u in cfg.serve.users)):
         if secret is not None and secret.file is not None:
             secret.file = base / secret.file
     cfg.standards.pack_dirs = [base / d for d in cfg.standards.pack_dirs]

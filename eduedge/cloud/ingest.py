@@ -32,6 +32,7 @@ from typing import Any
 
 from eduedge.cloud.checker import Accepted
 from eduedge.cloud.db import Db
+from eduedge.cloud.rollups import Rollups
 
 log = logging.getLogger("eduedge.cloud.ingest")
 
@@ -62,6 +63,7 @@ class Ingestor:
         self._series: dict[tuple[Any, ...], int] = {}
         self._schools: set[str] = set()
         self.totals: Counter[str] = Counter()
+        self.rollups = Rollups(db)       # the pages' trends, kept in each batch's transaction
 
     # -- the batch --------------------------------------------------------------------------------------
 
@@ -288,6 +290,7 @@ class Ingestor:
         rows = [(cache[s[:5]], s[5], None, s[6]) if isinstance(s[6], str) else (cache[s[:5]], s[5], float(s[6]), None)
                 for s in samples]
         self.db.copy("samples", ("series", "t", "value", "text"), rows)
+        self.rollups.add(samples)
 
     def _load_series(self, keys: set[tuple[Any, ...]]) -> None:
         ordered = sorted(keys)

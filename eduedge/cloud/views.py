@@ -5,13 +5,14 @@
   newest findings, or `none` when a rule that applies to the school's type has no finding yet;
 - `school_detail`: one school - what it is, its findings with their evidence, each rule's history (the
   changes of status), recent events, its devices, its gaps, the commands sent to it;
-- `offline`: schools offline (or silent, or never heard from) longer than `city.offline_after`;
+- `offline`: every school that is not online (`state`, the one definition), longest first;
 - `gaps`: per school and agent, the holes in its seq (open, missing, session seqs) and the gaps it declared;
 - `ingest_stats`: what the receivers counted, and the latest refused messages with their reasons.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -25,11 +26,27 @@ NONE = "none"        # a rule that applies to the school, with no finding receiv
 
 def rules_of(cfg: CloudConfig) -> RuleSet:
     s = cfg.standards
-    return load_packs(s.packs, s.pack_dirs, s.overrides)
+    return _packs(tuple(s.packs), tuple(s.pack_dirs), tuple(sorted(s.overrides.items())))
 
 
-def _state(row: dict[str, Any], now: float, offline_after: float) -> str:
-    """online | offline | silent (online, but nothing for longer than offline_after) | never."""
+@functools.lru_cache(maxsize=8)
+def _packs(packs: tuple[str, ...], dirs: tuple[Any, ...], overrides: tuple[tuple[str, float], ...]) -> RuleSet:
+    # Read once per process: a page asks for the rules on every request, and the packs do not change under it.
+    return load_packs(list(packs), list(dirs), dict(overrides))
+
+
+def state(row: dict[str, Any], now: float, offline_after: float) -> str:
+    """The one definition of a school's connection state, for every page, the API and `cloud judge`:
+
+    `online` (its agent's session is up and it was heard from within `city.offline_after`), `offline` (the
+    session ended: a death, a last will), `silent` (the session looks up, but nothing came for longer than
+    `offline_after`: a broker outage, a cut link), `never` (known only from the roster). Only `online` is
+    online; every other state is on the offline list.
+
+    >>> state({"online": 1, "last_seen": 100.0, "birth_seq": 1}, 200.0, 3600), state({"online": 1, "last_seen": 1.0,
+    ...     "birth_seq": 1}, 4000.0, 3600), state({"online": 0, "last_seen": 1.0}, 2.0, 3600), state({}, 0, 1)
+    ('online', 'silent', 'offline', 'never')
+    """
     if row.get("last_seen") is None and row.get("birth_seq") is None:
         return "never"
     if not row.get("online"):
@@ -41,14 +58,15 @@ def _state(row: dict[str, Any], now: float, offline_after: float) -> str:
 
 def _roster_rows(cfg: CloudConfig, known: set[str]) -> list[dict[str, Any]]:
     return [{"school": s.id, "city": s.city, "name": s.name, "type": s.type, "district": s.district, "online": 0,
-             "last_seen": None, "birth_seq": None, "offline_since": None, "offline_reason": None, "agent": None}
+             "last_seen": None, "birth_seq": None, "offline_since": None, "offline_reason": None, "agent": None,
+             "births": 0}
             for s in cfg.schools if s.id not in known]
 
 
 def school_list(db: Db, cfg: CloudConfig, now: float) -> list[dict[str, Any]]:
     """Every school with its state; the roster's name, type and district fill what a school's birth did not say."""
     rows = db.dicts("SELECT school, city, name, type, district, students, teachers, agent, agent_version, online, "
-                    "online_since, offline_since, offline_reason, birth_seq, bd_seq, first_seen, last_seen, "
+                    "online_since, offline_since, offline_reason, birth_seq, bd_seq, births, first_seen, last_seen, "
                     "stale_deaths FROM schools ORDER BY school")
     roster = {s.id: s for s in cfg.schools}
     for r in rows:
@@ -58,8 +76,8 @@ def school_list(db: Db, cfg: CloudConfig, now: float) -> list[dict[str, Any]]:
                 r[k] = r[k] or getattr(listed, k)
     rows += _roster_rows(cfg, {r["school"] for r in rows})
     for r in rows:
-        r["state"] = _state(r, now, cfg.city.offline_after)
-        r["online"] = bool(r["online"])
+        r["state"] = state(r, now, cfg.city.offline_after)
+        r["online"] = r["state"] == "online"
     return sorted(rows, key=lambda r: r["school"])
 
 
@@ -126,8 +144,12 @@ def school_detail(db: Db, cfg: CloudConfig, school: str, now: float) -> dict[str
                       "ORDER BY t DESC LIMIT 50", [school])
     for e in events:
         e["data"] = _loads(e["data"])
+    seen = {d: (last, restarts) for d, last, restarts in db.query(
+        "SELECT device, last, restarts FROM device_seen WHERE school = ?", [school])}
     devices = [{"scope": s, **json.loads(d)} for s, d in db.query(
         "SELECT scope, data FROM inventory WHERE school = ? ORDER BY scope, device", [school])]
+    for x in devices:      # when each device was last heard from, and its restarts (cloud/rollups.py)
+        x["last_heard"], x["restarts"] = seen.get(x["device"], (None, 0))
     commands = db.dicts("SELECT request_id, command, args, sent, status, reason, result, answered FROM commands "
                         "WHERE school = ? ORDER BY COALESCE(sent, answered) DESC LIMIT 20", [school])
     for c in commands:
@@ -136,21 +158,16 @@ def school_detail(db: Db, cfg: CloudConfig, school: str, now: float) -> dict[str
             "gaps": gaps(db, cfg, now, school), "commands": commands}
 
 
-def offline(db: Db, cfg: CloudConfig, now: float) -> list[dict[str, Any]]:
-    """Schools offline, silent or never heard from for longer than `city.offline_after`, longest first."""
+def offline(db: Db, cfg: CloudConfig, now: float, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every school that is not online (`state`), with since when and why; never heard from first, then longest."""
     out = []
-    for r in school_list(db, cfg, now):
-        if r["state"] == "offline" and r["offline_since"] is not None:
-            since = r["offline_since"]
-        elif r["state"] == "silent":
-            since = r["last_seen"]
-        elif r["state"] == "never":
-            since = None
-        else:
+    for r in school_list(db, cfg, now) if rows is None else rows:
+        if r["state"] == "online":
             continue
-        if since is not None and now - since <= cfg.city.offline_after:
-            continue
-        out.append({**r, "since": since, "for_s": None if since is None else round(now - since, 1)})
+        since = {"offline": r["offline_since"] or r["last_seen"], "silent": r["last_seen"]}.get(r["state"])
+        reason = r["offline_reason"] if r["state"] == "offline" else r["state"]
+        out.append({**r, "since": since, "for_s": None if since is None else round(now - since, 1),
+                    "why": reason})
     return sorted(out, key=lambda r: (r["since"] is not None, r["since"] or 0))
 
 

@@ -1,16 +1,20 @@
-"""`eduedge cloud serve`: the city's page and JSON API, server-rendered, no scripts, nothing fetched from elsewhere.
+"""`eduedge cloud serve`: the city's pages and JSON API - FastAPI (ASGI) with Jinja2 templates, served by uvicorn.
 
-Pages (HTML), with their JSON twins:
+Pages (Simplified Chinese by default, `?lang=en` for English; times in `city.timezone`):
 
-- `/?district=&type=` (`/api/city?...`): region rules (the broadband access rate), schools per rule status,
-  and the schools with their status per rule; `/api/schools?...` is that table alone;
-- `/school/ID` (`/api/schools/ID`): one school - findings with evidence, history per rule, events, devices,
-  gaps, commands;
-- `/offline` (`/api/offline`): schools offline, silent or never heard from longer than `city.offline_after`;
-- `/gaps` (`/api/gaps`): per school, the seq holes (open, missing, session) and the gaps the agents declared;
-- `/ingest` (`/api/stats`): what the receivers counted, and refused messages with the reason.
+- `/` the city: schools per rule status and per district (charts), the region rules and the access rate's
+  trend, the schools with what they fail (sortable, searchable, filterable: district, type, state, status);
+- `/school/ID`: findings in words with their evidence, 30-day trends, devices (down first), gaps, events,
+  commands (an operator can send one from the page);
+- `/rule/ID`: every school's value against the threshold, worst first;
+- `/offline`, `/gaps`, `/ingest`; every table exports at `/export/NAME.csv|xlsx` with the page's query.
 
-Filters are plain GET forms, so every view is a URL a person can bookmark or send.
+API (`/api/...`, documented in `/api/openapi.json`): the same data as JSON, and
+`POST /api/schools/ID/commands` (operators only; audited: cloud/audit.py).
+
+Access (cloud/auth.py): every page and API call needs a user of `serve.users` - `Authorization: Bearer
+TOKEN`, or the session cookie /login gives for a token; otherwise 401. Static files (`/static`: ECharts,
+the page's script and style) are the app's own: nothing is fetched from elsewhere at run time.
 """
 
 from __future__ import annotations
@@ -20,240 +24,345 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
-from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote
 
-from eduedge.cloud.city import STATUS_ORDER, city_report
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from eduedge.cloud import audit, pages
+from eduedge.cloud.auth import COOKIE, Accounts, User
+from eduedge.cloud.city import city_report
+from eduedge.cloud.commands import CommandError, send_command
 from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db, connect
+from eduedge.cloud.fmt import Fmt
+from eduedge.cloud.i18n import MESSAGES, pick, text
+from eduedge.cloud.rollups import ensure_schema as rollups_schema
+from eduedge.cloud.tables import to_csv, to_xlsx
 from eduedge.cloud.views import gaps, ingest_stats, offline, school_detail, schools
 
 log = logging.getLogger("eduedge.cloud.web")
-
-COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "unknown": "#9a6700", "port-limited": "#8250df", "none": "#8c959f",
-           "online": "#1a7f37", "offline": "#cf222e", "silent": "#9a6700", "never": "#57606a",
-           "open": "#9a6700", "missing": "#cf222e"}
-CSS = """
-body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","DejaVu Sans",sans-serif;margin:20px;color:#1f2328;
-background:#fff} h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:22px 0 8px;border-bottom:1px solid #d0d7de}
-nav a{margin-right:14px} .meta{color:#57606a} table{border-collapse:collapse} td,th{padding:3px 8px;
-border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top} th{background:#f6f8fa}
-.badge{display:inline-block;min-width:64px;text-align:center;color:#fff;font-weight:bold;border-radius:4px;
-padding:1px 6px;font-size:13px} .rule{font-family:"DejaVu Sans Mono",monospace;font-size:13px}
-pre{background:#f6f8fa;padding:6px;max-width:900px;white-space:pre-wrap;font-size:12px;margin:0}
-form{margin:10px 0} select,button{font-size:14px;margin-right:8px}
-"""
+HERE = Path(__file__).resolve().parent
+COMMANDS = ("rebirth", "run-check", "set-interval")
 
 
-def _t(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _dur(s: float | None) -> str:
-    if s is None:
-        return "never heard from"
-    for unit, n in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= n:
-            return f"{s / n:.1f} {unit}"
-    return f"{s:.0f} s"
-
-
-def badge(status: str, label: str | None = None) -> str:
-    colour = COLOURS.get(status, "#57606a")
-    return f'<span class="badge" style="background:{colour}">{escape((label or status).upper())}</span>'
-
-
-def page(title: str, body: str) -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<style>{CSS}</style></head><body><nav><a href="/">City</a><a href="/offline">Offline schools</a>'
-            f'<a href="/gaps">Gaps</a><a href="/ingest">Ingest</a></nav>{body}'
-            f'<p class="meta">eduedge city cloud - {escape(_t(time.time()))}</p></body></html>')
-
-
-def _select(name: str, options: list[str], chosen: str | None, everything: str) -> str:
-    opts = [f'<option value="">{escape(everything)}</option>'] + [
-        f'<option value="{escape(o)}"{" selected" if o == chosen else ""}>{escape(o)}</option>' for o in options]
-    return f'<select name="{name}">{"".join(opts)}</select>'
-
-
-def city_page(rep: dict[str, Any], district: str | None, school_type: str | None) -> str:
-    parts = ["<h1>Schools of the city</h1>",
-             f'<p class="meta">{len(rep["schools"])} schools shown; '
-             + ", ".join(f"{n} {s}" for s, n in sorted(rep["states"].items())) + "</p>"]
-    parts.append("<h2>Rules only the city can judge</h2><table><tr><th>rule</th><th>region</th><th>status</th>"
-                 "<th>value</th><th>threshold</th><th>why</th></tr>")
-    for f in rep["region_findings"]:
-        value = "-" if f["value"] is None else f"{f['value']:g} %"
-        without = f["evidence"].get("without_access") or []
-        why = escape(f["evidence"].get("why", "")) + (
-            f'<br><span class="meta">without access: {escape(", ".join(without[:20]))}'
-            f'{" ..." if len(without) > 20 else ""}</span>' if without else "")
-        parts.append(f'<tr><td class="rule">{escape(f["rule"])}</td><td>{escape(f["region"])}</td>'
-                     f'<td>{badge(f["status"])}</td><td>{value}</td><td>{f["threshold"]:g} %</td><td>{why}</td></tr>')
-    parts.append("</table>")
-    parts.append("<h2>Schools per rule status</h2><table><tr><th>rule</th>"
-                 + "".join(f"<th>{badge(s)}</th>" for s in STATUS_ORDER) + "</tr>")
-    for rule, counts in rep["status_counts"].items():
-        parts.append(f'<tr><td class="rule">{escape(rule)}</td>'
-                     + "".join(f"<td>{counts.get(s, '')}</td>" for s in STATUS_ORDER) + "</tr>")
-    parts.append("</table>")
-    parts.append('<h2>Schools</h2><form method="get" action="/">'
-                 + _select("district", rep["districts"], district, "every district")
-                 + _select("type", rep["types"], school_type, "every type")
-                 + '<button type="submit">Filter</button></form>')
-    cols = rep["columns"]
-    parts.append("<table><tr><th>school</th><th>district</th><th>type</th><th>state</th>"
-                 + "".join(f'<th class="rule">{escape(c)}</th>' for c in cols) + "</tr>")
-    for r in rep["schools"]:
-        link = f'<a href="/school/{quote(r["school"])}">{escape(r["name"] or r["school"])}</a>'
-        cells = "".join(f"<td>{badge(r['rules'][c]) if c in r['rules'] else ''}</td>" for c in cols)
-        parts.append(f'<tr><td>{link}<br><span class="meta">{escape(r["school"])}</span></td>'
-                     f'<td>{escape(r["district"] or "-")}</td><td>{escape(r["type"] or "-")}</td>'
-                     f'<td>{badge(r["state"])}</td>{cells}</tr>')
-    parts.append("</table>")
-    return page("City schools", "".join(parts))
-
-
-def _pre(value: Any) -> str:
-    return f"<pre>{escape(json.dumps(value, indent=1, ensure_ascii=False))}</pre>" if value else ""
-
-
-def school_page(d: dict[str, Any]) -> str:
-    parts = [f'<h1>{escape(d["name"] or d["school"])}</h1><p class="meta">{escape(d["school"])} - '
-             f'{escape(d["city"])}/{escape(d["district"] or "-")} - {escape(d["type"] or "type unknown")} - '
-             f'agent {escape(d["agent"] or "-")} {escape(d.get("agent_version") or "")} - {badge(d["state"])} '
-             f'last heard {escape(_t(d["last_seen"]))}</p>', "<h2>Findings</h2>"]
-    if not d["findings"]:
-        parts.append('<p class="meta">no findings received yet</p>')
-    else:
-        parts.append("<table><tr><th>rule</th><th>subject</th><th>status</th><th>value</th><th>threshold</th>"
-                     "<th>judged</th><th>evidence</th></tr>")
-        for f in d["findings"]:
-            parts.append(f'<tr><td class="rule">{escape(f["rule"])}</td><td>{escape(f["subject"])}</td>'
-                         f'<td>{badge(f["status"])}</td><td>{escape(str(f["value"]))} {escape(f["unit"] or "")}</td>'
-                         f'<td>{escape(str(f["threshold"]))}</td><td>{escape(_t(f["t"]))}</td>'
-                         f'<td>{_pre(f["evidence"])}</td></tr>')
-        parts.append("</table>")
-    parts.append("<h2>History</h2><table><tr><th>rule</th><th>changes of status</th></tr>")
-    for rule, changes in sorted(d["history"].items()):
-        steps = " &rarr; ".join(f'{badge(c["status"])} <span class="meta">{escape(_t(c["t"]))}</span>'
-                                for c in changes)
-        parts.append(f'<tr><td class="rule">{escape(rule)}</td><td>{steps}</td></tr>')
-    parts.append("</table><h2>Events</h2><table><tr><th>time</th><th>severity</th><th>kind</th><th>message</th></tr>")
-    for e in d["events"]:
-        parts.append(f'<tr><td>{escape(_t(e["t"]))}</td><td>{escape(e["severity"])}</td>'
-                     f'<td class="rule">{escape(e["kind"])}</td><td>{escape(e["message"])}</td></tr>')
-    parts.append("</table>" + _gap_table(d["gaps"]))
-    parts.append(f'<h2>Devices ({len(d["devices"])})</h2><p class="meta">'
-                 + escape(", ".join(x["device"] for x in d["devices"][:200])) + "</p>")
-    parts.append("<h2>Commands</h2><table><tr><th>sent</th><th>command</th><th>status</th><th>answer</th></tr>")
-    for c in d["commands"]:
-        parts.append(f'<tr><td>{escape(_t(c["sent"] or c["answered"]))}</td><td>{escape(c["command"])} '
-                     f'{escape(json.dumps(c["args"]) if c["args"] else "")}</td><td>{badge(c["status"])}</td>'
-                     f'<td>{escape(c["reason"] or "")}{_pre(c["result"])}</td></tr>')
-    parts.append("</table>")
-    return page(d["name"] or d["school"], "".join(parts))
-
-
-def _gap_table(rows: list[dict[str, Any]]) -> str:
-    out = ["<h2>Gaps</h2><table><tr><th>school</th><th>agent</th><th>seq range</th><th>late</th><th>open</th>"
-           "<th>missing</th><th>session seqs</th><th>declared by the agent</th></tr>"]
-    for g in rows:
-        declared = "<br>".join(f'{escape(x["reason"])}: {x["messages"]} {escape(x["dropped"])} messages '
-                               f'({x["samples"]} items) {escape(_t(x["first_time"]))} .. {escape(_t(x["last_time"]))}'
-                               for x in g["declared"])
-        missing = badge("missing", str(g["missing_seqs"])) if g["missing_seqs"] else "0"
-        out.append(f'<tr><td><a href="/school/{quote(g["school"])}">{escape(g["school"])}</a></td>'
-                   f'<td>{escape(g["agent"])}</td><td>{g["floor"]} .. {g["hwm"]}</td><td>{g["late"]}</td>'
-                   f'<td>{g["open_seqs"]}</td><td>{missing}</td><td>{g["session_seqs"]}</td><td>{declared}</td></tr>')
-    return "".join(out) + "</table>"
-
-
-def offline_page(rows: list[dict[str, Any]], after: float) -> str:
-    parts = [f"<h1>Offline schools</h1><p class=\"meta\">offline, silent or never heard from for longer than "
-             f"{escape(_dur(after))}: {len(rows)}</p><table><tr><th>school</th><th>district</th><th>state</th>"
-             f"<th>since</th><th>for</th><th>why</th></tr>"]
-    for r in rows:
-        parts.append(f'<tr><td><a href="/school/{quote(r["school"])}">{escape(r["name"] or r["school"])}</a></td>'
-                     f'<td>{escape(r["district"] or "-")}</td><td>{badge(r["state"])}</td>'
-                     f'<td>{escape(_t(r["since"]))}</td><td>{escape(_dur(r["for_s"]))}</td>'
-                     f'<td>{escape(r["offline_reason"] or "")}</td></tr>')
-    return page("Offline schools", "".join(parts) + "</table>")
-
-
-def ingest_page(stats: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(stats["totals"].items()))
-    rej = "".join(f'<tr><td>{escape(_t(r["received"]))}</td><td>{escape(r["reason"])}</td>'
-                  f'<td>{escape(r["topic"])}</td><td>{r["size"]}</td><td>{escape(r["detail"][:300])}</td></tr>'
-                  for r in stats["recent_rejects"])
-    return page("Ingest", f"<h1>Ingest</h1><table><tr><th>counter</th><th>value</th></tr>{rows}</table>"
-                          f"<h2>Refused messages (newest)</h2><table><tr><th>received</th><th>reason</th><th>topic</th>"
-                          f"<th>bytes</th><th>detail</th></tr>{rej}</table>")
+class CommandRequest(BaseModel):
+    command: Literal["rebirth", "run-check", "set-interval"]
+    args: dict[str, Any] = Field(default_factory=dict, description="run-check: {check}; set-interval: "
+                                                                   "{check, interval_s}")
+    timeout: float = Field(30.0, ge=1, le=300, description="seconds to wait for the school's answer")
 
 
 class CityWeb:
-    """The routes over one database connection (serialised: the pages are small, the city's readers few)."""
+    """The application's state: configuration, one database connection (serialised), the accounts."""
 
-    def __init__(self, cfg: CloudConfig, db: Db | None = None):
+    def __init__(self, cfg: CloudConfig, db: Db | None = None, accounts: Accounts | None = None,
+                 sender: Callable[..., Any] = send_command):
         self.cfg = cfg
         self.db = db or connect(cfg.storage)
+        rollups_schema(self.db)
+        audit.ensure_schema(self.db)
+        self.accounts = accounts or Accounts.from_config(cfg.serve)
         self.lock = threading.Lock()
+        self.send = sender
 
-    def handle(self, path: str, query: dict[str, str]) -> tuple[int, str, str]:
-        """(HTTP status, content type, body) for a GET."""
-        now = time.time()
-        district, school_type = query.get("district") or None, query.get("type") or None
-        routes: dict[str, Callable[[], Any]] = {
-            "/api/city": lambda: city_report(self.db, self.cfg, now, district, school_type),
-            "/api/schools": lambda: schools(self.db, self.cfg, now, district, school_type),
-            "/api/offline": lambda: offline(self.db, self.cfg, now),
-            "/api/gaps": lambda: gaps(self.db, self.cfg, now),
-            "/api/stats": lambda: ingest_stats(self.db)}
+    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.lock:
-            if path in routes:
-                return 200, "application/json", json.dumps(routes[path](), ensure_ascii=False)
-            if path.startswith("/api/schools/"):
-                d = school_detail(self.db, self.cfg, path.rsplit("/", 1)[1], now)
-                return (404, "application/json", '{"error": "no such school"}') if d is None else (
-                    200, "application/json", json.dumps(d, ensure_ascii=False))
-            if path == "/":
-                return 200, "text/html", city_page(city_report(self.db, self.cfg, now, district, school_type),
-                                                   district, school_type)
-            if path.startswith("/school/"):
-                d = school_detail(self.db, self.cfg, path.split("/", 2)[2], now)
-                return (404, "text/html", page("Not found", "<h1>No such school</h1>")) if d is None else (
-                    200, "text/html", school_page(d))
-            if path == "/offline":
-                return 200, "text/html", offline_page(offline(self.db, self.cfg, now), self.cfg.city.offline_after)
-            if path == "/gaps":
-                return 200, "text/html", page("Gaps", "<h1>Gaps</h1>" + _gap_table(gaps(self.db, self.cfg, now)))
-            if path == "/ingest":
-                return 200, "text/html", ingest_page(ingest_stats(self.db))
-        return 404, "text/html", page("Not found", "<h1>Not found</h1>")
+            return fn(self.db, *args)
 
 
-def make_server(web: CityWeb, host: str, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            try:
-                status, ctype, body = web.handle(url.path, query)
-            except Exception:
-                log.exception("GET %s failed", self.path)
-                status, ctype, body = 500, "text/plain", "internal error; see the server's log"
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+def create_app(web: CityWeb) -> FastAPI:
+    cfg = web.cfg
+    app = FastAPI(title="eduedge city cloud", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+                  description="The city's read API over what the schools' agents reported, and commands to "
+                              "schools (operators). Authenticate with `Authorization: Bearer TOKEN`.")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    zone = pages.zone_of(cfg)
 
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("%s " + fmt, self.client_address[0], *args)
+    def lang_of(request: Request) -> str:
+        return pick(request.query_params.get("lang"), request.cookies.get("lang"),
+                    request.headers.get("accept-language"), cfg.city.language)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def who(request: Request) -> User | None:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return web.accounts.by_token(auth[7:].strip())
+        cookie = request.cookies.get(COOKIE)
+        return web.accounts.by_session(cookie) if cookie else None
 
+    def api_user(request: Request) -> User:
+        user = who(request)
+        if user is None:
+            raise HTTPException(401, "a token is needed: Authorization: Bearer TOKEN",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    def render(request: Request, template: str, user: User | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+        lang = lang_of(request)
+        f = Fmt(lang, zone)
+        base = request.scope.get("root_path", "").rstrip("/")
+        query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        other = "en" if lang == "zh" else "zh"
+        resp = templates.TemplateResponse(request, template, {
+            "_": lambda key, **v: text(lang, key, **v), "f": f, "lang": lang, "user": user, "base": base,
+            "here": request.url.path[len(base):] or "/", "query": query, "other_lang": other,
+            "other_lang_url": request.url.path + "?" + "&".join(
+                [f"{quote(k)}={quote(v)}" for k, v in query.items()] + [f"lang={other}"]),
+            "json": lambda v: json.dumps(v, ensure_ascii=False).replace("</", "<\\/"), **ctx}, status_code=status)
+        if request.query_params.get("lang") in MESSAGES:
+            resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax", httponly=True)
+        return resp
+
+    def page(request: Request) -> User | HTMLResponse:
+        user = who(request)
+        if user is None:
+            return render(request, "login.html", None, 401, next=request.url.path, bad=False)
+        return user
+
+    # -- login ------------------------------------------------------------------------------------------
+
+    def _login(request: Request, token: str, nxt: str) -> Response:
+        user = web.accounts.by_token(token) if token else None
+        if user is None:
+            return render(request, "login.html", None, 401, next=nxt, bad=bool(token))
+        base = request.scope.get("root_path", "").rstrip("/")
+        target = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+        if not target.startswith(base + "/"):
+            target = base + target
+        resp = RedirectResponse(target, status_code=303)
+        resp.set_cookie(COOKIE, web.accounts.session(user.name), max_age=int(web.accounts.lifetime_s),
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https", path=base or "/")
+        return resp
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(request: Request, token: str = "", next: str = "/") -> Response:
+        # ?token= is for kiosk screens and scripts; the app never logs it (a proxy may: prefer the form).
+        return _login(request, token, next)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        return _login(request, (form.get("token") or [""])[0].strip(), (form.get("next") or ["/"])[0])
+
+    @app.get("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        base = request.scope.get("root_path", "").rstrip("/")
+        resp = RedirectResponse(base + "/login", status_code=303)
+        resp.delete_cookie(COOKIE, path=base or "/")
+        return resp
+
+    # -- pages ------------------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def city_page(request: Request, district: str = "", type: str = "", state: str = "", status: str = "",
+                  q: str = "") -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        f = Fmt(lang_of(request), zone)
+        ctx = web.read(pages.city, cfg, f, time.time(), district or None, type or None, state or None,
+                       status or None, q or None)
+        return render(request, "city.html", user, **ctx)
+
+    @app.get("/school/{school_id}", response_class=HTMLResponse, include_in_schema=False)
+    def school_page(request: Request, school_id: str, sent: str = "") -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        ctx = web.read(pages.school, cfg, Fmt(lang_of(request), zone), time.time(), school_id)
+        if ctx is None:
+            return render(request, "error.html", user, 404, message=text(lang_of(request), "error.no_school"))
+        return render(request, "school.html", user, sent=sent, **ctx)
+
+    @app.post("/school/{school_id}/command", include_in_schema=False)
+    async def school_command(request: Request, school_id: str) -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        args = {"check": form["check"]} if form.get("command") == "run-check" and form.get("check") else {}
+        body = CommandRequest(command=form.get("command", "rebirth"), args=args, timeout=30.0)  # type: ignore[arg-type]
+        if not user.may_command:
+            web.read(audit.record, user.name, user.role, _remote(request), school_id, body.command, body.args,
+                     "forbidden", "viewer")
+            return render(request, "error.html", user, 403, message=text(lang_of(request), "cmd.forbidden"))
+        import anyio.to_thread
+
+        answer = await anyio.to_thread.run_sync(_command, web, user, _remote(request), school_id, body)
+        base = request.scope.get("root_path", "").rstrip("/")
+        return RedirectResponse(f"{base}/school/{quote(school_id)}?sent={quote(answer['status'])}", 303)
+
+    @app.get("/rule/{rule_id}", response_class=HTMLResponse, include_in_schema=False)
+    def rule_page(request: Request, rule_id: str) -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        ctx = web.read(pages.rule_page, cfg, Fmt(lang_of(request), zone), time.time(), rule_id)
+        if ctx is None:
+            return render(request, "error.html", user, 404, message=text(lang_of(request), "rule.unknown"))
+        return render(request, "rule.html", user, **ctx)
+
+    @app.get("/offline", response_class=HTMLResponse, include_in_schema=False)
+    def offline_page(request: Request) -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        return render(request, "offline.html", user,
+                      **web.read(pages.offline_page, cfg, Fmt(lang_of(request), zone), time.time()))
+
+    @app.get("/gaps", response_class=HTMLResponse, include_in_schema=False)
+    def gaps_page(request: Request) -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        return render(request, "tables.html", user, heading="gaps.title",
+                      **web.read(pages.gaps_page, cfg, Fmt(lang_of(request), zone), time.time()))
+
+    @app.get("/ingest", response_class=HTMLResponse, include_in_schema=False)
+    def ingest_page(request: Request) -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        return render(request, "tables.html", user, heading="ingest.title",
+                      **web.read(pages.ingest_page, Fmt(lang_of(request), zone)))
+
+    @app.get("/export/{name}.{fmt}", include_in_schema=False)
+    def export(request: Request, name: str, fmt: str) -> Response:
+        user = page(request)
+        if not isinstance(user, User):
+            return user
+        if fmt not in ("csv", "xlsx"):
+            raise HTTPException(404)
+        table = web.read(pages.table_for, name, cfg, Fmt(lang_of(request), zone), time.time(),
+                         dict(request.query_params))
+        if table is None:
+            raise HTTPException(404, f"no table {name!r} for this query")
+        stamp = time.strftime("%Y%m%d-%H%M")
+        if fmt == "csv":
+            return Response(to_csv(table), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'})
+        return Response(to_xlsx(table),
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.xlsx"'})
+
+    # -- API --------------------------------------------------------------------------------------------
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(user: User = Depends(api_user)) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/city", tags=["city"], summary="Region rules, schools per rule status, offline schools, the table")
+    def api_city(district: str | None = None, type: str | None = None,
+                 user: User = Depends(api_user)) -> dict[str, Any]:
+        return web.read(city_report, cfg, time.time(), district, type)
+
+    @app.get("/api/schools", tags=["city"], summary="The schools with their state and status per rule")
+    def api_schools(district: str | None = None, type: str | None = None,
+                    user: User = Depends(api_user)) -> dict[str, Any]:
+        return web.read(schools, cfg, time.time(), district, type)
+
+    @app.get("/api/schools/{school_id}", tags=["school"], summary="One school: findings, history, events, devices, "
+                                                                   "gaps, commands")
+    def api_school(school_id: str, user: User = Depends(api_user)) -> dict[str, Any]:
+        d = web.read(school_detail, cfg, school_id, time.time())
+        if d is None:
+            raise HTTPException(404, "no such school")
+        return d
+
+    @app.get("/api/schools/{school_id}/trends", tags=["school"], summary="30 days of capacity tests, WAN "
+                                                                          "utilisation, Wi-Fi coverage, availability")
+    def api_trends(school_id: str, user: User = Depends(api_user)) -> dict[str, Any]:
+        from eduedge.cloud.trends import school_trends
+
+        return web.read(school_trends, school_id, time.time(), zone)
+
+    @app.get("/api/rules/{rule_id}", tags=["city"], summary="Every school's value against the rule, worst first")
+    def api_rule(rule_id: str, request: Request, user: User = Depends(api_user)) -> dict[str, Any]:
+        ctx = web.read(pages.rule_page, cfg, Fmt("en", zone), time.time(), rule_id)
+        if ctx is None:
+            raise HTTPException(404, "no such rule")
+        t = ctx["tables"]["rule"]
+        return {"rule": rule_id, "title": {"zh": ctx["rule"].title.zh, "en": ctx["rule"].title.en},
+                "threshold": ctx["rule"].threshold, "unit": ctx["rule"].unit, "op": ctx["rule"].op,
+                "rows": [{c.key: cell.value for c, cell in zip(t.columns, row, strict=True)} for row in t.rows]}
+
+    @app.get("/api/offline", tags=["city"], summary="Every school that is not online, and since when")
+    def api_offline(user: User = Depends(api_user)) -> list[dict[str, Any]]:
+        return web.read(offline, cfg, time.time())
+
+    @app.get("/api/gaps", tags=["city"], summary="Seq holes and declared gaps per school and agent")
+    def api_gaps(user: User = Depends(api_user)) -> list[dict[str, Any]]:
+        return web.read(gaps, cfg, time.time())
+
+    @app.get("/api/stats", tags=["ingest"], summary="What the receivers counted; the newest refused messages")
+    def api_stats(user: User = Depends(api_user)) -> dict[str, Any]:
+        return web.read(ingest_stats)
+
+    @app.get("/api/audit", tags=["commands"], summary="The commands sent, by whom, and their answers")
+    def api_audit(school: str | None = None, user: User = Depends(api_user)) -> list[dict[str, Any]]:
+        return web.read(audit.recent, school, 200)
+
+    @app.get("/api/me", tags=["access"], summary="Who this token is")
+    def api_me(user: User = Depends(api_user)) -> dict[str, str]:
+        return {"name": user.name, "role": user.role}
+
+    @app.post("/api/schools/{school_id}/commands", tags=["commands"],
+              summary="Send a command to a school's agent and wait for its answer (operators only; audited)",
+              responses={403: {"description": "a viewer may not send commands"}})
+    def api_command(school_id: str, body: CommandRequest, request: Request,
+                    user: User = Depends(api_user)) -> dict[str, Any]:
+        if not user.may_command:
+            web.read(audit.record, user.name, user.role, _remote(request), school_id, body.command, body.args,
+                     "forbidden", "viewer")
+            raise HTTPException(403, "only an operator may send commands")
+        answer = _command(web, user, _remote(request), school_id, body)
+        if answer["status"] == "invalid":
+            raise HTTPException(422, answer["reason"])
+        return answer
+
+    return app
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _command(web: CityWeb, user: User, remote: str | None, school: str, body: CommandRequest) -> dict[str, Any]:
+    """Send, wait, audit. Its own database connection: the wait must not hold the pages' connection."""
+    entry = web.read(audit.record, user.name, user.role, remote, school, body.command, body.args)
+    db = connect(web.cfg.storage)
+    try:
+        answer = web.send(web.cfg, db, school, body.command, body.args, body.timeout)
+    except CommandError as e:
+        web.read(audit.answered, entry, "invalid", str(e), None)
+        return {"status": "invalid", "reason": str(e), "school": school, "command": body.command}
+    finally:
+        db.close()
+    web.read(audit.answered, entry, answer.status, answer.reason, answer.request_id)
+    log.info("command %s to %s by %s (%s): %s", body.command, school, user.name, user.role, answer.status)
+    return {**answer.to_dict(), "by": user.name}
+
+
+def serve(web: CityWeb, host: str, port: int, ready: Callable[[int], None] | None = None) -> None:
+    """Run uvicorn until SIGTERM/SIGINT (uvicorn's own handlers); `ready(port)` once it listens."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(web), host=host, port=port, root_path=web.cfg.serve.root_path, proxy_headers=True,
+        forwarded_allow_ips=web.cfg.serve.forwarded_allow_ips, access_log=False, log_level="info",
+        server_header=False))
+    if ready is not None:
+        orig = server.startup
+
+        async def startup(sockets: Any = None) -> None:
+            await orig(sockets)
+            ready(server.servers[0].sockets[0].getsockname()[1])
+
+        server.startup = startup  # type: ignore[method-assign]
+    server.run()

@@ -145,7 +145,12 @@ def register_fleet(sim: typer.Typer) -> None:
               interval: str = typer.Option("60s", "--interval", help="each school reports this often"),
               duration: str = typer.Option("5m", "--duration", help="run this long, then shut down cleanly"),
               city: str = typer.Option("demo-city", "--city"),
-              seed: int = typer.Option(1, "--seed", help="the same seed gives the same fleet")) -> None:
+              seed: int = typer.Option(1, "--seed", help="the same seed gives the same fleet"),
+              history_days: int = typer.Option(30, "--history-days", min=0, max=60,
+                                               help="days of hourly history (and findings) each school sends first"),
+              faults: bool = typer.Option(True, "--faults/--no-faults",
+                                          help="some schools flap, go offline for good, lose or drop messages"),
+              ) -> None:
         """Stream N simulated schools' telemetry to one broker (each school its own type, size, WAN, faults)."""
         from eduedge.core.model import parse_duration
         from eduedge.simulator.broker import start_broker
@@ -154,7 +159,8 @@ def register_fleet(sim: typer.Typer) -> None:
         own = None if broker else start_broker()
         address = broker or own.address  # type: ignore[union-attr]
         try:
-            f = Fleet(address, schools, parse_duration(interval), city, seed)
+            f = Fleet(address, schools, parse_duration(interval), city, seed, history_days,
+                      progress=lambda line: typer.echo(line, err=True), faults=faults)
             kinds = collections.Counter(s.campus.school.type for s in f.schools)
             typer.echo(f"{schools} schools -> {address}: " + ", ".join(f"{v} {k}" for k, v in kinds.items()))
             stats = f.run(parse_duration(duration))
@@ -162,5 +168,6 @@ def register_fleet(sim: typer.Typer) -> None:
             if own is not None:
                 own.close()
         typer.echo(f"births {stats.births}, metrics messages {stats.messages} ({stats.samples} samples, "
-                   f"{stats.bytes / 1e6:.1f} MB), acknowledged {stats.acked}, simulated connection losses "
-                   f"{stats.drops}")
+                   f"{stats.bytes / 1e6:.1f} MB), history {stats.history_samples} samples, {stats.findings} findings, "
+                   f"acknowledged {stats.acked}, simulated connection losses {stats.drops} ({stats.cut} for good), "
+                   f"reconnects {stats.reconnects}, seqs lost {stats.lost}, declared dropped {stats.declared}")

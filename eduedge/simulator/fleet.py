@@ -10,6 +10,13 @@ and publishes them exactly as the agent's link does, through the contract (agent
 envelope builder (agent/envelope.py): a birth on every connection with its bdSeq, the death as last
 will, metrics in batches under the size cap, QoS 1, one persistent `seq` per school.
 
+Beyond the live metrics, each school (simulator/fleetdata.py: districts, lines shaped below what was
+bought, Fast Ethernet WAN ports, poor Wi-Fi zones, outage days) sends once, after its first birth, 30
+days of hourly history and the findings its agent's own compliance code judges from it. Some schools'
+links flap, some go offline for good after their first report, some lose messages (seq holes), some
+declare dropped messages in a `gap` message. A school whose connection breaks (a broker outage)
+connects again with backoff, as the agent's link does.
+
 All schools share one thread: paho clients driven by `loop()` in turn, so a thousand schools do not
 need a thousand threads.
 """
@@ -21,6 +28,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,7 @@ from paho.mqtt.properties import Properties
 from eduedge.agent.contract import topic
 from eduedge.agent.envelope import Envelope, agent_version
 from eduedge.core.netaddr import split_host_port
+from eduedge.simulator import fleetdata
 from eduedge.simulator.campus import Campus, Fault, load_campus
 from eduedge.simulator.world import World
 
@@ -44,6 +53,8 @@ TEMPLATE = {"primary": "campus-small.yaml", "kindergarten": "campus-small.yaml",
             "vocational-college": "campus-large.yaml"}
 WAN_MBPS = [20, 50, 100, 100, 200, 300, 500, 1000]
 MAX_MESSAGE_BYTES = 256 * 1024
+ZONES = {"教学楼": "teaching", "办公楼": "office", "操场": "public"}
+RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
 
 
 @dataclass
@@ -56,6 +67,12 @@ class FleetStats:
     acked: int = 0
     drops: int = 0               # simulated connection losses (the broker sends the school's death)
     bytes: int = 0
+    findings: int = 0
+    history_samples: int = 0
+    reconnects: int = 0          # connections again after one broke that the simulation did not break
+    lost: int = 0                # seqs spent on messages that were never sent (lossy schools)
+    declared: int = 0            # seqs declared dropped in gap messages
+    cut: int = 0                 # schools gone offline for good
 
 
 @dataclass
@@ -65,11 +82,16 @@ class FleetSchool:
     env: Envelope
     client: mqtt.Client
     link_drops: bool
+    profile: fleetdata.Profile | None = None
+    backlog: list[tuple[str, list[str]]] = field(default_factory=list)   # (kind, items) sent after the first birth
     seq: int = 0
     bd_seq: int = 0
     unacked: set[int] = field(default_factory=set)
     connected: bool = False
     offline_until: float = 0.0
+    backoff: float = RECONNECT_MIN
+    dropped_on_purpose: bool = False
+    reports: int = 0
     last: float = field(default_factory=time.time)
 
     @property
@@ -86,10 +108,10 @@ def school_campus(templates: dict[str, Campus], i: int, city: str, seed: int) ->
     rng = random.Random(seed * 100003 + i)
     kind = TYPES[i % len(TYPES)]
     template = templates[TEMPLATE[kind]]
-    school = template.school.model_copy(update={
-        "id": f"{city}-{kind}-{i:04d}", "name": f"{city.title()} {kind.replace('-', ' ').title()} School {i}",
-        "city": city, "type": kind})
     down = rng.choice(WAN_MBPS)
+    p = fleetdata.profile(i, kind, list(ZONES), seed, down)
+    school = template.school.model_copy(update={
+        "id": f"{city}-{kind}-{i:04d}", "name": p.name, "city": city, "type": kind, "district": p.district})
     faults: list[Fault] = []
     names = [n for n in template.all_names() if not n.startswith("tab-")]
     if rng.random() < 0.15:
@@ -104,7 +126,7 @@ def school_campus(templates: dict[str, Campus], i: int, city: str, seed: int) ->
 
 
 def device_entries(world: World) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = [{"device": "gateway", "collector": "host"}]
     for node in world.snmp_nodes():
         entry: dict[str, Any] = {"device": node.name, "collector": "snmp", "zone": node.zone, "room": node.room}
         out.append(entry)
@@ -147,6 +169,19 @@ def samples(world: World, t0: float, t1: float) -> list[dict[str, Any]]:
                             "unit": "bit/s", "tags": tags})
                 out.append({"t": t, "device": name, "metric": "if.out_bps", "value": round((o1 - o0) * 8 / dt, 1),
                             "unit": "bit/s", "tags": tags})
+    root = next((sw.name for sw in world.campus.switches if sw.uplink.to in ("gateway", world.campus.gateway.name)),
+                None)
+    if root is not None and not world.is_down(root, t1) and world.boot_time(root, t1) <= t0:
+        node = world.nodes[root]
+        up = node.uplink_port or 1
+        (i0, o0), (i1, o1) = world.octets(root, up, t0), world.octets(root, up, t1)
+        wan = {"interface": "eth0", "role": "wan"}     # the gateway's WAN carries what the core's uplink does
+        out += [{"t": t, "device": "gateway", "metric": "host.if_in_bps", "value": round((o1 - o0) * 8 / (t1 - t0), 1),
+                 "unit": "bit/s", "tags": wan},
+                {"t": t, "device": "gateway", "metric": "host.if_out_bps", "value": round((i1 - i0) * 8 / (t1 - t0), 1),
+                 "unit": "bit/s", "tags": wan}]
+    out.append({"t": t, "device": "gateway", "metric": "host.uptime_s", "value": round(t1 - world.launch, 1),
+                "unit": "s"})
     for node in world.nodes.values():
         if node.kind == "ap":
             reporter = node.controller or node.name
@@ -158,11 +193,17 @@ def samples(world: World, t0: float, t1: float) -> list[dict[str, Any]]:
 
 
 class Fleet:
-    def __init__(self, broker: str, schools: int, interval: float = 60.0, city: str = "demo-city", seed: int = 1):
+    def __init__(self, broker: str, schools: int, interval: float = 60.0, city: str = "demo-city", seed: int = 1,
+                 history_days: int = 0, progress: Callable[[str], None] | None = None, faults: bool = False):
+        """`history_days` of history and findings sent first; `faults`: each school's fate (fleetdata.Profile:
+        flapping, cut for good, lossy, declaring gaps) is played out; without it every school is healthy apart
+        from the campus faults and the 5 % whose link drops (the ingest tests rely on that)."""
         self.host, self.port = split_host_port(broker, 1883)
         self.interval = interval
         self.stats = FleetStats(schools=schools)
         self.drop_chance = 0.3           # per interval, for the schools whose link drops
+        self.progress = progress
+        self.stopping = False
         templates = {f: load_campus(CAMPUSES / f) for f in set(TEMPLATE.values())}
         now = time.time()
         self.schools: list[FleetSchool] = []
@@ -172,11 +213,31 @@ class Fleet:
             agent = f"{campus.school.id}-gw"
             env = Envelope(campus.school.id, city, agent, agent_version(), uuid.uuid4().hex)
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=agent, protocol=mqtt.MQTTv5)
-            school = FleetSchool(campus, world, env, client, drops, last=now)
+            p = fleetdata.profile(i, campus.school.type, list(ZONES), seed, campus.wan.down_mbps)
+            if not faults:
+                p.fate = "healthy"
+            school = FleetSchool(campus, world, env, client, drops or p.fate == "flaps", profile=p, last=now)
+            if history_days:
+                school.backlog = self._backlog(school, now, history_days, seed * 1000 + i)
             client.on_connect = lambda c, u, f, rc, p, s=school: self._connected(s, rc)
             client.on_disconnect = lambda c, u, f, rc, p, s=school: self._disconnected(s)
             client.on_publish = lambda c, u, mid, rc, p, s=school: self._acked(s, mid)
             self.schools.append(school)
+            if self.progress and (i % 25 == 0 or i == schools):
+                self.progress(f"prepared {i}/{schools} schools (history and findings)")
+
+    def _backlog(self, school: FleetSchool, now: float, days: int, seed: int) -> list[tuple[str, list[str]]]:
+        """The history and the findings judged from it, as batches ready to send after the first birth."""
+        assert school.profile is not None
+        hist = fleetdata.history(school.profile, ZONES, now, days, seed)
+        cfg = fleetdata.agent_config(school.campus.school, ZONES)
+        found = fleetdata.findings(cfg, hist, now)
+        self.stats.history_samples += len(hist)
+        self.stats.findings += len(found)
+        items = [{"t": round(x.time, 3), "device": x.device, "metric": x.metric, "value": x.value, "unit": x.unit,
+                  **({"tags": x.tags} if x.tags else {})} for x in hist]
+        out = [("metrics", b) for b in school.env.batches(items, MAX_MESSAGE_BYTES)]
+        return out + [("findings", b) for b in school.env.batches(found, MAX_MESSAGE_BYTES, kind="findings")]
 
     def _acked(self, school: FleetSchool, mid: int) -> None:
         self.stats.acked += 1
@@ -190,15 +251,27 @@ class Fleet:
         if rc.is_failure:
             return
         school.connected = True
+        school.backoff = RECONNECT_MIN
         self.stats.connected += 1
         payload = school.env.encode("birth", school.next_seq(), {**birth_body(school, self.interval),
                                                                  "bdSeq": school.bd_seq})
         self._send(school, "birth", payload)
         self.stats.births += 1
+        now = time.time()
+        for kind, batch in school.backlog:
+            payload = school.env.encode_batch(kind, school.next_seq(), batch, now)
+            self._send(school, kind, payload)
+            self.stats.bytes += len(payload)
+        school.backlog = []
 
     def _disconnected(self, school: FleetSchool) -> None:
         if school.connected:
             self.stats.connected -= 1
+        if school.connected and not school.dropped_on_purpose and not self.stopping:
+            # Not the simulation's doing (the broker went away): connect again, backing off as the agent does.
+            school.offline_until = time.time() + school.backoff
+            self.stats.reconnects += 1
+        school.dropped_on_purpose = False
         school.connected = False
         school.unacked.clear()           # a clean session: what was in flight is gone with the connection
 
@@ -209,38 +282,63 @@ class Fleet:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0
         school.client.connect_async(self.host, self.port, keepalive=30, clean_start=True, properties=props)
-        school.client.reconnect()
+        try:
+            school.client.reconnect()
+        except OSError:                  # the broker is down: try again later
+            school.offline_until = time.time() + school.backoff
+            school.backoff = min(RECONNECT_MAX, school.backoff * 2)
 
     def publish(self, school: FleetSchool, now: float) -> None:
         items = samples(school.world, school.last, now)
         school.last = now
+        fate = school.profile.fate if school.profile else "healthy"
         for batch in school.env.batches(items, MAX_MESSAGE_BYTES):
+            if fate == "lossy" and random.random() < 0.3:
+                school.next_seq()        # a message lost on the way: the cloud sees a hole in the seqs
+                self.stats.lost += 1
+                continue
             payload = school.env.encode_batch("metrics", school.next_seq(), batch, now)
             self._send(school, "metrics", payload)
             self.stats.messages += 1
             self.stats.bytes += len(payload)
         self.stats.samples += len(items)
+        school.reports += 1
+        if fate == "declares" and school.reports == 2:
+            first = school.seq + 1
+            for _ in range(3):
+                school.next_seq()
+            self.stats.declared += 3
+            self._send(school, "gap", school.env.encode("gap", school.next_seq(), {
+                "dropped": "metrics", "reason": "disk_budget", "detail": "outbox over its disk budget",
+                "messages": 3, "samples": 3 * len(items), "seqs": [[first, first + 2]],
+                "first_time": round(now - self.interval, 3), "last_time": round(now, 3)}))
+        if fate == "cut" and school.reports == 1:
+            self.drop(school, now, forever=True)
 
-    def drop(self, school: FleetSchool, now: float) -> None:
+    def drop(self, school: FleetSchool, now: float, forever: bool = False) -> None:
         """An unclean loss of the school's connection: the broker publishes its last will."""
         sock = school.client.socket()
+        school.dropped_on_purpose = True
         if sock is not None:
             sock.shutdown(socket.SHUT_RDWR)
-        school.offline_until = now + 2 * self.interval
+        school.offline_until = float("inf") if forever else now + 2 * self.interval
         self.stats.drops += 1
+        self.stats.cut += int(forever)
 
-    def run(self, duration: float) -> FleetStats:
-        """Connect every school, publish every `interval` for `duration` seconds, then shut down cleanly."""
+    def run(self, duration: float, shutdown: bool = True) -> FleetStats:
+        """Connect every school, publish every `interval` for `duration` seconds, then shut down cleanly (or, with
+        `shutdown=False`, leave the connections as they are: a snapshot of a running city)."""
         for s in self.schools:
             self.connect(s)
         rng = random.Random(7)
         end = time.time() + duration
         due = {id(s): time.time() + rng.uniform(0, self.interval) for s in self.schools}
+        next_report = time.time() + 5
         while time.time() < end:
             now = time.time()
             for s in self.schools:
                 s.client.loop(timeout=0)
-                if not s.connected and now >= s.offline_until and s.offline_until:
+                if not s.connected and s.offline_until and now >= s.offline_until:
                     s.offline_until = 0.0
                     self.connect(s)
                 if s.connected and now >= due[id(s)]:
@@ -249,20 +347,33 @@ class Fleet:
                         self.drop(s, now)
                     else:
                         self.publish(s, now)
+            if self.progress and now >= next_report:
+                next_report = now + 10
+                st = self.stats
+                self.progress(f"{st.connected}/{st.schools} connected; births {st.births}, metrics messages "
+                              f"{st.messages}, acknowledged {st.acked}, drops {st.drops}, reconnects {st.reconnects}")
             time.sleep(0.005)
-        self.shutdown()
+        if shutdown:
+            self.shutdown()
+        else:
+            self.wait_acked()
         return self.stats
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Each connected school says `death` (shutdown); wait for the broker's acknowledgements."""
-        for s in self.schools:
-            if s.connected:
-                self._send(s, "death", s.env.encode("death", s.next_seq(), {"bdSeq": s.bd_seq, "reason": "shutdown"}))
+    def wait_acked(self, timeout: float = 10.0) -> None:
+        """Until the broker acknowledged what the connected schools sent (or `timeout`)."""
         end = time.time() + timeout
         while time.time() < end and any(s.unacked for s in self.schools if s.connected):
             for s in self.schools:
                 s.client.loop(timeout=0)
             time.sleep(0.005)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Each connected school says `death` (shutdown); wait for the broker's acknowledgements."""
+        self.stopping = True
+        for s in self.schools:
+            if s.connected:
+                self._send(s, "death", s.env.encode("death", s.next_seq(), {"bdSeq": s.bd_seq, "reason": "shutdown"}))
+        self.wait_acked(timeout)
         for s in self.schools:
             s.client.disconnect()
             s.client.loop(timeout=0)
