@@ -44,10 +44,23 @@ def build(samples: list[Sample], cfg: AgentConfig | None = None, polls: dict[str
           ) -> Topology:
     speeds = [s for s in samples if s.metric == "if.speed_mbps"]
     opers = [s for s in samples if s.metric == "if.oper_status"]
-    neighbors = [s for s in samples if s.metric == "lldp.neighbor"]
+    neighbors = [s for s in samples if s.metric in ("lldp.neighbor", "cdp.neighbor")]
     if polls is None:
         polls = {d: PollRecord(d, T, True, T) for d in {s.device for s in samples}}
     return build_topology(cfg or config(), speeds, opers, neighbors, polls)
+
+
+def test_cdp_makes_links_where_lldp_is_silent_and_folds_into_lldp_where_both_see_one():
+    # a Cisco core that speaks only CDP to dist-a, and both protocols to dist-b (CDP samples carry the local
+    # port and the neighbour's device ID, as _cdp.yaml reads them)
+    cdp = [Sample(T, "core", "cdp.neighbor", far, "info", {"local_port": local, "local_if_index": str(i),
+                                                          "remote_port": remote})
+           for i, local, far, remote in ((1, "Gi0/1", "dist-a", "Gi1/0/49"), (2, "Gi0/2", "dist-b", "Gi1/0/50"))]
+    topo = build([*ports("core", (1, "Gi0/1", 1000), (2, "Gi0/2", 1000)), *ports("dist-a", (49, "Gi1/0/49", 1000)),
+                  *ports("dist-b", (50, "Gi1/0/50", 1000)), *cdp, nb("dist-b", "Gi1/0/50", 50, "core", "Gi0/2")])
+    assert sorted((x.label(), x.source, sorted(x.kinds)) for x in topo.links) == [
+        ("core Gi0/1 ↔ dist-a Gi1/0/49", "cdp", ["backbone"]),
+        ("core Gi0/2 ↔ dist-b Gi1/0/50", "cdp", ["backbone"])]
 
 
 def test_a_link_seen_from_both_ends_is_one_link_with_both_ports():

@@ -3,9 +3,12 @@
 Rules about links (campus backbone >= 1 Gbit/s, 100 Mbit/s into each classroom, the access link) need to
 know which ports are which. That comes from two places only:
 
-- LLDP: each polled switch reports `lldp.neighbor` samples (value = the neighbour's sysName, tags
-  `local_port`, `local_port_num`, `remote_port`, `remote_chassis`). A neighbour that is a configured
-  device makes a link; one that is not is listed as unresolved, not turned into a link.
+- LLDP and CDP: each polled switch reports `lldp.neighbor` samples (value = the neighbour's sysName, tags
+  `local_port`, `local_port_num`, `remote_port`, `remote_chassis`; from LLDP-MIB, or the vendor's own LLDP
+  table where the standard one is empty) and, where it speaks CDP, `cdp.neighbor` samples (value = the
+  neighbour's device ID, tags `local_port`, `remote_port`). A neighbour that is a configured device makes
+  a link (its `source` says which protocol saw it); one that is not is listed as unresolved, not turned
+  into a link.
 - the configuration: `topology.uplink` (where the school's access link lands), `topology.links` (links
   to devices without LLDP) and `topology.classroom_drops` (ports that feed a classroom).
 
@@ -260,7 +263,7 @@ def _kinds(cfg: AgentConfig, devices: Mapping[str, SnmpDevice], a: str, b: str |
 
 def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[Sample],
                    neighbors: Iterable[Sample], polls: Mapping[str, PollRecord]) -> Topology:
-    """The links of the campus from the newest interface and LLDP samples, the configuration and the
+    """The links of the campus from the newest interface, LLDP and CDP samples, the configuration and the
     record of each device's last poll."""
     ports = _interfaces(speeds, opers)
     names = _Names(cfg, polls)
@@ -286,7 +289,8 @@ def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[S
             continue
         b = _end(far, s.tags.get("remote_port", ""), ports)
         kinds, room = _kinds(cfg, devices, s.device, far)
-        _merge(topo.links, pairs, Link(a, b, kinds, "lldp", room, last_seen=s.time, stale=stale))
+        source = "cdp" if s.metric == "cdp.neighbor" else "lldp"
+        _merge(topo.links, pairs, Link(a, b, kinds, source, room, last_seen=s.time, stale=stale))
     # A port whose old neighbour was replaced by a new one: the old entry is history, not a link.
     live = {(e.device, normalise_port(e.port)) for x in topo.links if not x.stale for e in x.ends}
     topo.links = [x for x in topo.links
@@ -328,4 +332,4 @@ def build_topology(cfg: AgentConfig, speeds: Iterable[Sample], opers: Iterable[S
 def topology_from_store(cfg: AgentConfig, store: SampleStore) -> Topology:
     """`build_topology` on what the store holds."""
     return build_topology(cfg, store.latest("if.speed_mbps"), store.latest("if.oper_status"),
-                          store.latest("lldp.neighbor"), store.polls())
+                          [*store.latest("lldp.neighbor"), *store.latest("cdp.neighbor")], store.polls())

@@ -87,8 +87,8 @@ def _print_poll(summary: dict[str, Any]) -> None:
         typer.echo(f"{i['index']:>5} {i['name'][:28]:<28} {i.get('admin_status', '-'):<6} "
                    f"{i.get('oper_status', '-'):<8} {i.get('speed_mbps', '-')!s:>7} "
                    f"{_fmt(i.get('in_bps')):>12} {_fmt(i.get('out_bps')):>12} {errs:>6.2f}  {i.get('alias', '')}")
-    for n in summary["lldp_neighbors"]:
-        typer.echo(f"lldp  {n['local_port']} -> {n['remote_name']} {n['remote_port']}")
+    for n in summary["neighbors"]:
+        typer.echo(f"{n['protocol']:<5} {n['local_port']} -> {n['remote_name']} {n['remote_port']}")
     for s in summary["sensors"]:
         tags = ",".join(f"{k}={v}" for k, v in s["tags"].items())
         typer.echo(f"{s['metric']:<24} {s['value']} {s['unit']}  {tags}")

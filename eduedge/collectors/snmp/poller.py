@@ -757,29 +757,37 @@ def _row_tags(specs: Iterable[Tag], index: str, data: dict[str, dict[str, Value]
                 lookup = ".".join(_arcs(arcs, *t.index_transform))
             elif t.via is not None:
                 lookup = _via_lookup(t, data.get(t.via, {}).get(index), data)
-            raw: Value = None
+            value = ""
+            # the first column with a value that the tag's regex accepts (an lldpLocPortId that is a MAC
+            # gives way to the port's description or name)
             for col in (t.column, *t.fallback):
                 raw = data.get(col or "", {}).get(lookup)
-                if raw not in (None, b"", ""):
-                    break
-            if raw in (None, b"", ""):
-                continue
-            if t.format == "mac":
-                value = mac_text(raw) or ""
-            elif t.mapping is not None:
-                code = as_number(raw)
-                text = as_text(raw).strip()
-                value = t.mapping.get(code, str(code)) if code is not None else t.mapping.get(text, text)
-            else:
-                value = as_text(raw).strip()
-            if t.regex:
-                mm = re.search(t.regex, value)
-                if not mm:
+                if raw in (None, b"", ""):
                     continue
-                value = mm.group(1) if mm.groups() else mm.group(0)
+                value = _tag_value(t, raw)
+                if value:
+                    break
         if value:
             tags[t.tag] = value
     return tags
+
+
+def _tag_value(t: Tag, raw: Value) -> str:
+    """One column's value as the tag `t` shows it ("" when its regex does not accept it)."""
+    if t.format == "mac":
+        value = mac_text(raw) or ""
+    elif t.mapping is not None:
+        code = as_number(raw)
+        text = as_text(raw).strip()
+        value = t.mapping.get(code, str(code)) if code is not None else t.mapping.get(text, text)
+    else:
+        value = as_text(raw).strip()
+    if t.regex and value:
+        mm = re.search(t.regex, value)
+        if not mm:
+            return ""
+        value = (mm.group(1) if mm.groups() else mm.group(0)) or ""
+    return value
 
 
 def _arcs(arcs: list[str], first: int, last: int) -> list[str]:

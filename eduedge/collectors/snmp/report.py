@@ -1,4 +1,4 @@
-"""The technician's view of a poll: interfaces, LLDP neighbours and sensors, out of flat samples.
+"""The technician's view of a poll: interfaces, LLDP and CDP neighbours and sensors, out of flat samples.
 
 `eduedge poll` prints this; tests read it. Interfaces are keyed by ifIndex (the `if_index` tag every
 IF-MIB metric carries); everything that is neither an interface nor a neighbour is a sensor.
@@ -18,6 +18,10 @@ _IF_FIELDS = {
 }
 
 
+# the neighbour tables (LLDP-MIB, vendor LLDP tables, CISCO-CDP-MIB) -> the protocol shown
+NEIGHBOR_METRICS = {"lldp.neighbor": "lldp", "cdp.neighbor": "cdp"}
+
+
 def _index_key(index: str) -> tuple[int, ...]:
     try:
         return tuple(int(a) for a in index.split("."))
@@ -26,7 +30,8 @@ def _index_key(index: str) -> tuple[int, ...]:
 
 
 def summarise(poll: DevicePoll) -> dict[str, Any]:
-    """A JSON-ready summary: identity, `interfaces` (list), `lldp_neighbors`, `sensors`, `errors`."""
+    """A JSON-ready summary: identity, `interfaces` (list), `neighbors` (LLDP and CDP, each with its
+    `protocol`; `lldp_neighbors` the LLDP ones), `sensors`, `errors`."""
     interfaces: dict[str, dict[str, Any]] = {}
     neighbors: list[dict[str, Any]] = []
     sensors: list[dict[str, Any]] = []
@@ -42,11 +47,13 @@ def summarise(poll: DevicePoll) -> dict[str, Any]:
             if isinstance(value, float):
                 value = round(value, 3)
             row[_IF_FIELDS[s.metric]] = value
-        elif s.metric == "lldp.neighbor":
-            neighbors.append({"local_port": s.tags.get("local_port", s.tags.get("local_port_num", "")),
+        elif s.metric in NEIGHBOR_METRICS:
+            neighbors.append({"protocol": NEIGHBOR_METRICS[s.metric],
+                              "local_port": s.tags.get("local_port", s.tags.get("local_port_num", "")),
                               "remote_name": s.value, "remote_port": s.tags.get("remote_port", ""),
                               "remote_port_descr": s.tags.get("remote_port_descr", ""),
-                              "remote_chassis": s.tags.get("remote_chassis", "")})
+                              "remote_chassis": s.tags.get("remote_chassis", ""),
+                              "remote_platform": s.tags.get("remote_platform", "")})
         elif not s.metric.startswith("if."):
             sensors.append({"metric": s.metric, "value": s.value, "unit": s.unit, "tags": dict(s.tags)})
     ident = poll.identity.to_dict() if poll.identity else None
@@ -56,7 +63,8 @@ def summarise(poll: DevicePoll) -> dict[str, Any]:
         "profile": ident["profile"] if ident else None,
         "identity": ident,
         "interfaces": [interfaces[k] for k in sorted(interfaces, key=_index_key)],
-        "lldp_neighbors": neighbors,
+        "neighbors": neighbors,
+        "lldp_neighbors": [n for n in neighbors if n["protocol"] == "lldp"],
         "sensors": sensors,
         "errors": poll.errors,
         "complete": poll.complete,
