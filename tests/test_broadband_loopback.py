@@ -356,6 +356,26 @@ def test_the_technicians_command_prints_the_result_as_json():
     assert doc["idle"]["median_ms"] >= 6.0 and doc["down"]["loaded"]["answered"] > 0
 
 
+def test_the_technicians_test_is_kept_and_the_next_diag_judges_by_it(tmp_path):
+    cfg = tmp_path / "agent.yaml"
+    with wan(LinkParams(25 * MBPS, 5 * MBPS, 0.006)) as w:
+        cfg.write_text(f"""\
+school: {{id: bb-school, name: BB School, city: demo-city, type: primary}}
+agent: {{data_dir: {tmp_path / "data"}}}
+host: {{enabled: false}}
+standards: {{packs: [hebei-2019]}}
+broadband: {{server: "127.0.0.1:{w.port}", duration: 2s, streams: 2, idle_probes: 10}}
+""", encoding="utf-8")
+        test = eduedge("speedtest", "--config", str(cfg))
+    assert test.returncode == 0, test.stdout + test.stderr
+    assert f"kept in {tmp_path / 'data'}" in test.stdout
+    diag = eduedge("diag", "--json", "--config", str(cfg))
+    egress = next(f for f in json.loads(diag.stdout)["findings"] if f["rule"] == "hebei-2019.egress")
+    assert egress["status"] == "fail" and egress["value"] == pytest.approx(25.0, rel=0.05), egress
+    assert egress["evidence"]["tests"]["windows"] == {"technician": 1}
+    assert diag.returncode == 1
+
+
 def test_the_command_says_why_when_there_is_nothing_to_measure():
     s = _bound(socket.SOCK_STREAM)
     port = s.getsockname()[1]

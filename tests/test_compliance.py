@@ -404,6 +404,12 @@ def test_one_learning_device_per_student_and_teacher(count, status):
     assert f.status == status and f.value == count / 100
 
 
+def test_no_learning_device_seen_is_unknown_not_a_count_of_zero():
+    f = judge("yinchuan-2018.device-ratio", [Sample(NOW, "gw", "inventory.learning_devices", 0, "devices")])
+    assert f.status == "unknown" and f.value is None and "found none" in f.missing[0]
+    assert "0 learning devices" not in f.why
+
+
 def test_device_ratio_without_enrolment_is_unknown():
     cfg = config()
     cfg.school.enrolment = None

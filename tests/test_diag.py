@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -121,7 +122,9 @@ def test_diag_names_the_slow_backbone_link_and_what_to_check(campus, tmp_path):
     assert first < problems.index(slow)
     assert "PASS" in next(x for x in lines if "ningxia-2025.class " in x)
     assert "judged by the city cloud across schools: ningxia-2025.county" in out
-    assert "sw-dist-c (distribution): " in out   # the dead switch is named, and did not stall the others
+    # the dead switch is one of the problems (not a footer), and did not stall the others
+    dead = next(x for x in problems if "sw-dist-c (distribution) did not answer" in x)
+    assert "UNKNOWN" in dead and "[snmp.poll]" in dead
 
 
 def test_diag_json_is_one_object_with_the_evidence_and_html_is_written_beside_it(campus, tmp_path):
@@ -151,6 +154,19 @@ def test_diag_json_is_one_object_with_the_evidence_and_html_is_written_beside_it
     devices = {d["device"]: d["ok"] for d in doc["devices"]}
     assert devices == {"sw-core-1": True, "sw-dist-a": True, "sw-dist-b": True, "sw-dist-c": False}
     assert doc["summary"]["fail"] == 2 and sum(doc["summary"].values()) == len(doc["findings"])
+
+
+def test_a_campus_where_no_device_answers_is_not_reported_as_fine(tmp_path):
+    silent = SimpleNamespace(address=f"127.0.0.1:{free_udp_port()}")     # nothing listens there
+    r = diag("--config", str(write_config(tmp_path, silent)), "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 4 and doc["exit_code"] == 4, r.stdout + r.stderr
+    assert [d["ok"] for d in doc["devices"]] == [False] * 4
+    silent_ones = {p["device"] for p in doc["problems"] if p["rule"] == "snmp.poll"}
+    assert silent_ones == {"sw-core-1", "sw-dist-a", "sw-dist-b", "sw-dist-c"}
+    text = diag("--config", str(write_config(tmp_path, silent)))
+    assert text.returncode == 4 and "No problems found" not in text.stdout
+    assert "sw-core-1 (core) did not answer" in text.stdout
 
 
 def test_cached_prints_the_stored_results_without_polling(campus, tmp_path):

@@ -244,6 +244,8 @@ def test_learning_devices_seen_by_discovery_and_wifi_count_once_and_feed_the_rat
     assert finding.status == "fail" and finding.value == 0.75          # 3 devices for 3 students + 1 teacher
     store.add([Sample(NOW + 1, count.device, count.metric, 4, "devices")])
     assert next(f for f in evaluate(store, c, NOW + 2) if f.rule == "yinchuan-2018.device-ratio").status == "pass"
+    # a cycle that saw no learning device at all gives no count: that is nothing seen, not zero devices
+    assert [s for s in DeviceInventory(c, KEY).samples(NOW) if s.metric == "inventory.learning_devices"] == []
 
 
 def test_wifi_learning_clients_survive_a_restart_and_leave_after_the_window(tmp_path: Path) -> None:

@@ -253,8 +253,9 @@ class DeviceInventory:
         out = [Sample(now, SUMMARY_DEVICE, "inventory.devices", n, "devices", {"class": c})
                for c, n in sorted(by_class.items())]
         seen = self.learning_devices(now)
-        out.append(Sample(now, SUMMARY_DEVICE, "inventory.learning_devices",
-                          len(seen["discovered"] | seen["wifi"]), "devices"))
+        learning = len(seen["discovered"] | seen["wifi"])
+        if learning:       # none seen is no count (the 1:1 rule stays unknown), not a count of zero devices
+            out.append(Sample(now, SUMMARY_DEVICE, "inventory.learning_devices", learning, "devices"))
         return out
 
 

@@ -156,5 +156,9 @@ def rank_problems(findings: Iterable[Finding]) -> list[Problem]:
                 merged[key] = replace(old, rule=", ".join([*rules, p.rule]), shortfall=max(old.shortfall, p.shortfall))
         else:
             merged[key] = p
-    return sorted(merged.values(), key=lambda p: (_STATUS_ORDER[p.status], _SCOPE_ORDER[p.scope], -p.shortfall,
-                                                  p.rule, p.what))
+    return sorted(merged.values(), key=problem_order)
+
+
+def problem_order(p: Problem) -> tuple[int, int, float, str, str]:
+    """The sort key of `rank_problems`, for lists that add problems of their own (diag's silent devices)."""
+    return (_STATUS_ORDER[p.status], _SCOPE_ORDER[p.scope], -p.shortfall, p.rule, p.what)

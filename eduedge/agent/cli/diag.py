@@ -8,7 +8,9 @@ data_dir instead, without touching the network. `--json` prints the same as one 
 also writes a self-contained report with charts (agent/compliance/html.py).
 
 Exit status: 0 no rule fails (some may be unknown or port-limited), 1 at least one rule fails,
-2 the configuration or a rule pack is broken, 3 `--cached` found no results.
+2 the configuration or a rule pack is broken, 3 `--cached` found no results, 4 nothing could be checked (no
+rule fails, and no configured device answered or no rule could be judged). A device that did not answer is
+a problem of its own, beside the rules it leaves unknown.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
 from eduedge.agent.compliance.html import ChartData, chart_data, render_html
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding, Problem, rank_problems
+from eduedge.agent.findings import Finding, Problem, problem_order, rank_problems
 from eduedge.agent.jobs import HOST_DEVICE
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.host import HostCollector
@@ -39,7 +41,9 @@ from eduedge.collectors.snmp.poller import DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
 from eduedge.core.secrets import SecretError
 
-EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE, EXIT_NOTHING = 0, 1, 2, 3, 4
+NO_ANSWER = "snmp.poll"             # the `rule` of a device's problem: its poll, not a standard
+_SWITCH_ROLES = ("core", "distribution", "access", "wlc")    # a building's network hangs off these
 _LABEL = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN", "port-limited": "PORT-LIMITED"}
 _COLOUR = {"pass": "green", "fail": "red", "unknown": "yellow", "port-limited": "magenta"}
 
@@ -66,11 +70,24 @@ class DiagResult:
 
     @property
     def problems(self) -> list[Problem]:
-        return rank_problems(self.findings)
+        ranked = rank_problems(self.findings)
+        ranked += [Problem(NO_ANSWER, "unknown", f"{d.device} ({d.role}) did not answer",
+                           d.errors[0] if d.errors else "check that it is up, and its address and SNMP credentials",
+                           "building" if d.role in _SWITCH_ROLES else "room", 1.0, d.device)
+                   for d in self.devices if not d.ok]
+        return sorted(ranked, key=problem_order)
+
+    @property
+    def checked_nothing(self) -> bool:
+        """No configured device answered, or no rule could be judged: nothing here says the school is fine."""
+        none_answered = bool(self.devices) and not any(d.ok for d in self.devices)
+        return none_answered or all(f.status == "unknown" for f in self.findings)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAIL if any(f.status == "fail" for f in self.findings) else EXIT_OK
+        if any(f.status == "fail" for f in self.findings):
+            return EXIT_FAIL
+        return EXIT_NOTHING if self.checked_nothing else EXIT_OK
 
     def counts(self) -> dict[str, int]:
         out = {"pass": 0, "fail": 0, "unknown": 0, "port-limited": 0}
@@ -205,13 +222,10 @@ def render_text(r: DiagResult, colour: bool = False) -> str:
         if not_here:
             lines.append(f"  {'-'.ljust(12)} not for a {s.type} school: {', '.join(not_here)}")
     problems = r.problems
-    lines += ["", "Problems, most important first" if problems else "No problems found."]
+    nothing = "Nothing could be checked." if r.checked_nothing else "No problems found."
+    lines += ["", "Problems, most important first" if problems else nothing]
     for i, p in enumerate(problems, 1):
         lines.append(f"{i:>3}. {_status(p.status, colour, 0)} {p.line()}  [{p.rule}]")
-    down = [d for d in r.devices if not d.ok]
-    if down:
-        lines += ["", "Devices that did not answer"]
-        lines += [f"  {d.device} ({d.role}): {d.errors[0] if d.errors else 'no answer'}" for d in down]
     c = r.counts()
     lines += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"
                   "  ((proposal): the threshold is the project's proposal; `eduedge rules` shows each rule's source)"]

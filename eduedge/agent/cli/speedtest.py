@@ -4,6 +4,10 @@
     eduedge speedtest --server 198.19.100.2:5201   # any eduedge test server (EEST/1)
     eduedge speedtest --json                       # the whole result as one JSON object
 
+With a configuration, the result is kept in the agent's store in `agent.data_dir` (its samples tagged
+`window: technician`), so that the next `eduedge diag` (and the agent's next assessment) judges the school's
+capacity by it too.
+
 Exit status: 0 every figure measured, 1 a part of the test has no figure (the reason is printed),
 2 the configuration or the options are wrong, 3 the test could not run at all (server unreachable or
 refusing, another test running on this box).
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -24,6 +29,9 @@ from rich.text import Text
 
 from eduedge.agent.cli._options import DEFAULT_CONFIG, config_option, config_or_exit
 from eduedge.agent.config import AgentConfig, ConfigError
+from eduedge.agent.jobs import HOST_DEVICE
+from eduedge.agent.samplestore import SampleStore
+from eduedge.collectors.broadband.collector import result_samples
 from eduedge.collectors.broadband.config import BroadbandConfig
 from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Progress, parse_server, server_text
 from eduedge.collectors.broadband.result import BroadbandResult
@@ -31,6 +39,7 @@ from eduedge.collectors.broadband.schedule import ExclusiveLock
 from eduedge.core.secrets import SecretError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
+TECHNICIAN = "technician"          # the `window` tag of a test a person ran, beside the agent's windows
 _PHASE = {"connect": "connecting", "idle": "idle latency", "down": "download", "up": "upload", "done": "done"}
 
 
@@ -109,6 +118,22 @@ class ProgressView:
         if p.rtt_ms is not None:
             text.append(f"  rtt {p.rtt_ms:.1f} ms")
         return text
+
+
+def keep(result: BroadbandResult, cfg: AgentConfig) -> str:
+    """Store the test's samples where the agent and `eduedge diag` judge from; say where (or why not)."""
+    samples = result_samples(result, HOST_DEVICE, TECHNICIAN)
+    if not any(s.metric in ("wan.down_mbps", "wan.up_mbps") for s in samples):
+        return "not kept: the test measured no rate"
+    try:
+        store = SampleStore.in_data_dir(cfg.agent.data_dir)
+        try:
+            store.add(samples)
+        finally:
+            store.close()
+    except (OSError, sqlite3.Error) as e:
+        return f"not kept: cannot write {cfg.agent.data_dir} ({e})"
+    return f"kept in {cfg.agent.data_dir}: the next `eduedge diag` judges the school's capacity by it"
 
 
 def _settings(config: Path | None, server: str | None) -> tuple[BroadbandConfig, AgentConfig | None]:
@@ -191,10 +216,13 @@ def register(app: typer.Typer) -> None:
         finally:
             if lock is not None:
                 lock.release()
+        kept = keep(result, cfg) if cfg is not None else None
         if as_json:
-            sys.stdout.write(json.dumps(result.to_dict(), indent=1) + "\n")
+            sys.stdout.write(json.dumps({**result.to_dict(), "kept": kept}, indent=1) + "\n")
         else:
             for line in describe(result):
                 typer.echo(line)
+            if kept:
+                typer.echo(f"  {kept}")
         raise typer.Exit(exit_code(result))
 

@@ -335,6 +335,8 @@ def judge_capacity(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     value = percentile(_numbers(used), 20) if used else None
     evidence["tests"] = {"count": len(used), "method": method, "statistic": "p20 (a rate reached in 80 % of tests)",
                          "values": [round(float(s.value), 2) for s in used[-50:]],
+                         # whose tests they are: the agent's windows, the city's `command`, a `technician`'s
+                         "windows": dict(Counter(s.tags.get("window", "") for s in used)),
                          "other_methods": {m: c for m, c in methods.items() if m != method}}
     tol = TOLERANCE.get(method, TOLERANCE["tcp"])
     window = (since, ctx.now)
@@ -471,6 +473,10 @@ def judge_device_ratio(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
         missing.append("school.enrolment (students and teachers) in the configuration")
     if not counts:
         missing.append(f"a count of learning devices ({rule.measures}) from the last {duration(rule.window)}")
+    elif sum(float(s.value) for s in counts) == 0:
+        # discovery and the learning SSIDs saw none: that is nothing seen, not a count of none
+        missing.append(f"a learning device seen in the last {duration(rule.window)} (discovery and the learning "
+                       "SSIDs, discovery.learning.ssids, found none; check that they cover the classrooms)")
     window = (since, ctx.now)
     if missing:
         return _base(rule, rule_id, ctx, "unknown", None, "missing " + "; ".join(missing), {}, window, missing,
