@@ -110,3 +110,21 @@ def test_an_identity_value_that_is_only_punctuation_falls_through_to_the_next_so
     extra = f"{ent}.5.1|2|3\n{ent}.13.1|4|-\n{ent}.11.1|4|(R)\n"
     ident = _identify(tmp_path, "1.3.6.1.4.1.99999.7", "Acme switch", extra)
     assert (ident.profile, ident.model, ident.serial, ident.capabilities) == ("generic", None, None, ["entity"])
+
+
+ZD = "1.3.6.1.4.1.25053.3.1.5.15"
+UNLEASHED_INFO = "1.3.6.1.4.1.25053.1.15.1.1.1.1"
+
+
+def test_ruckus_unleashed_is_told_from_zonedirector_by_the_table_it_answers(tmp_path):
+    # an Unleashed master sends ZoneDirector's sysObjectID and a ZD-like sysDescr (LibreNMS's
+    # ruckuswireless-unleashed detection, which the recording fell foul of); its identity is in
+    # RUCKUS-UNLEASHED-SYSTEM-MIB, which a ZoneDirector does not answer
+    unleashed = (f"{UNLEASHED_INFO}.9.0|4|R650\n{UNLEASHED_INFO}.15.0|4|492105000123\n"
+                 f"{UNLEASHED_INFO}.18.0|4|200.13.6.1.319\n")
+    ident = _identify(tmp_path, ZD, "Ruckus Wireless Unleashed", unleashed)
+    assert (ident.profile, ident.model, ident.os_version, ident.serial) == (
+        "ruckus-unleashed", "R650", "200.13.6.1.319", "492105000123")
+    zd = "1.3.6.1.4.1.25053.1.2.1.1.1.1.9.0|4|ZD1200\n"
+    ident = _identify(tmp_path, ZD, "Ruckus Wireless ZD1200", zd)
+    assert (ident.profile, ident.model) == ("ruckus-zonedirector", "ZD1200")

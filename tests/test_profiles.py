@@ -125,6 +125,30 @@ def test_two_bundled_profiles_with_one_pattern_are_a_load_error(tmp_path):
     assert "one" in ps.profiles and "two" not in ps.profiles
 
 
+def test_a_probe_that_answers_tells_apart_profiles_that_share_a_sysobjectid(tmp_path):
+    files = {
+        "x/controller.yaml": "match: {sysobjectid: ['1.3.6.1.4.1.77.5.**']}\n",
+        "x/cluster.yaml": "match: {sysobjectid: ['1.3.6.1.4.1.77.5.**'], probe: ['1.3.6.1.4.1.77.15.1']}\n",
+    }
+    ps = load_profiles(bundled_dir=make_dir(tmp_path, files))
+    assert ps.errors == []
+    assert ps.match_probes("1.3.6.1.4.1.77.5.15", "") == ["1.3.6.1.4.1.77.15.1"]
+    assert ps.match_probes("1.3.6.1.4.1.78.1", "") == []            # only the profiles the device could be
+    assert match_profile(ps, "1.3.6.1.4.1.77.5.15", "").profile.name == "controller"
+    m = match_profile(ps, "1.3.6.1.4.1.77.5.15", "", answered={"1.3.6.1.4.1.77.15.1"})
+    assert m.profile.name == "cluster" and "answers under 1.3.6.1.4.1.77.15.1" in m.reason
+
+
+def test_two_profiles_with_one_pattern_and_one_probe_are_still_a_load_error(tmp_path):
+    files = {
+        "x/one.yaml": "match: {sysobjectid: ['1.3.6.1.4.1.77.1'], probe: ['1.3.6.1.4.1.77.9']}\n",
+        "y/two.yaml": "match: {sysobjectid: ['1.3.6.1.4.1.77.1'], probe: ['1.3.6.1.4.1.77.9']}\n",
+    }
+    ps = load_profiles(bundled_dir=make_dir(tmp_path, files))
+    assert len(ps.errors) == 1 and "probes" in ps.errors[0]
+    assert "one" in ps.profiles and "two" not in ps.profiles
+
+
 # --- extends ------------------------------------------------------------------------------------------
 
 def test_extends_appends_metrics_and_child_identity_wins(tmp_path):
