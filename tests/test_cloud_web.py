@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from eduedge.agent.compliance import assess
+from eduedge.agent.compliance.findings import worst
 from eduedge.agent.config import AgentConfig, MqttConfig
 from eduedge.agent.envelope import Envelope
-from eduedge.agent.findings import worst
 from eduedge.agent.link import Link
 from eduedge.agent.outbox import Outbox
 from eduedge.agent.samplestore import SampleStore

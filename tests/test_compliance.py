@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from eduedge.agent.compliance import assess, evaluate, load_packs
+from eduedge.agent.compliance.findings import Finding, rank_problems
 from eduedge.agent.compliance.kinds import EFFICIENCY
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.contract import problems as contract_problems
 from eduedge.agent.envelope import Envelope
-from eduedge.agent.findings import Finding, rank_problems
 from eduedge.agent.samplestore import SampleStore
 from eduedge.core.samples import Sample
 

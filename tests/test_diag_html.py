@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from eduedge.agent.compliance import assess, load_rules
+from eduedge.agent.compliance.findings import rank_problems
 from eduedge.agent.compliance.html import chart_data, render_html
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import rank_problems
 from eduedge.agent.samplestore import SampleStore
 from eduedge.core.samples import Sample
 

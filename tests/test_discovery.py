@@ -12,8 +12,8 @@ import pytest
 
 from eduedge.agent import contract
 from eduedge.agent.compliance import evaluate
+from eduedge.agent.compliance.device_inventory import DeviceInventory, WifiClient, probe_scope
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.device_inventory import DeviceInventory, WifiClient, probe_scope
 from eduedge.agent.envelope import Envelope
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.discovery.discovery import (

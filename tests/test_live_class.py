@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.compliance.findings import Finding
+from eduedge.agent.compliance.live_class import LoadSnapshots, classrooms, expand_rooms, room_zone
+from eduedge.agent.compliance.topology import topology_from_store
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding
-from eduedge.agent.live_class import LoadSnapshots, classrooms, expand_rooms, room_zone
 from eduedge.agent.samplestore import SampleStore
-from eduedge.agent.topology import topology_from_store
 from eduedge.collectors.service_probes_config import LiveClassConfig
 from eduedge.core.samples import Sample
 

@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.compliance.live_class import LoadSnapshots
+from eduedge.agent.compliance.wifi_coverage import ZoneTracker
 from eduedge.agent.config import AgentConfig, load_config
-from eduedge.agent.live_class import LoadSnapshots
 from eduedge.agent.samplestore import SampleStore
-from eduedge.agent.wifi_coverage import ZoneTracker
 from eduedge.collectors.broadband.collector import result_samples
 from eduedge.collectors.broadband.engine import Engine, MeasureOptions, parse_server
 from eduedge.collectors.service_probes import probe_all

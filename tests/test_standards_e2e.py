@@ -205,7 +205,7 @@ def statuses(run: Run) -> dict[str, str]:
 
 
 def problem(run: Run, rule: str) -> str:
-    # one cause found by several rules is one problem naming them all (agent.findings.rank_problems)
+    # one cause found by several rules is one problem naming them all (agent.compliance.findings.rank_problems)
     lines = [p for p in run.diag["problems"] if rule in p["rule"].split(", ")]
     assert lines, (rule, run.diag["problems"])
     return json.dumps(lines, ensure_ascii=False)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from eduedge.agent.compliance.topology import Topology, build_topology
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import PollRecord
-from eduedge.agent.topology import Topology, build_topology
 from eduedge.core.samples import Sample
 
 T = 1_700_000_000.0

@@ -1,4 +1,4 @@
-"""Zone by zone: the samples each round of Wi-Fi polls leaves (agent/wifi_coverage.ZoneTracker) and the
+"""Zone by zone: the samples each round of Wi-Fi polls leaves (agent/compliance/wifi_coverage.ZoneTracker) and the
 Yinchuan Wi-Fi rules judged from them by the compliance evaluator, on hand-made snapshots of APs, radios
 and clients; where an AP lands (collectors/wifi placement). The same against the simulator and real
 recordings is in test_wifi_sim.py and test_wifi_recordings.py."""
@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.compliance.wifi_coverage import ZoneTracker, signal_for
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
-from eduedge.agent.wifi_coverage import ZoneTracker, signal_for
 from eduedge.collectors.snmp.poller import DevicePoll, Identity
 from eduedge.collectors.wifi.collector import Ap, Client, Radio, WifiSnapshot, snapshot
 from eduedge.core.samples import Sample
@@ -213,7 +213,7 @@ def test_measured_client_snr_outranks_a_high_noise_floor():
 
 
 def test_the_daemons_polls_make_rounds_when_every_wifi_device_reported_or_one_is_late():
-    from eduedge.agent.wifi_coverage import WifiRounds
+    from eduedge.agent.compliance.wifi_coverage import WifiRounds
 
     def poll(device: str, t: float, zone_ap: str) -> DevicePoll:
         p = DevicePoll(device, "127.0.0.1:161", t, Identity(profile="x"))

@@ -32,11 +32,11 @@ import yaml
 
 from eduedge.agent.cli import app
 from eduedge.agent.compliance import evaluate, load_packs
+from eduedge.agent.compliance.wifi_coverage import ZoneTracker
 from eduedge.agent.config import load_config
 from eduedge.agent.envelope import Envelope
 from eduedge.agent.outbox import Outbox
 from eduedge.agent.samplestore import SampleStore
-from eduedge.agent.wifi_coverage import ZoneTracker
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles

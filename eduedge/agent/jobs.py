@@ -69,8 +69,8 @@ class Shared:
     previous: Mapping[str, Collector] = field(default_factory=dict)
     rates: RateTracker = field(default_factory=RateTracker)
     warnings: list[str] = field(default_factory=list)     # logged at start-up (profiles that were refused)
-    wifi: Any = None            # agent.wifi_coverage.WifiRounds, when a controller or AP is configured
-    discovery: Any = None       # agent.device_inventory.DiscoveryJob, when discovery is on
+    wifi: Any = None            # agent.compliance.wifi_coverage.WifiRounds, when a controller or AP is configured
+    discovery: Any = None       # agent.compliance.device_inventory.DiscoveryJob, when discovery is on
     scope: Any = None           # collectors.discovery.discovery.Scope: where the agent may probe
     _pseudo: Pseudonymizer | None = None
 
@@ -86,8 +86,8 @@ class Shared:
 def shared(cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, store: SampleStore,
            previous: Mapping[str, Collector], rates: RateTracker | None) -> Shared:
     """The state the factories share: counters (kept across reloads), Wi-Fi rounds, discovery, the scope."""
-    from eduedge.agent.device_inventory import STATE_FILE, DiscoveryJob, probe_scope
-    from eduedge.agent.wifi_coverage import WifiRounds
+    from eduedge.agent.compliance.device_inventory import STATE_FILE, DiscoveryJob, probe_scope
+    from eduedge.agent.compliance.wifi_coverage import WifiRounds
 
     sh = Shared(cfg, aloop, store, previous, rates or RateTracker())
     if any(d.role in ("wlc", "ap") for d in cfg.snmp.devices):
@@ -159,7 +159,7 @@ class SnmpJob(Collector):
 def see_wifi(wifi: Any, discovery: Any) -> None:
     """The learning-SSID clients of the latest Wi-Fi round, for the 1:1 count (on the loop thread: the
     discovered inventory is only touched there)."""
-    from eduedge.agent.device_inventory import WifiClient
+    from eduedge.agent.compliance.device_inventory import WifiClient
 
     snap = wifi.last
     if snap is not None:
@@ -264,7 +264,7 @@ class ReachabilityJob(Collector):
         self.reachable = reachable      # the verdict per target: a change (or a first "down") is an event
 
     async def collect(self, asked: bool = False) -> Collected:
-        from eduedge.agent.device_inventory import apply_reachability, reachability_targets
+        from eduedge.agent.compliance.device_inventory import apply_reachability, reachability_targets
         from eduedge.collectors.reachability import probe
 
         r = self.cfg.reachability
@@ -400,13 +400,13 @@ class LiveClassLoads(BlockingCollector):
         self.cfg, self.store, self.snapshots = cfg, store, snapshots
 
     def collect_blocking(self, asked: bool = False) -> Collected:
-        # the quarter hours that ended since the last run (agent/live_class.py)
+        # the quarter hours that ended since the last run (agent/compliance/live_class.py)
         return Collected(self.snapshots.samples(self.cfg, self.store))
 
 
 @register("live-class")
 def live_class_jobs(cfg: AgentConfig, sh: Shared) -> list[Collector]:
-    from eduedge.agent.live_class import LoadSnapshots
+    from eduedge.agent.compliance.live_class import LoadSnapshots
 
     if not cfg.live_class.enabled:
         return []

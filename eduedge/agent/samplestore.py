@@ -34,14 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eduedge.agent.findings import Finding
+from eduedge.agent.compliance.findings import Finding
 from eduedge.core.samples import Sample
 
 DB_NAME = "compliance.sqlite"
 RETENTION_S = 35 * 86400
 # Metrics whose every sample is kept for `retention` (not just the newest of each series): what rules
 # judge over a window, and what the report draws (service.* and liveclass.*: the live-class readiness's
-# probe rounds and classroom-drop and uplink loads, agent/live_class.py).
+# probe rounds and classroom-drop and uplink loads, agent/compliance/live_class.py).
 HISTORY_PREFIXES = ("wan.", "wifi.zone_", "wifi.probe_", "inventory.", "service.", "liveclass.")
 Points = list[tuple[float, Any]]             # (time, value) of one series, oldest first
 

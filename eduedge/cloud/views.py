@@ -16,8 +16,8 @@ import functools
 import json
 from typing import Any
 
+from eduedge.agent.compliance.findings import worst
 from eduedge.agent.compliance.packs import RuleSet, load_packs
-from eduedge.agent.findings import worst
 from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db
 

@@ -1,5 +1,5 @@
 """The `live_class` section: the endpoints collectors/service_probes.py probes and the video-like burst it
-sends, plus which classrooms and profiles agent/live_class.py judges. Apart from the prober so that reading
+sends, plus which classrooms and profiles agent/compliance/live_class.py judges. Apart from the prober so that reading
 the configuration does not import its TLS and HTTP code."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class VideoProbe(Strict):
     seconds: Duration = Field(2.0, gt=0, le=30)
 
 class LiveClassConfig(Strict):
-    """Live classes (agent/live_class.py): the endpoints to probe, and which classrooms and profiles
+    """Live classes (agent/compliance/live_class.py): the endpoints to probe, and which classrooms and profiles
     `eduedge liveclass` judges (the profiles are the rules of the `live-class` rule pack)."""
 
     enabled: bool = False

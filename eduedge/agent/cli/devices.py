@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     ) -> None:
         """The devices discovery knows (from the daemon's inventory in the data directory); sends nothing."""
-        from eduedge.agent.device_inventory import STATE_FILE, DeviceInventory
+        from eduedge.agent.compliance.device_inventory import STATE_FILE, DeviceInventory
         from eduedge.core.pseudonym import pseudonymizer
 
         cfg = config_or_exit(config)

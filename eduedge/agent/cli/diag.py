@@ -30,9 +30,9 @@ import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
+from eduedge.agent.compliance.findings import Finding, Problem, problem_order, rank_problems
 from eduedge.agent.compliance.html import ChartData, chart_data, render_html
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding, Problem, problem_order, rank_problems
 from eduedge.agent.jobs import HOST_DEVICE
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.host import HostCollector

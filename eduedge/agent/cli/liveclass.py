@@ -2,7 +2,7 @@
 
 `eduedge liveclass` probes the configured endpoints now (collectors/service_probes.py; only those), keeps the
 results with the agent's history in data_dir, and judges every classroom (or ROOM) for the profiles of the
-`live-class` rule pack (agent/live_class.py): ready or not, the weakest link and why, or what is missing. The
+`live-class` rule pack (agent/compliance/live_class.py): ready or not, the weakest link and why, or what is missing. The
 lesson-time loads of the drops and the uplink come from the history the running agent keeps. `--cached`
 probes nothing and judges what is stored. `eduedge probe ENDPOINT` (probe.py) checks one endpoint.
 
@@ -23,8 +23,8 @@ import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
+from eduedge.agent.compliance.findings import Finding
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_all
 

@@ -23,7 +23,7 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 
 def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
     """One scan as a JSON-ready dict; raises `OutOfScope` for a subnet the configuration does not list."""
-    from eduedge.agent.device_inventory import DiscoveryJob, apply_reachability, reachability_targets
+    from eduedge.agent.compliance.device_inventory import DiscoveryJob, apply_reachability, reachability_targets
     from eduedge.collectors.discovery.discovery import OutOfScope, Scope
     from eduedge.collectors.reachability import probe
     from eduedge.core.pseudonym import pseudonymizer

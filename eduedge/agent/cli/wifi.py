@@ -19,8 +19,8 @@ from typing import Any
 import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.agent.compliance.wifi_coverage import capacity_for, good_signal, signal_for
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.wifi_coverage import capacity_for, good_signal, signal_for
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import Ap, WifiSnapshot, median, snapshot, wireless_devices
 from eduedge.core.secrets import SecretError

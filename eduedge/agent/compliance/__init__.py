@@ -21,10 +21,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from eduedge.agent.compliance.findings import Finding
+from eduedge.agent.compliance.topology import Topology, topology_from_store
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding
 from eduedge.agent.samplestore import SampleStore, StatusChange
-from eduedge.agent.topology import Topology, topology_from_store
 from eduedge.core.events import Event, Severity
 
 from .kinds import Context, judge

@@ -17,8 +17,8 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from eduedge.agent.compliance.findings import Finding, Problem
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding, Problem
 from eduedge.agent.samplestore import SampleStore
 
 from .packs import RuleSet

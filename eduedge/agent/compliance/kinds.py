@@ -10,13 +10,13 @@ without a change here. Metrics from collectors that do not exist yet are marked 
 |               | host.if_speed_mbps of the WAN port (tag role=wan); the uplink's speed     | host, SNMP       |
 | statistic     | wan.reachable (1/0 per probe), wan.loss_percent, wan.rtt_ms,              | broadband (#5)   |
 |               | wan.rtt_loaded_ms (RTT during a capacity test)                            |                  |
-| wifi-coverage | per zone and interval, tags zone + zone_type: wifi.zone_aps_up, client-   | agent/wifi_      |
+| wifi-coverage | per zone and interval, tags zone + zone_type: wifi.zone_aps_up, client-   | compliance/wifi_ |
 |               | minutes with and without signal, radio-minutes busy/noisy (wifi.zone_*)   | coverage.py      |
-| wifi-access   | wifi.probe_down_mbps (tag zone), else wifi.zone_phy_median_mbps, else     | agent/wifi_      |
+| wifi-access   | wifi.probe_down_mbps (tag zone), else wifi.zone_phy_median_mbps, else     | compliance/wifi_ |
 |               | wifi.zone_radio_phy_mbps                                                  | coverage.py      |
 | device-ratio  | inventory.learning_devices (count; the newest of each series is summed)   | devices (#8)     |
 |               | and school.enrolment from the configuration                                |                  |
-| live-class    | per classroom (agent/live_class.py): its drops (topology, if.speed_mbps,  | agent/live_      |
+| live-class    | per classroom (live_class.py): its drops (topology, if.speed_mbps,        | compliance/live_ |
 |               | if.duplex, liveclass.drop_*), its Wi-Fi zone (wifi.zone_*), the uplink    | class.py,        |
 |               | (wan.*_mbps tests, wan.traffic_*_peak_mbps, liveclass.uplink_*), the path | service probes   |
 |               | to the live-class server (service.up, service.udp_*)                      | (#10)            |
@@ -39,11 +39,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from eduedge.agent import live_class, wifi_coverage
+from eduedge.agent.compliance import live_class, wifi_coverage
+from eduedge.agent.compliance.findings import Finding, Problem, Status, worst
+from eduedge.agent.compliance.topology import End, Link, Topology
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Finding, Problem, Status, worst
 from eduedge.agent.samplestore import SampleStore
-from eduedge.agent.topology import End, Link, Topology
 from eduedge.core.samples import Sample
 
 from .packs import Rule, RuleBase
@@ -432,7 +432,7 @@ def judge_statistic(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
 
 
 # -- Wi-Fi ---------------------------------------------------------------------------------------------
-# The zone-by-zone judgement lives beside the zone samples it reads (agent/wifi_coverage.py).
+# The zone-by-zone judgement lives beside the zone samples it reads (agent/compliance/wifi_coverage.py).
 
 def judge_wifi_coverage(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     assert rule.zone_types is not None and rule.threshold is not None
@@ -450,7 +450,7 @@ def judge_wifi_access(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
 
 
 # -- live classes --------------------------------------------------------------------------------------
-# Classroom by classroom, link by link, beside the load history it reads (agent/live_class.py).
+# Classroom by classroom, link by link, beside the load history it reads (agent/compliance/live_class.py).
 
 def judge_live_class(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     assert rule.profile is not None and rule.threshold is not None

@@ -66,7 +66,7 @@ class Reference(Strict):
 
 
 class LiveProfile(Strict):
-    """What one kind of live lesson needs of a classroom's path to the live-class server (agent/live_class.py)."""
+    """What one kind of live lesson needs of a classroom's path to the live-class server (live_class.py)."""
 
     name: Text
     down_mbps: float = Field(ge=0)              # what the room receives

@@ -29,7 +29,7 @@ class WifiCapacity(Strict):
     clients_per_radio: int = Field(ge=1)
 
 class WifiConfig(Strict):
-    """The school's Wi-Fi zones and where each AP is (agent/wifi_coverage.py judges zone by zone).
+    """The school's Wi-Fi zones and where each AP is (agent/compliance/wifi_coverage.py judges zone by zone).
 
     An AP polled on its own (snmp.devices, role ap) takes that device's `zone` and `room`; an AP a controller
     manages is placed by the first `aps` entry that matches its name, else by its AP group or location on

@@ -11,7 +11,7 @@ link the lesson may fill at lesson peaks):
 | drop   | each switch port feeding the room: up, full duplex, no errors | topology (classroom drops), if.speed_mbps, |
 |        | in > 5 % of lesson-time quarter hours, its speed x max_load   | if.oper_status, if.duplex (latest);        |
 |        | carries the p95 lesson-time load plus the lesson, each way    | liveclass.drop_* (history)                 |
-| wifi   | the room's zone covered as the Wi-Fi rules judge it (signal,  | wifi.zone_* (agent/wifi_coverage.py)       |
+| wifi   | the room's zone covered as the Wi-Fi rules judge it (signal,  | wifi.zone_* (wifi_coverage.py)            |
 |        | APs up, radios not busy or noisy) over lesson time            |                                            |
 | uplink | the school's capacity x max_load carries the p95 lesson-time  | wan.down/up_mbps tests (p20), else         |
 |        | load plus the lesson, each way                                | broadband.capacity_*, else the uplink's    |
@@ -55,11 +55,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eduedge.agent.compliance.findings import Problem, Status, share_status, worst
+from eduedge.agent.compliance.topology import End, Link, Topology, topology_from_store
+from eduedge.agent.compliance.wifi_coverage import Judgement, judge_coverage
 from eduedge.agent.config import AgentConfig
-from eduedge.agent.findings import Problem, Status, share_status, worst
 from eduedge.agent.samplestore import SampleStore
-from eduedge.agent.topology import End, Link, Topology, topology_from_store
-from eduedge.agent.wifi_coverage import Judgement, judge_coverage
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
 from eduedge.collectors.wifi.config import ZONE_TYPES
 from eduedge.core.samples import Sample

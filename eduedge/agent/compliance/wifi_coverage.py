@@ -47,8 +47,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eduedge.agent.compliance.findings import Problem, Status, share_status
 from eduedge.agent.config import AgentConfig, WifiSignal
-from eduedge.agent.findings import Problem, Status, share_status
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import WifiSnapshot, median, snapshot, wireless_devices
 from eduedge.collectors.wifi.config import WifiCapacity
