@@ -217,7 +217,7 @@ def test_eduedge_run_polls_judges_buffers_and_reports_the_whole_campus(campus: S
                                              "broadband:tick"]
     for job in jobs:
         line = next((ln for ln in status.stdout.splitlines() if ln.split()[:1] == [job]), None)
-        assert line is not None and "last success never" not in line and "ERROR" not in line, (job, status.stdout)
+        assert line is not None and line.split()[1] != "never" and "ERROR" not in line, (job, status.stdout)
 
     # eduedge diag --cached: the statuses of the daemon's last assessment, as the city received them
     diag = subprocess.run([EDUEDGE, "diag", "--cached", "--json", "--config", str(cfg_path)], capture_output=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.core.tables import add, key, table, terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +31,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([{**d.__dict__, "name": inv.device_id(d)} for d in rows], indent=2))
             return
+        t = table(key("class"), key("address"), key("MAC"), "vendor", "where", "state")
         for d in sorted(rows, key=lambda d: (d.device_class, d.ip or "")):
             where = " ".join(x for x in (d.switch, d.interface, f"room {d.room}" if d.room else None) if x)
             up = {True: "up", False: "down", None: "?"}[d.reachable]
-            typer.echo(f"{d.device_class:10} {d.ip or '-':15} {d.mac} {(d.vendor or '?')[:28]:28} "
-                       f"{where or '-':30} {up}{'' if d.present else ' (absent)'}")
+            add(t, d.device_class, d.ip, d.mac, d.vendor or "?", where or "-", up + ("" if d.present else " (absent)"))
+        if rows:
+            terminal().print(t)
         typer.echo(f"{len(rows)} devices")

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import RenderableType
+from rich.padding import Padding
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
@@ -27,6 +29,7 @@ from eduedge.agent.compliance.findings import Finding
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_all
+from eduedge.core.tables import add, key, table, terminal
 
 EXIT_READY, EXIT_NOT_READY, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3
 PACK = "live-class"
@@ -96,30 +99,37 @@ def room_line(r: dict[str, Any]) -> str:
 
 
 def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe], notes: list[str],
-           room: str | None) -> str:
-    lines = [f"Live classes at {cfg.school.name} ({cfg.school.id})"]
+           room: str | None) -> list[RenderableType]:
+    """What `eduedge liveclass` prints: per profile a table of the rooms (and, for one ROOM, every link)."""
+    shown: list[RenderableType] = [f"Live classes at {cfg.school.name} ({cfg.school.id})"]
     for f in findings:
         p = f.evidence.get("profile", {})
-        lines += ["", f"{p.get('name', {}).get('en', f.rule)} ({f.rule}): {f.why}"]
-        for r in _rooms(f, room):
-            lines.append(f"  {r['room']:<8} {_LABEL[r['status']]:<10} {room_line(r)}")
-            if room is not None:
+        shown += ["", f"{p.get('name', {}).get('en', f.rule)} ({f.rule}): {f.why}"]
+        rooms = _rooms(f, room)
+        if rooms:
+            t = table(key("room"), key("status"), "weakest link, or what is missing")
+            for r in rooms:
+                add(t, r["room"], _LABEL[r["status"]], room_line(r))
+            shown.append(Padding(t, (0, 0, 0, 2), expand=False))
+        if room is not None:
+            for r in rooms:
+                links = table(key("status"), "link", "why, and what to do")
                 for x in r["links"]:
-                    lines.append(f"      {x['status']:<8} {x['label']}: {x['why']}")
-                    for m in x.get("missing", []):
-                        lines.append(f"               missing: {m}")
+                    why = [x["why"], *(f"missing: {m}" for m in x.get("missing", []))]
                     if x.get("hint") and x["status"] == "fail":
-                        lines.append(f"               what to do: {x['hint']}")
-                for n in r["notes"]:
-                    lines.append(f"      {n}")
+                        why.append(f"what to do: {x['hint']}")
+                    add(links, x["status"], x["label"], "\n".join(why))
+                shown.append(Padding(links, (0, 0, 0, 4), expand=False))
+                shown += [Padding(n, (0, 0, 0, 4)) for n in r["notes"]]
         if f.evidence.get("rule", {}).get("proposal"):
-            lines.append("  (the profile's numbers are the project's proposal: `eduedge rules --pack live-class`)")
+            shown.append(Padding("(the profile's numbers are the project's proposal: "
+                                 "`eduedge rules --pack live-class`)", (0, 0, 0, 2)))
     if probes:
-        lines += ["", "Endpoints, probed now"]
-        lines += [f"  {probe_line(p)}" for p in probes]
+        shown += ["", "Endpoints, probed now"]
+        shown += [Padding(probe_line(p), (0, 0, 0, 2)) for p in probes]
     for n in notes:
-        lines.append(f"note: {n}")
-    return "\n".join(lines)
+        shown.append(f"note: {n}")
+    return shown
 
 
 def probe_line(p: ServiceProbe) -> str:
@@ -173,5 +183,7 @@ def register(app: typer.Typer) -> None:
                    "endpoints": [p.to_dict() for p in probes], "notes": notes}
             typer.echo(json.dumps(out, ensure_ascii=False, default=str))
         else:
-            typer.echo(render(cfg, findings, probes, notes, room))
+            console = terminal()
+            for part in render(cfg, findings, probes, notes, room):
+                console.print(part, markup=False)
         raise typer.Exit(exit_code(findings, room))

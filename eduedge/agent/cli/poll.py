@@ -27,6 +27,7 @@ from eduedge.agent.cli._snmp import build_target, fail, profiles
 from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import ProfileError
 from eduedge.collectors.snmp.report import summarise
+from eduedge.core.tables import add, key, num, table, terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -76,27 +77,39 @@ def _print_poll(summary: dict[str, Any]) -> None:
             typer.echo(f"error: {e}", err=True)
         return
     ident = summary["identity"]
+    console = terminal()
     typer.echo(f"{summary['device']}  profile {summary['profile']}  "
                f"{ident.get('vendor') or ''} {ident.get('model') or ''} {ident.get('os_version') or ''}".rstrip())
     if ident.get("serial"):
         typer.echo(f"serial {ident['serial']}")
-    typer.echo(f"{'if':>5} {'name':<28} {'admin':<6} {'oper':<8} {'Mbit/s':>7} {'in bit/s':>12} {'out bit/s':>12}"
-               f" {'err/s':>6}  alias")
+    t = table(key("interface"), key("state"), num("speed\nMbit/s"), num("in\nMbit/s"), num("out\nMbit/s"),
+              num("errors\n/s"), "alias")
     for i in summary["interfaces"]:
         errs = (i.get("in_errors_pps") or 0) + (i.get("out_errors_pps") or 0)
-        typer.echo(f"{i['index']:>5} {i['name'][:28]:<28} {i.get('admin_status', '-'):<6} "
-                   f"{i.get('oper_status', '-'):<8} {i.get('speed_mbps', '-')!s:>7} "
-                   f"{_fmt(i.get('in_bps')):>12} {_fmt(i.get('out_bps')):>12} {errs:>6.2f}  {i.get('alias', '')}")
-    for n in summary["neighbors"]:
-        typer.echo(f"{n['protocol']:<5} {n['local_port']} -> {n['remote_name']} {n['remote_port']}")
-    for s in summary["sensors"]:
-        tags = ",".join(f"{k}={v}" for k, v in s["tags"].items())
-        typer.echo(f"{s['metric']:<24} {s['value']} {s['unit']}  {tags}")
+        add(t, i["name"], _state(i), i.get("speed_mbps"),
+            _mbps(i.get("in_bps")), _mbps(i.get("out_bps")), f"{errs:.2f}", i.get("alias", ""))
+    console.print(t)
+    if summary["neighbors"]:
+        t = table(key("local port"), key("neighbour"), key("its port"), key("seen by"))
+        for n in summary["neighbors"]:
+            add(t, n["local_port"], n["remote_name"], n["remote_port"], n["protocol"].upper())
+        console.print(t)
+    if summary["sensors"]:
+        t = table(key("metric"), num("value"), "unit", "tags")
+        for s in summary["sensors"]:
+            add(t, s["metric"], s["value"], s["unit"], ",".join(f"{k}={v}" for k, v in s["tags"].items()))
+        console.print(t)
     for e in summary["errors"]:
         typer.echo(f"error: {e}", err=True)
     typer.echo(f"{len(summary['interfaces'])} interfaces, {summary['values']} values in "
                f"{summary['requests']} requests, {summary['duration_s']}s")
 
 
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:,.0f}"
+def _state(i: dict[str, Any]) -> str:
+    """One word for admin and oper status: `disabled` when switched off, else what the link is."""
+    admin, oper = i.get("admin_status"), i.get("oper_status")
+    return "disabled" if admin == "down" else oper or admin or "-"
+
+
+def _mbps(bps: Any) -> str:
+    return "-" if bps is None else f"{bps / 1e6:,.2f}"

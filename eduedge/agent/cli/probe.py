@@ -11,40 +11,42 @@ import json
 from pathlib import Path
 
 import typer
+from rich.console import RenderableType
+from rich.padding import Padding
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_endpoint
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
+from eduedge.core.tables import add, key, num, table, terminal
 
 EXIT_CONFIG = 2
 
 
-def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int) -> str:
-    """Every stage of one endpoint's check on its own line, timed, or why it failed."""
-    rows = [f"{p.endpoint} ({p.role}): {p.target}"]
+def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int) -> list[RenderableType]:
+    """Every stage of one endpoint's check in a row of a table, timed, or why it failed."""
     failed = {f.stage: f.reason for f in p.failures}
-    stages = [("dns", p.dns_ms)] if ep.url or p.dns_ms is not None or "dns" in failed else []
-    stages += [("connect", p.connect_ms)] if ep.url else []
-    stages += [("tls", p.tls_ms)] if ep.url and ep.url.startswith("https") else []
-    for stage, value in stages:
-        extra = ""
-        if stage == "dns" and p.address:
-            extra = f"  {p.address}"
-        if stage == "tls" and p.cert_days is not None:
-            extra = f"  certificate {expires_in_words(p.cert_days, p.time)}"
-        shown = f"{value:.1f} ms" if value is not None else "-"
-        rows.append(f"  {stage:<8} {shown:>10}{extra}" + (f"  FAILED: {failed[stage]}" if stage in failed else ""))
+    t = table(key("stage"), num("time ms"), "detail")
+
+    def row(stage: str, ms: float | None, *detail: str) -> None:
+        text = "  ".join(d for d in (*detail, f"FAILED: {failed[stage]}" if stage in failed else "") if d)
+        add(t, stage, None if ms is None else f"{ms:.1f}", text)
+
+    if ep.url or p.dns_ms is not None or "dns" in failed:
+        row("dns", p.dns_ms, p.address or "")
+    if ep.url:
+        row("connect", p.connect_ms)
+    if ep.url and ep.url.startswith("https"):
+        row("tls", p.tls_ms, f"certificate {expires_in_words(p.cert_days, p.time)}" if p.cert_days is not None else "")
     if p.http_status is not None or p.ttfb_ms is not None or "http" in failed:
-        ttfb = f"{p.ttfb_ms:.1f} ms" if p.ttfb_ms is not None else "-"
-        rows.append(f"  {'http':<8} {ttfb:>10}  first byte" + (f", status {p.http_status}" if p.http_status else "")
-                    + (f"  FAILED: {failed['http']}" if "http" in failed else ""))
+        row("http", p.ttfb_ms, "first byte" + (f", status {p.http_status}" if p.http_status else ""))
     if p.udp is not None or "udp" in failed:
         u = p.udp
-        text = (f"rtt {u.median_ms:.1f} ms, jitter {u.jitter_ms or 0:.1f} ms, loss {u.loss_percent:.1f} % "
-                f"({u.sent} echoes of {size} B, {packets}/s)") if u is not None and u.answered else ""
-        rows.append(f"  {'udp':<8} {text}" + (f"  FAILED: {failed['udp']}" if "udp" in failed else ""))
-    rows.append("  up: every stage passed" if p.up else f"  down: {p.failure}")
-    return "\n".join(rows)
+        answered = u is not None and u.answered
+        row("udp", u.median_ms if u is not None and answered else None,
+            f"rtt; jitter {u.jitter_ms or 0:.1f} ms, loss {u.loss_percent:.1f} % ({u.sent} echoes of {size} B, "
+            f"{packets}/s)" if u is not None and answered else "")
+    return [f"{p.endpoint} ({p.role}): {p.target}", Padding(t, (0, 0, 0, 2), expand=False),
+            "  up: every stage passed" if p.up else f"  down: {p.failure}"]
 
 
 def register(app: typer.Typer) -> None:
@@ -67,5 +69,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         else:
             v = cfg.live_class.video_probe
-            typer.echo(render_probe(result, ep, v.packets_per_second, v.packet_bytes))
+            console = terminal()
+            for part in render_probe(result, ep, v.packets_per_second, v.packet_bytes):
+                console.print(part, markup=False)
         raise typer.Exit(0 if result.up else 1)

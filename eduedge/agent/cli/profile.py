@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from eduedge.agent.cli._options import (
     auth_key_opt,
@@ -29,6 +30,7 @@ from eduedge.collectors.snmp.client import SnmpRequestError
 from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import ProfileError, load_profiles
 from eduedge.collectors.snmp.recording import RecordingClient
+from eduedge.core.tables import add, terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -64,9 +66,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(ident.to_dict(), ensure_ascii=False))
             return
-        typer.echo(f"{'profile:':<15}{ident.profile}  ({ident.matched_by})")
+        grid = Table.grid(padding=(0, 2))
+        add(grid, "profile:", f"{ident.profile}  ({ident.matched_by})")
         for fld in ("vendor", "model", "os_version", "serial", "hostname", "device_class", "sys_object_id"):
-            typer.echo(f"{fld + ':':<15}{getattr(ident, fld) or '-'}")
+            add(grid, f"{fld}:", getattr(ident, fld) or "-")
+        terminal().print(grid)
 
     @profile_app.command("check")
     def check_cmd(profile_dir: list[Path] = typer.Argument(None, help="site profile directories")) -> None:

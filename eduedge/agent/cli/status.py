@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import RenderableType
+from rich.padding import Padding
 
 from eduedge.agent.cli._format import age, size
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.state import pid_alive, read_state, state_path
+from eduedge.core.tables import add, key, table, terminal
 
 
 def _found(summary: dict[str, Any] | None) -> str:
@@ -39,12 +42,12 @@ def systemd_state(unit: str = "eduedge") -> str | None:
     return out.stdout.strip() or None
 
 
-def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str, Any], list[str], int]:
-    """The status as data, as printable lines, and as an exit code (0 running and connected, 1 degraded,
-    3 not running)."""
+def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str, Any], list[RenderableType], int]:
+    """The status as data, as what to print (lines, and a table of the collectors), and as an exit code
+    (0 running and connected, 1 degraded, 3 not running)."""
     now = time.time() if now is None else now
     st = read_state(state_path(cfg.agent.data_dir))
-    lines: list[str] = []
+    lines: list[RenderableType] = []
     unit = systemd_state()
     running = bool(st and st.get("running") and pid_alive(int(st.get("pid", 0))))
     if unit is not None:
@@ -67,12 +70,15 @@ def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
         else:
             lines.append(f"mqtt:      NOT CONNECTED to {link['broker']}: {link.get('last_error') or 'unknown'}")
             code = max(code, 1)
-    for name, job in sorted((st or {}).get("collectors", {}).items()):
-        ok = job.get("last_success")
-        err = job.get("last_error")
-        found = _found(job.get("last_summary"))
-        lines.append(f"  {name:<28} last success {age(ok, now):<12}" + (f" {found}" if found else "")
-                     + (f" ERROR: {err}" if err else ""))
+    jobs = sorted((st or {}).get("collectors", {}).items())
+    if jobs:
+        t = table(key("collector"), key("last success"), "last run found")
+        for name, job in jobs:
+            err = job.get("last_error")
+            found = _found(job.get("last_summary"))
+            add(t, name, age(job.get("last_success"), now),
+                "; ".join(x for x in (found, f"ERROR: {err}" if err else "") if x))
+        lines.append(Padding(t, (0, 0, 0, 2), expand=False))
     ob = (st or {}).get("outbox") or {}
     if ob:
         lines.append(f"outbox:    {ob.get('rows', 0)} messages, {size(ob.get('bytes', 0))}, oldest "
@@ -89,5 +95,10 @@ def register(app: typer.Typer) -> None:
         Exit code: 0 running and connected, 1 running but not connected, 3 not running."""
         cfg = config_or_exit(config)
         data, lines, code = status_report(cfg)
-        typer.echo(json.dumps(data, indent=1, default=str) if as_json else "\n".join(lines))
+        if as_json:
+            typer.echo(json.dumps(data, indent=1, default=str))
+        else:
+            console = terminal()
+            for line in lines:
+                console.print(line, markup=False)
         raise typer.Exit(code)
