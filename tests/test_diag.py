@@ -4,12 +4,14 @@ each other, with one backbone link negotiated at 100 Mbit/s and one switch that 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from rich.cells import cell_len
 
 from eduedge.simulator.snmpsim import free_udp_port, start_snmpsim
 
@@ -101,13 +103,15 @@ topology:
     return path
 
 
-def diag(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EDUEDGE, "diag", *args], capture_output=True, text=True, timeout=120)
+def diag(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    """`eduedge diag` as a terminal `columns` wide would show it (80 is also what a pipe gets)."""
+    env = {**os.environ, "COLUMNS": str(columns)}
+    return subprocess.run([EDUEDGE, "diag", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_diag_names_the_slow_backbone_link_and_what_to_check(campus, tmp_path):
     cfg = write_config(tmp_path, campus)
-    r = diag("--config", str(cfg))
+    r = diag("--config", str(cfg), columns=250)     # wide enough that no row of the tables wraps
     assert r.returncode == 1, r.stdout + r.stderr
     out = r.stdout
     assert "诊断测试小学" in out
@@ -122,9 +126,9 @@ def test_diag_names_the_slow_backbone_link_and_what_to_check(campus, tmp_path):
     assert first < problems.index(slow)
     assert "PASS" in next(x for x in lines if "ningxia-2025.class " in x)
     assert "judged by the city cloud across schools: ningxia-2025.county" in out
-    # the dead switch is one of the problems (not a footer), and did not stall the others
-    dead = next(x for x in problems if "sw-dist-c (distribution) did not answer" in x)
-    assert "UNKNOWN" in dead and "[snmp.poll]" in dead
+    # the dead switch is one of the problems (not a footer), the rule under it, and did not stall the others
+    dead = next(i for i, x in enumerate(problems) if "sw-dist-c (distribution) did not answer" in x)
+    assert "UNKNOWN" in problems[dead] and problems[dead + 1].split() == ["snmp.poll"], out
 
 
 def test_diag_json_is_one_object_with_the_evidence_and_html_is_written_beside_it(campus, tmp_path):
@@ -182,7 +186,9 @@ def test_cached_prints_the_stored_results_without_polling(campus, tmp_path):
         assert ({f["rule"]: f["status"] for f in cached["findings"]}
                 == {f["rule"]: f["status"] for f in live["findings"]})
         text = diag("--config", str(cfg), "--cached")
-        assert text.returncode == 1 and "Gi0/2 on sw-core-1" in text.stdout
+        assert text.returncode == 1 and "Gi0/2 on sw-core-1" in " ".join(text.stdout.split()), text.stdout
+        # on an 80-column console every line fits (Chinese characters take two columns)
+        assert max(cell_len(line) for line in text.stdout.splitlines()) <= 80, text.stdout
     finally:
         restarted = start_snmpsim(list(CAMPUS.items()), port=campus.port)
         campus.workdir, campus.proc = restarted.workdir, restarted.proc

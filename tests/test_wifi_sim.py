@@ -276,6 +276,14 @@ def test_eduedge_wifi_shows_zones_aps_radios_clients_and_what_is_weak(lesson, tm
     assert "ap-weak, zone teaching-weak: 20 of 20 clients below -67 dBm / SNR 25 dB" in weak
     assert "ap-busy, zone office-busy radio 1 (5 GHz): 80 clients (limit 50)" in weak
     assert not any(m in result.output for m in _clear_macs(lesson))
+    # the same as tables for a person: a row per radio, the units in the headers, no MAC in clear either
+    text = CliRunner().invoke(app, ["wifi", "--config", str(cfg_path)], env={"COLUMNS": "100"})
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    radio1 = lines[next(i for i, ln in enumerate(lines) if ln.startswith("ap-busy")) + 1].split()
+    assert radio1[:3] == ["1", "5", "36"] and radio1[-2:] == ["95", "80"], text.output
+    assert all(u in text.output for u in ("GHz", "MHz", "dBm", "%")) and "What is weak and where" in text.output
+    assert not any(m in text.output for m in _clear_macs(lesson))
 
 
 def test_the_daemon_sends_zone_samples_and_never_a_client_mac(lesson, tmp_path):

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.padding import Padding
 
 from eduedge.cloud.config import CloudConfig, CloudConfigError, load_cloud_config
 from eduedge.cloud.speedtest_server import SpeedtestServer, read_tokens, serve
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.secrets import SecretError
+from eduedge.core.tables import add, key, num, table, terminal
 
 CONFIG = typer.Option(..., "--config", "-c",
                       help="the cloud's YAML configuration (see eduedge/config/cloud-example.yaml)")
@@ -59,18 +61,25 @@ def _on_stop(stop: Any) -> None:
 
 
 def _print_city(rep: dict[str, Any]) -> None:
+    console = terminal()
     typer.echo(f"{len(rep['schools'])} schools: " + ", ".join(f"{n} {s}" for s, n in sorted(rep["states"].items())))
     typer.echo("rules only the city can judge:")
+    t = table(key("status"), key("rule"), key("region"), num("value %"), "why")
     for f in rep["region_findings"]:
-        value = "-" if f["value"] is None else f"{f['value']:g} %"
-        typer.echo(f"  {f['status'].upper():<8} {f['rule']:<28} {f['region']:<28} {value:>9}  {f['evidence']['why']}")
+        add(t, f["status"].upper(), f["rule"], f["region"], None if f["value"] is None else f"{f['value']:g}",
+            f["evidence"]["why"])
+    console.print(Padding(t, (0, 0, 0, 2), expand=False))
     typer.echo("schools per rule status:")
+    t = table(key("rule"), "schools")
     for rule, counts in rep["status_counts"].items():
-        typer.echo(f"  {rule:<40} " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        add(t, rule, ", ".join(f"{n} {s}" for s, n in counts.items()))
+    console.print(Padding(t, (0, 0, 0, 2), expand=False))
     typer.echo(f"not online (nothing for {rep['offline_after_s']:g} s, or the session ended): {len(rep['offline'])}")
-    for r in rep["offline"]:
-        since = "never heard from" if r["for_s"] is None else f"for {r['for_s']:.0f} s"
-        typer.echo(f"  {r['school']:<40} {r['state']:<8} {since}")
+    if rep["offline"]:
+        t = table(key("school"), key("state"), "offline")
+        for r in rep["offline"]:
+            add(t, r["school"], r["state"], "never heard from" if r["for_s"] is None else f"for {r['for_s']:.0f} s")
+        console.print(Padding(t, (0, 0, 0, 2), expand=False))
 
 
 def register(app: typer.Typer) -> None:

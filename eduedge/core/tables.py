@@ -20,12 +20,12 @@ from rich.text import Text
 
 def num(header: str, **kw: Any) -> Column:
     """A right-aligned column for figures; the header carries the unit (`in Mbit/s`, `RTT ms`)."""
-    return Column(header, justify="right", no_wrap=True, **kw)
+    return Column(header, justify="right", overflow="fold", **kw)
 
 
 def key(header: str, **kw: Any) -> Column:
-    """A column of names or addresses: never wrapped inside a word, so it stays searchable."""
-    return Column(header, no_wrap=True, **kw)
+    """A column of names or addresses; one too long for the terminal folds onto the next line, whole."""
+    return Column(header, overflow="fold", **kw)
 
 
 def table(*columns: str | Column, title: str | None = None) -> Table:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.console import RenderableType
+from rich.padding import Padding
+from rich.text import Text
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
@@ -40,6 +42,7 @@ from eduedge.collectors.snmp.build import poller_for
 from eduedge.collectors.snmp.poller import DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
 from eduedge.core.secrets import SecretError
+from eduedge.core.tables import add, key, num, table, terminal
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE, EXIT_NOTHING = 0, 1, 2, 3, 4
 NO_ANSWER = "snmp.poll"             # the `rule` of a device's problem: its poll, not a standard
@@ -182,54 +185,58 @@ def _clock(cfg: AgentConfig, t: float) -> str:
     return datetime.fromtimestamp(t, ZoneInfo(cfg.standards.school_hours.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _status(status: str, colour: bool, width: int = 12) -> str:
-    label = _LABEL[status].ljust(width)
-    return typer.style(label, fg=_COLOUR[status], bold=True) if colour else label
+def _status(status: str) -> Text:
+    return Text(_LABEL[status], style=f"bold {_COLOUR[status]}")
 
 
-def render_text(r: DiagResult, colour: bool = False) -> str:
+def render(r: DiagResult) -> list[RenderableType]:
+    """What `eduedge diag` prints: the school, a table of rules per pack, and the problems, most important first."""
     cfg, s = r.cfg, r.cfg.school
-    lines = [f"eduedge diag — {s.name}",
-             f"school {s.id} · {s.type} · {s.city}{'/' + s.district if s.district else ''} · "
-             f"checked {_clock(cfg, r.time)} ({r.source})"]
+    shown: list[RenderableType] = [
+        f"eduedge diag — {s.name}",
+        f"school {s.id} · {s.type} · {s.city}{'/' + s.district if s.district else ''} · "
+        f"checked {_clock(cfg, r.time)} ({r.source})"]
     if r.devices:
         answered = sum(1 for d in r.devices if d.ok)
-        lines.append(f"devices: {answered} of {len(r.devices)} answered")
-    lines += [f"note: {n}" for n in r.notes]
+        shown.append(f"devices: {answered} of {len(r.devices)} answered")
+    shown += [f"note: {n}" for n in r.notes]
     if not r.rules.packs:
-        lines.append("note: no standards apply: name the school's rule packs in standards.packs "
+        shown.append("note: no standards apply: name the school's rule packs in standards.packs "
                      "(`eduedge rules` lists them)")
     by_rule = {f.rule: f for f in r.findings}
-    width = max((len(f.rule) for f in r.findings), default=20) + len(" (proposal)") + 1
     for pack in r.rules.packs:
-        lines += ["", f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}"]
+        shown += ["", f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}"]
+        t = table(key("status"), key("rule"), "why")
         elsewhere, not_here = [], []
         for rule in pack.rules:
             f = by_rule.get(rule.id)
             if f is not None:
-                proposal = " (proposal)" if rule.proposal else ""
-                lines.append(f"  {_status(f.status, colour)} {(rule.id + proposal).ljust(width)} {f.why}")
+                add(t, _status(f.status), rule.id + (" (proposal)" if rule.proposal else ""), f.why)
                 for part in f.evidence.get("parts", []):
-                    label = part["rule"].rsplit(".", 1)[-1]
-                    lines.append(f"    {_status(part['status'], colour)} {('.' + label).ljust(width - 2)} "
-                                 f"{part['evidence'].get('why', '')}")
+                    add(t, _status(part["status"]), "  ." + part["rule"].rsplit(".", 1)[-1],
+                        part["evidence"].get("why", ""))
             elif rule.scope == "region":
                 elsewhere.append(rule.id)
             else:
                 not_here.append(rule.id)
+        if t.row_count:
+            shown.append(Padding(t, (0, 0, 0, 2), expand=False))
         if elsewhere:
-            lines.append(f"  {'-'.ljust(12)} judged by the city cloud across schools: {', '.join(elsewhere)}")
+            shown.append(Padding(f"judged by the city cloud across schools: {', '.join(elsewhere)}", (0, 0, 0, 2)))
         if not_here:
-            lines.append(f"  {'-'.ljust(12)} not for a {s.type} school: {', '.join(not_here)}")
+            shown.append(Padding(f"not for a {s.type} school: {', '.join(not_here)}", (0, 0, 0, 2)))
     problems = r.problems
     nothing = "Nothing could be checked." if r.checked_nothing else "No problems found."
-    lines += ["", "Problems, most important first" if problems else nothing]
-    for i, p in enumerate(problems, 1):
-        lines.append(f"{i:>3}. {_status(p.status, colour, 0)} {p.line()}  [{p.rule}]")
+    shown += ["", "Problems, most important first" if problems else nothing]
+    if problems:
+        t = table(num("#"), key("status"), "problem, what to look at, and its rule")
+        for i, p in enumerate(problems, 1):
+            add(t, f"{i}.", _status(p.status), Text(p.line() + "\n") + Text(p.rule, style="dim"))
+        shown.append(Padding(t, (0, 0, 0, 2), expand=False))
     c = r.counts()
-    lines += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"
+    shown += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"
                   "  ((proposal): the threshold is the project's proposal; `eduedge rules` shows each rule's source)"]
-    return "\n".join(lines)
+    return shown
 
 
 def to_json(r: DiagResult) -> dict[str, Any]:
@@ -290,5 +297,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(to_json(result), ensure_ascii=False, default=str))
         else:
-            typer.echo(render_text(result, colour=sys.stdout.isatty()))
+            console = terminal()
+            for part in render(result):
+                console.print(part, markup=False)
         raise typer.Exit(result.exit_code)

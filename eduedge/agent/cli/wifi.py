@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance.wifi_coverage import capacity_for, good_signal, signal_for
@@ -24,6 +25,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import Ap, WifiSnapshot, median, snapshot, wireless_devices
 from eduedge.core.secrets import SecretError
+from eduedge.core.tables import add, key, num, table
 
 
 def poll_wireless(cfg: AgentConfig, only: str | None = None) -> list[DevicePoll]:
@@ -141,43 +143,35 @@ def latest_findings(cfg: AgentConfig) -> list[dict[str, Any]]:
 
 def _print(rep: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
+    console = Console(highlight=False)
     for z in rep["zones"]:
         need = z["signal_needed"]
         share = "-" if z["good_signal_percent"] is None else f"{z['good_signal_percent']:g} %"
-        table = Table(title=f"zone {z['zone']} ({z['type'] or 'type ?'}): {z['aps_up']}/{len(z['aps'])} APs up, "
-                            f"{z['clients']} clients, {share} at >= {need['rssi_dbm']:g} dBm / {need['snr_db']:g} dB",
-                      title_justify="left")
-        for col in ("AP", "room", "state", "radio", "band", "ch", "width", "power", "noise", "util", "clients"):
-            table.add_column(col)
+        t = table(key("AP"), key("room"), key("state"), key("radio"), num("band\nGHz"), num("channel"),
+                  num("width\nMHz"), num("power\ndBm"), num("noise\ndBm"), num("util\n%"), num("clients"),
+                  title=f"zone {z['zone']} ({z['type'] or 'type ?'}): {z['aps_up']}/{len(z['aps'])} APs up, "
+                        f"{z['clients']} clients, {share} at >= {need['rssi_dbm']:g} dBm / {need['snr_db']:g} dB")
         for a in z["aps"]:
             first = True
             for r in a["radios"] or [{}]:
-                table.add_row(a["name"] if first else "", (a["room"] or "-") if first else "",
-                              ("up" if a["up"] else "DOWN") if first else "", str(r.get("radio", "-")),
-                              _v(r.get("band")), _v(r.get("channel")), _v(r.get("width_mhz")),
-                              _v(r.get("tx_power_dbm")), _v(r.get("noise_dbm")), _v(r.get("utilization_percent"), "%"),
-                              _v(r.get("clients")))
+                add(t, a["name"] if first else "", (a["room"] or "-") if first else "",
+                    ("up" if a["up"] else "DOWN") if first else "", r.get("radio"), r.get("band"), r.get("channel"),
+                    r.get("width_mhz"), r.get("tx_power_dbm"), r.get("noise_dbm"), r.get("utilization_percent"),
+                    r.get("clients"))
                 first = False
-        console.print(table)
+        console.print(t)
     if rep["ssids"]:
-        console.print("SSIDs: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["ssids"].items())))
+        console.print("SSIDs: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["ssids"].items())), markup=False)
     for name, d in sorted(rep["devices"].items()):
         if not d.get("answered"):
-            console.print(f"[red]{name} did not answer[/]: {'; '.join(d.get('errors') or []) or 'no data'}")
+            console.print(f"[red]{escape(name)} did not answer[/]: "
+                          f"{escape('; '.join(d.get('errors') or []) or 'no data')}")
     console.print(f"[bold]{'What is weak and where' if rep['weak'] else 'Nothing weak seen now'}[/]")
     for w in rep["weak"]:
-        console.print(f"  - {w}")
+        console.print(f"  - {w}", markup=False)
     for f in rep.get("findings", []):
-        console.print(f"{f['rule']}: {f['status']} - {f['why']}")
-
-
-def _v(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+        console.print(f"{f['rule']}: {f['status']} - {f['why']}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
