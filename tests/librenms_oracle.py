@@ -370,7 +370,7 @@ def poll_recordings(realdevices: Path, profiles: ProfileSet | None = None) -> di
         server.stop()
 
 
-def table(rep: Report, names: list[str]) -> str:
+def table(rep: Report, names: list[str], generic: set[str] | None = None) -> str:
     """Agreements per recording and field ('3/4'; '' where LibreNMS has nothing), then the totals."""
     cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for i in rep.items:
@@ -387,6 +387,10 @@ def table(rep: Report, names: list[str]) -> str:
     lines.append(f"{'agree':{width}}  " + " ".join(f"{f'{a}/{t}':>10}" for a, t in totals.values()))
     lines.append(f"{'share':{width}}  " + " ".join(f"{(f'{100 * a / t:.0f} %' if t else '-'):>10}"
                                                   for a, t in totals.values()))
+    if generic:     # the recordings no vendor profile claims: what the standard MIBs alone give
+        sub = Report([i for i in rep.items if i.recording in generic])
+        lines.append(f"{'generic path':{width}}  " + " ".join(
+            f"{(f'{a}/{t}' if t else '-'):>10}" for a, t in sub.totals().values()))
     return "\n".join(lines)
 
 
@@ -400,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     polls = poll_recordings(REALDEVICES)
     rep = compare(REALDEVICES, polls)
     names = sorted({i.recording for i in rep.items})
-    print(table(rep, names))
+    generic = {n for n, p in polls.items() if p.identity is not None and p.identity.profile == "generic"}
+    print(table(rep, names, generic))
+    print(f"(generic path: the {len(generic)} recordings no vendor profile claims, read through `generic`)")
     print(f"\nnot comparable (LibreNMS conventions, not readings): {len(rep.not_comparable)}")
     if args.details:
         for i in rep.items:
