@@ -30,7 +30,7 @@ def test_the_comparison_pairs_sensors_one_to_one_and_skips_librenms_conventions(
         Sample(0.0, "ups", "ups.runtime_s", 600, "s", {}),
         Sample(0.0, "ups", "printer.supply_level_percent", 40.0, "percent", {"supply": "Black Toner"}),
     ])
-    sensors = [{"sensor_class": c, "sensor_descr": d, "sensor_current": v, "sensor_oid": f".1.{i}"}
+    sensors = [{"sensor_class": c, "sensor_descr": d, "sensor_current": v, "sensor_oid": f".1.3.6.1.2.1.33.9.{i}"}
                for i, (c, d, v) in enumerate([("voltage", "Input Phase 1", 230), ("voltage", "Output Phase 1", 230),
                                               ("voltage", "Bypass Phase 1", 230), ("runtime", "Remaining", 10)])]
     doc = {"os": {"discovery": {"devices": [{"hardware": "x1", "version": "", "serial": None, "type": "power"}]}},
