@@ -16,6 +16,7 @@ def test_nothing_that_agreed_with_librenms_stops_agreeing(realdevices):
     rep = oracle.compare(realdevices, oracle.poll_recordings(realdevices))
     baseline = set(json.loads(oracle.BASELINE.read_text()))
     assert len(baseline) > 1000            # the baseline was found and is not empty
+    assert any(k.startswith(oracle.GENERIC) for k in baseline)   # and holds the generic path's agreements
     lost = sorted(baseline - rep.agreed())
     assert lost == [], "agreed with LibreNMS before, and no longer:\n" + "\n".join(lost)
 

@@ -29,6 +29,7 @@ from eduedge.collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profi
 from eduedge.collectors.snmp.recording import RecordingClient
 from eduedge.collectors.snmp.report import summarise
 from eduedge.simulator.snmpsim import start_snmpsim
+from tests import librenms_oracle
 from tests.conftest import REALDEVICES
 
 # recording -> (profile, vendor, model, os_version, serial); None: the device does not say
@@ -392,6 +393,7 @@ def test_the_tables_name_every_recording_and_nothing_else(realdevices):
     assert set(EXPECTED) == names
     assert set(IDENTITY_DIFFS) <= set(WITH_OS) and set(PORT_DIFFS) <= set(WITH_PORTS)
     assert set(SECOND_BATCH) <= names and set(CLASS_DIFFS) <= set(SECOND_BATCH)
+    assert set(SECOND_BATCH) == set(librenms_oracle.SECOND_BATCH)     # the oracle also polls these via generic
     assert len(WITH_RESULTS) >= 30 and len(WITH_PORTS) >= 20      # the LibreNMS results were found
 
 
