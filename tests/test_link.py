@@ -249,13 +249,13 @@ def test_kill_9_soak_100_rounds(tmp_path: Path, broker: Broker) -> None:
 def test_disk_budget_drops_only_old_metrics_and_the_gap_records_arrive(tmp_path: Path, broker: Broker) -> None:
     rx = Receiver(broker.host, broker.port)  # its persistent session collects what arrives after the outage
     broker.stop()
-    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=80_000, max_message_bytes=4096)
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=400_000, max_message_bytes=4096)
     link = make_link(broker, box)
     link.start()
     made_metrics = 0
-    for i in range(60):
+    for i in range(240):
         made_metrics += box.add_samples([Sample(1.7e9 + i, "sw-1", "test.counter", i * 30 + k) for k in range(30)])
-        if i % 6 == 0:
+        if i % 24 == 0:
             box.add_items("findings", [{"t": 1.7e9 + i, "rule": "wan.down", "subject": "school", "status": "fail",
                                         "value": 10, "threshold": 100, "unit": "Mbit/s"}])
     drops = box.stats().drops

@@ -165,14 +165,14 @@ def test_corruption_found_while_running_is_recovered_without_raising(tmp_path: P
 
 
 def test_disk_budget_drops_oldest_metrics_first_and_writes_gap_records(tmp_path: Path) -> None:
-    b = box(tmp_path, max_bytes=60_000, max_message_bytes=4096)
-    for i in range(40):
+    b = box(tmp_path, max_bytes=400_000, max_message_bytes=4096)
+    for i in range(160):
         b.add_samples(samples(20, i * 20))
-        if i % 10 == 0:
+        if i % 40 == 0:
             b.add_items("findings", [finding()])
             b.add_items("events", [event()])
     st = b.stats()
-    assert st.bytes <= 60_000
+    assert st.file_bytes <= 400_000 + 4 * b.page_size
     assert {(d.kind, d.reason) for d in st.drops} == {("metrics", "disk_budget")}
     rows = b.take(10_000)
     msgs = decoded(rows)
@@ -188,12 +188,12 @@ def test_disk_budget_drops_oldest_metrics_first_and_writes_gap_records(tmp_path:
 
 
 def test_when_only_findings_are_left_they_go_before_priority_0(tmp_path: Path) -> None:
-    b = box(tmp_path, max_bytes=20_000, max_message_bytes=4096)
-    for _ in range(60):
-        b.add_items("findings", [finding()] * 5)
+    b = box(tmp_path, max_bytes=400_000, max_message_bytes=4096)
+    for _ in range(100):
+        b.add_items("findings", [finding()] * 30)
     b.add_answer("r1", {"request_id": "r1", "command": "rebirth", "status": "ok"})
-    for _ in range(60):
-        b.add_items("findings", [finding()] * 5)
+    for _ in range(100):
+        b.add_items("findings", [finding()] * 30)
     kinds = {d.kind for d in b.stats().drops}
     assert kinds == {"findings"}
     assert [r.kind for r in b.take(10_000)].count("cmd-result") == 1
@@ -247,3 +247,83 @@ def test_inspect_reads_depth_drops_and_delivery_without_the_owner(tmp_path: Path
 def test_a_budget_smaller_than_two_messages_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="max_bytes"):
         box(tmp_path, max_bytes=5000, max_message_bytes=4096)
+
+
+def _declared(msgs: list[dict]) -> set[int]:
+    return {s for m in msgs if m["schema"]["name"] == "gap" for lo, hi in m["seqs"] + m.get("replaces", [])
+            for s in range(lo, hi + 1)}
+
+
+def _backlog(tmp_path: Path, n: int = 41) -> tuple[set[int], Outbox]:
+    b = box(tmp_path, max_message_bytes=4096)
+    for i in range(n):
+        b.add_samples(samples(20, i * 20))
+    seqs = {r.seq for r in b.take(10_000)}
+    b.maintain()  # records in the side file the lowest seq that may be unsent
+    b.close()
+    return seqs, b
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing"])
+def test_an_empty_or_missing_database_with_a_backlog_is_declared_lost_with_its_seqs(tmp_path: Path,
+                                                                                   damage: str) -> None:
+    seqs, old = _backlog(tmp_path)
+    db = tmp_path / "outbox.db"
+    if damage == "empty":
+        db.write_bytes(b"")
+    else:
+        db.unlink()
+    b = box(tmp_path, max_message_bytes=4096)
+    msgs = decoded(b.take(100))
+    assert [m["schema"]["name"] for m in msgs] == ["events", "gap"]
+    assert msgs[0]["events"][0]["kind"] == "outbox.lost"
+    gap = msgs[1]
+    assert gap["reason"] == "outbox_lost" and seqs <= _declared(msgs)
+    # the new rows continue above every declared seq, in the same epoch (the side file survived)
+    b.add_samples(samples(1))
+    new = decoded(b.take(10))
+    assert new[0]["seq"] > max(_declared(msgs)) and b.epoch == old.epoch
+
+
+def test_a_truncated_database_is_salvaged_row_by_row_and_the_gap_names_exactly_what_was_lost(tmp_path: Path) -> None:
+    seqs, _ = _backlog(tmp_path, n=200)
+    db = tmp_path / "outbox.db"
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    b = box(tmp_path, max_message_bytes=4096)
+    assert b.resets == 1
+    msgs = decoded(b.take(10_000))
+    salvaged = {m["seq"] for m in msgs if m["schema"]["name"] == "metrics"}
+    lost = _declared(msgs)
+    assert 0 < len(salvaged) < len(seqs)
+    assert salvaged | (lost & seqs) == seqs and not salvaged & lost  # every old seq: salvaged or declared
+    reset = next(m for m in msgs if m["schema"]["name"] == "events")["events"][0]
+    assert reset["kind"] == "outbox.reset" and reset["data"]["salvaged"] == len(salvaged)
+    for m in msgs:  # a salvaged row is the message as it was stored: same id, same seq
+        if m["schema"]["name"] == "metrics":
+            assert m["samples"][0]["tags"]["i"] == str(int(m["samples"][0]["value"]))
+
+
+def test_a_new_data_folder_is_a_new_epoch_and_a_quarantine_is_not(tmp_path: Path) -> None:
+    b = box(tmp_path)
+    b.add_samples(samples(1))
+    first = decoded(b.take(1))[0]
+    assert first["agent"]["epoch"] == b.epoch and len(b.epoch) == 32
+    b.close()
+    db = tmp_path / "outbox.db"
+    db.write_bytes(b"garbage" * 1000)
+    b2 = box(tmp_path)
+    assert b2.resets == 1 and b2.epoch == b.epoch
+    b2.close()
+    for f in tmp_path.iterdir():
+        f.unlink()
+    b3 = box(tmp_path)
+    b3.add_samples(samples(1))
+    again = decoded(b3.take(1))[0]
+    assert again["seq"] == 1 and again["agent"]["epoch"] != first["agent"]["epoch"]
+
+
+def test_inspect_names_a_path_that_is_not_an_outbox_file(tmp_path: Path) -> None:
+    with pytest.raises(OutboxError, match="not an outbox file"):
+        inspect(tmp_path)
+    with pytest.raises(OutboxError, match="not a file"):
+        Outbox(tmp_path, ENV, max_bytes=10**8)

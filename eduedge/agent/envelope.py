@@ -64,12 +64,20 @@ class Envelope:
     agent_id: str
     agent_version: str
     boot_id: str
+    epoch: str = ""  # the outbox's epoch (agent/outbox.py); the cloud keys seqs by (school, agent, epoch)
 
     def head(self, kind: str, seq: int, now: float | None = None, msg_id: str | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         return {"schema": {"name": kind, "version": SCHEMA_VERSION}, "id": msg_id or uuid7(now), "seq": seq,
                 "time": round(now, 3), "school": {"id": self.school, "city": self.city},
-                "agent": {"id": self.agent_id, "version": self.agent_version, "boot_id": self.boot_id}}
+                "agent": self._agent}
+
+    @property
+    def _agent(self) -> dict[str, str]:
+        agent = {"id": self.agent_id, "version": self.agent_version, "boot_id": self.boot_id}
+        if self.epoch:
+            agent["epoch"] = self.epoch
+        return agent
 
     def message(self, kind: str, seq: int, body: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         """A whole message as a dict: envelope plus the type's own fields."""

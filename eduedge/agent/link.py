@@ -108,7 +108,7 @@ class Link(threading.Thread):
         super().__init__(name="mqtt-link", daemon=True)
         self.cfg = cfg
         self.outbox = outbox
-        self.env = env
+        self.env = outbox.env  # the outbox's envelope: it carries the outbox's epoch
         self.birth_body = birth
         self.on_command = on_command
         self.host, self.port = split_host_port(cfg.broker, 8883 if cfg.tls else 1883)
@@ -212,8 +212,8 @@ class Link(threading.Thread):
 
     def _attempt(self) -> None:
         self._bd_seq = self.outbox.next_bd_seq()
-        will = self.env.encode("death", self.outbox.allocate_seq(),
-                               {"bdSeq": self._bd_seq, "reason": "connection_lost"})
+        # Session messages take no data seq (0): a will that is never published leaves no hole.
+        will = self.env.encode("death", 0, {"bdSeq": self._bd_seq, "reason": "connection_lost"})
         self.client.will_set(self.topic("death"), will, qos=1, retain=False)
         self._attempt_started = time.monotonic()
         try:
@@ -325,7 +325,7 @@ class Link(threading.Thread):
         body = {**self.birth_body(), "bdSeq": self._bd_seq}
         if rebirth:
             body["rebirth"] = True
-        payload = self.env.encode("birth", self.outbox.allocate_seq(), body)
+        payload = self.env.encode("birth", 0, body)
         info = self.client.publish(self.topic("birth"), payload, qos=1)
         self._session_mids.add(info.mid)
 
@@ -430,8 +430,7 @@ class Link(threading.Thread):
         timeout = getattr(self, "_shutdown_timeout", 5.0)
         if self._state == "up":
             self._refill()  # what was stored last (e.g. the agent.stop event) goes out if there is time
-            payload = self.env.encode("death", self.outbox.allocate_seq(),
-                                      {"bdSeq": self._bd_seq, "reason": "shutdown"})
+            payload = self.env.encode("death", 0, {"bdSeq": self._bd_seq, "reason": "shutdown"})
             info = self.client.publish(self.topic("death"), payload, qos=1)
             self._session_mids.add(info.mid)
             end = time.monotonic() + timeout
