@@ -9,8 +9,10 @@ payload is a `cmd` message (agent/contract/cmd.schema.json). Allowed:
 | `run-check`    | `check`                  | run `snmp`, `snmp:DEVICE` or `host` now; answer with what it got |
 | `set-interval` | `check`, `interval_s`    | set how often it runs, within commands.interval_min..max |
 
-Everything else is refused: unknown commands, bad JSON, arguments the schema does not allow, unknown
-checks, intervals out of bounds, expired requests, and anything beyond the rate limit. Every request
+Everything else is refused: unknown commands, bad JSON, payloads over 64 KiB or nested deeper than the
+contract's limit (both refused before parsing), arguments the schema does not allow, unknown checks,
+intervals out of bounds, expired requests, and anything beyond the rate limit. A request whose handling
+raises is answered with `error`. Every request
 gets an answer on `cmd-result` through the outbox (priority 0). A request id that was executed before is
 not executed again: its first answer is sent again with `duplicate: true`. Nothing a command carries is
 ever used as a shell command or a file name - the names only select from the agent's own table of checks.
@@ -86,11 +88,30 @@ class CommandHandler:
         self.unanswered = 0
 
     def handle(self, name: str, payload: bytes) -> None:
-        """Called by the link for each message on `.../cmd/+`; never blocks on the work itself."""
+        """Called by the link for each message on `.../cmd/+`; never blocks on the work itself, never raises: a
+        request whose handling fails is answered with `error` and the reason."""
+        self._request_id: str | None = None
+        try:
+            self._handle(name, payload)
+        except Exception as e:
+            log.exception("command %r could not be handled", name[:64])
+            self._answer_error(self._request_id, name, f"internal error: {type(e).__name__}: {str(e)[:300]}")
+
+    def _answer_error(self, request_id: str | None, name: str, reason: str) -> None:
+        try:
+            if request_id is not None:
+                self._answer(request_id, name, "error", reason=reason)
+            else:
+                self._refuse(None, name, reason)
+        except Exception:
+            log.exception("command %r: the error answer could not be stored either", name[:64])
+
+    def _handle(self, name: str, payload: bytes) -> None:
         now = time.monotonic()
         request_id: str | None = None
         try:
-            req = contract.decode(payload)
+            # A size limit and a depth limit before parsing (contract.decode).
+            req = contract.decode(payload, max_bytes=contract.COMMAND_MAX_BYTES)
         except contract.ContractError as e:
             self._refuse(None, name, f"malformed: {e}")
             return
@@ -98,6 +119,7 @@ class CommandHandler:
             rid = req["request_id"]
             request_id = rid if not contract.command_problems("rebirth", {"schema": {"name": "cmd", "version": 1},
                                                                           "request_id": rid}) else None
+            self._request_id = request_id
         if not self._bucket.take(now):
             self._refuse(request_id, name, f"rate limited: more than {self.cfg.rate_per_minute:g} commands per "
                                            f"minute (burst {self.cfg.burst})")

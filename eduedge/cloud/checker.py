@@ -9,11 +9,14 @@ to the same verdicts.
 A message is refused, with a reason of one of these kinds (counted per kind):
 - `topic`: not `edu/v1/{city}/{school}/{type}` with a type agents send;
 - `oversized`: bigger than `ingest.max_message_bytes` on the wire or after gunzip;
-- `malformed`: neither JSON nor gzip-compressed JSON;
+- `malformed`: neither JSON nor gzip-compressed JSON, or nested deeper than the contract ever nests (checked
+  before parsing: a parser that recurses per level must never see 200 kB of brackets);
 - `version`: a schema version this cloud does not know;
 - `schema`: breaks the contract (the first problems are kept);
 - `mismatch`: the message's school, city or type is not the one its topic names (a school publishing
-  under another school's topic).
+  under another school's topic);
+- `error`: checking or storing it raised (a bug the message found): kept with the exception, acknowledged, never
+  redelivered (cloud/receiver.py).
 
 >>> c = Checker(max_bytes=1 << 20)
 >>> c.check("edu/v1/c1/s1/metrics", b"{not json").reason
@@ -34,7 +37,7 @@ import jsonschema_rs
 
 from eduedge.agent import contract
 
-REJECT_KINDS = ("topic", "oversized", "malformed", "version", "schema", "mismatch")
+REJECT_KINDS = ("topic", "oversized", "malformed", "version", "schema", "mismatch", "error")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Accepted:
     @property
     def agent(self) -> str:
         return self.msg["agent"]["id"]
+
+    @property
+    def epoch(self) -> str:
+        """The agent's outbox epoch ('' from agents before epochs): seqs are per (school, agent, epoch)."""
+        return self.msg["agent"].get("epoch", "")
 
 
 @dataclass(frozen=True)
@@ -63,17 +71,6 @@ def validators() -> dict[str, Any]:
                                        for n in (*contract.MESSAGE_TYPES, "envelope", "cmd")])
     return {name: jsonschema_rs.validator_for(contract.schema(name), registry=registry)
             for name in contract.MESSAGE_TYPES}
-
-
-def gunzip(payload: bytes, limit: int) -> bytes:
-    """Decompress a gzip payload, refusing to produce more than `limit` bytes (a small bomb stays small)."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = d.decompress(payload, limit + 1)
-    if len(out) > limit:
-        raise OverflowError(f"more than {limit} bytes once decompressed")
-    if not d.eof:
-        raise ValueError("truncated gzip data")
-    return out
 
 
 def schema_problems(validator: Any, msg: object, limit: int) -> list[str]:
@@ -113,11 +110,14 @@ class Checker:
         if len(payload) > self.max_bytes:
             return Rejected("oversized", f"{len(payload)} bytes on the wire; the limit is {self.max_bytes}")
         try:
-            text = gunzip(payload, self.max_bytes) if payload[:2] == contract.GZIP_MAGIC else payload
+            text = contract.gunzip(payload, self.max_bytes) if payload[:2] == contract.GZIP_MAGIC else payload
+            if contract.too_deep(text):
+                return Rejected("malformed", f"nests deeper than {contract.MAX_DEPTH} levels (or its brackets do "
+                                             "not pair up); refused before parsing")
             msg = json.loads(text)
         except OverflowError as e:
             return Rejected("oversized", f"gzip payload of {len(payload)} bytes: {e}")
-        except (ValueError, zlib.error, UnicodeDecodeError) as e:
+        except (ValueError, zlib.error, UnicodeDecodeError, RecursionError) as e:
             return Rejected("malformed", f"neither JSON nor gzip-compressed JSON: {str(e)[:200]}")
         if not isinstance(msg, dict):
             return Rejected("malformed", "the payload is JSON but not an object")

@@ -7,9 +7,11 @@ Statements are written once, with `?` placeholders and the SQL both engines shar
 
 Tables (see SCHEMA):
 - `schools`: what the city knows of each school (its birth, online/offline, last heard from);
-- `streams`, `holes`, `gaps`: per (school, agent) the seq bookkeeping - lowest and highest seq, the holes
-  not (yet) filled, late arrivals, and the gaps the agent itself declared;
-- `messages`: the de-duplication index, one row per message id (kept for `ingest.dedup_window`);
+- `streams`, `holes`, `gaps`: per (school, agent, epoch) the seq bookkeeping - lowest and highest seq, the
+  holes not (yet) filled, late arrivals, and the gaps the agent itself declared. The epoch is the agent's
+  outbox's (agent/outbox.py): a re-imaged box starts a new one at seq 1, a new stream rather than duplicates;
+- `messages`: the de-duplication index, one row per message id (kept for `ingest.dedup_window`), unique by
+  (school, agent, epoch, seq) too for data messages (births and deaths carry seq 0: they take none);
 - `series`, `samples`, `rollups`: metrics, normalised (a series is school+device+metric+unit+tags), raw and
   downsampled;
 - `findings` (every judgement received), `current_findings` (the newest per school, rule, subject),
@@ -17,7 +19,7 @@ Tables (see SCHEMA):
 
 >>> db = connect_sqlite(":memory:"); init_schema(db)
 >>> db.query("SELECT v FROM meta WHERE k = 'schema_version'")
-[('1',)]
+[('2',)]
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 from eduedge.cloud.config import Storage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -42,24 +44,27 @@ CREATE TABLE IF NOT EXISTS schools (
   online INTEGER NOT NULL DEFAULT 0, online_since DOUBLE PRECISION, offline_since DOUBLE PRECISION,
   offline_reason TEXT, pending_death_bd BIGINT, stale_deaths BIGINT NOT NULL DEFAULT 0,
   inventory_seq BIGINT, rebirth_asked DOUBLE PRECISION,
-  first_seen DOUBLE PRECISION, last_seen DOUBLE PRECISION);
+  first_seen DOUBLE PRECISION, last_seen DOUBLE PRECISION,
+  epoch TEXT, inventory_time DOUBLE PRECISION, want_rebirth DOUBLE PRECISION);
 CREATE TABLE IF NOT EXISTS streams (
-  school TEXT NOT NULL, agent TEXT NOT NULL, floor BIGINT, hwm BIGINT,
+  school TEXT NOT NULL, agent TEXT NOT NULL, epoch TEXT NOT NULL DEFAULT '', floor BIGINT, hwm BIGINT,
   messages BIGINT NOT NULL DEFAULT 0, late BIGINT NOT NULL DEFAULT 0,
   min_bd_seq BIGINT, max_bd_seq BIGINT, wills BIGINT NOT NULL DEFAULT 0,
-  swept DOUBLE PRECISION NOT NULL, PRIMARY KEY (school, agent));
+  swept DOUBLE PRECISION NOT NULL, PRIMARY KEY (school, agent, epoch));
 CREATE TABLE IF NOT EXISTS holes (
-  school TEXT NOT NULL, agent TEXT NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL,
-  opened DOUBLE PRECISION NOT NULL, PRIMARY KEY (school, agent, first_seq));
+  school TEXT NOT NULL, agent TEXT NOT NULL, epoch TEXT NOT NULL DEFAULT '', first_seq BIGINT NOT NULL,
+  last_seq BIGINT NOT NULL, opened DOUBLE PRECISION NOT NULL, PRIMARY KEY (school, agent, epoch, first_seq));
 CREATE TABLE IF NOT EXISTS gaps (
   id {id}, school TEXT NOT NULL, agent TEXT NOT NULL, seq BIGINT NOT NULL, received DOUBLE PRECISION NOT NULL,
   dropped TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT, messages BIGINT NOT NULL, samples BIGINT NOT NULL,
-  seqs TEXT NOT NULL, first_time DOUBLE PRECISION, last_time DOUBLE PRECISION);
+  seqs TEXT NOT NULL, first_time DOUBLE PRECISION, last_time DOUBLE PRECISION,
+  epoch TEXT NOT NULL DEFAULT '', replaces TEXT);
 CREATE INDEX IF NOT EXISTS gaps_school ON gaps (school, agent);
 CREATE TABLE IF NOT EXISTS messages (
   id TEXT PRIMARY KEY, school TEXT NOT NULL, agent TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL,
-  time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL, items INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_seq ON messages (school, agent, seq);
+  time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL, items INTEGER NOT NULL,
+  epoch TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX IF NOT EXISTS messages_stream_seq ON messages (school, agent, epoch, seq) WHERE seq > 0;
 CREATE INDEX IF NOT EXISTS messages_received ON messages (received);
 CREATE TABLE IF NOT EXISTS series (
   id {id}, school TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL, unit TEXT NOT NULL,
@@ -218,11 +223,47 @@ def init_schema(db: Db) -> None:
         if db.engine == "postgresql":
             # Two receivers starting together must not both create the tables.
             db.execute("SELECT pg_advisory_xact_lock(7215)")
+        db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        found = db.query("SELECT v FROM meta WHERE k = 'schema_version'")
+        if found and int(found[0][0]) > SCHEMA_VERSION:
+            raise RuntimeError(f"the database has schema version {found[0][0]}; this eduedge knows {SCHEMA_VERSION}")
+        if found and int(found[0][0]) == 1:
+            _migrate_1_to_2(db)
         for stmt in SCHEMA.split(";"):
             if stmt.strip():
                 db.execute(stmt.format(id=words["id"], blob=words["blob"]))
-        found = db.query("SELECT v FROM meta WHERE k = 'schema_version'")
         if not found:
             db.execute("INSERT INTO meta (k, v) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(found[0][0]) > SCHEMA_VERSION:
-            raise RuntimeError(f"the database has schema version {found[0][0]}; this eduedge knows {SCHEMA_VERSION}")
+
+
+def _migrate_1_to_2(db: Db) -> None:
+    """Version 1 keyed seqs by (school, agent): add the epoch to every key (old rows get epoch ''), let births
+    and deaths (seq 0) past the seq key, and add the schools' birth epoch, inventory time and rebirth wish."""
+    for table in ("messages", "gaps"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN epoch TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE gaps ADD COLUMN replaces TEXT")
+    for col in ("epoch TEXT", "inventory_time DOUBLE PRECISION", "want_rebirth DOUBLE PRECISION"):
+        db.execute(f"ALTER TABLE schools ADD COLUMN {col}")
+    db.execute("DROP INDEX messages_seq")
+    db.execute("CREATE UNIQUE INDEX messages_stream_seq ON messages (school, agent, epoch, seq) WHERE seq > 0")
+    keys = {"streams": "school, agent, epoch", "holes": "school, agent, epoch, first_seq"}
+    if db.engine == "postgresql":
+        for table, key in keys.items():
+            db.execute(f"ALTER TABLE {table} ADD COLUMN epoch TEXT NOT NULL DEFAULT ''")
+            db.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
+            db.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})")
+    else:
+        # SQLite cannot change a primary key: the two small tables are copied into their version 2 form.
+        for table in keys:
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+        for stmt in SCHEMA.split(";"):
+            if "TABLE IF NOT EXISTS streams" in stmt or "TABLE IF NOT EXISTS holes" in stmt:
+                db.execute(stmt)
+        db.execute("INSERT INTO streams (school, agent, floor, hwm, messages, late, min_bd_seq, max_bd_seq, wills, "
+                   "swept) SELECT school, agent, floor, hwm, messages, late, min_bd_seq, max_bd_seq, wills, swept "
+                   "FROM streams_v1")
+        db.execute("INSERT INTO holes (school, agent, first_seq, last_seq, opened) SELECT school, agent, first_seq, "
+                   "last_seq, opened FROM holes_v1")
+        for table in keys:
+            db.execute(f"DROP TABLE {table}_v1")
+    db.execute("UPDATE meta SET v = '2' WHERE k = 'schema_version'")

@@ -4,15 +4,20 @@ One batch is one transaction, and the receiver acknowledges the batch's messages
 it committed (cloud/receiver.py): a receiver killed at any point loses nothing and stores nothing twice.
 
 De-duplication, in this order:
-1. message id and (school, agent, seq): one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING id` into
+1. message id and (school, agent, epoch, seq): one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING id` into
    `messages`; what the database did not insert is a duplicate. This is safe with several receivers on one
    PostgreSQL: the second insert of an id waits for the first one's transaction and then does nothing.
 2. A message created before the de-duplication window (whose twin may have been pruned from `messages`)
    is checked against the stream's seq bookkeeping instead: a seq at or below the high-water mark that is
    in no hole was received before.
 
-Sessions (Sparkplug's rules, see agent/contract/asyncapi.yaml): a birth is taken when it is newer (by seq)
-than the school's current one; a death counts only when its bdSeq is the current birth's - an older one is
+The epoch is the agent's outbox's: a re-imaged or replaced box starts a new one, with seqs from 1 again - a
+new stream, kept whole, not duplicates of the old one (cloud/sweep.py records the new epoch as an event).
+Births and deaths take no seq (0; agents before epochs gave them one): only their id de-duplicates them.
+
+Sessions (Sparkplug's rules, see agent/contract/asyncapi.yaml): a birth is taken when it is newer than the
+school's current one - by bdSeq, then time, from the same agent and epoch; by time from another agent or
+epoch; a death counts only when its bdSeq is the current birth's (same agent and epoch) - an older one is
 a late will of a connection that is already replaced, and is ignored (counted in `stale_deaths`). A death
 that comes before its own birth (two receivers can see them in either order) is remembered, and the birth
 then leaves the school offline. Each statement decides atomically, so concurrent receivers agree.
@@ -62,6 +67,9 @@ class Ingestor:
         self.receiver = receiver
         self._series: dict[tuple[Any, ...], int] = {}
         self._schools: set[str] = set()
+        # per school: (agent, epoch, boot_id, birth time) of its current birth as this receiver last knew it, and
+        # whether a rebirth was already wished for (cloud/receiver.py asks for it)
+        self._births: dict[str, tuple[Any, ...]] = {}
         self.totals: Counter[str] = Counter()
         self.rollups = Rollups(db)       # the pages' trends, kept in each batch's transaction
 
@@ -89,6 +97,7 @@ class Ingestor:
                 self._store(m, received, samples)
             self._store_samples(samples)
             res.samples = len(samples)
+            self._check_births(batch)
             if rejected:
                 self.db.many("INSERT INTO rejects (received, topic, reason, detail, size, payload) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
@@ -119,18 +128,18 @@ class Ingestor:
     def _insert_messages(self, batch: Sequence[Accepted], received: float) -> set[str]:
         """Insert the batch's message rows; the ids that were new (not already stored, not repeated in the batch)."""
         fresh: set[str] = set()
-        step = 500   # 8 values a row; well under SQLite's 32766 variables per statement
+        step = 500   # 9 values a row; well under SQLite's 32766 variables per statement
         # In id order: two receivers inserting overlapping batches then lock rows in the same order (no deadlock).
         ordered = sorted(batch, key=lambda m: m.msg["id"])
         for i in range(0, len(ordered), step):
             part = ordered[i:i + step]
-            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
             params: list[Any] = []
             for m in part:
                 items = m.msg.get("samples") or m.msg.get("findings") or m.msg.get("events") or m.msg.get("devices")
-                params += [m.msg["id"], m.school, m.agent, m.msg["seq"], m.kind, m.msg["time"], received,
+                params += [m.msg["id"], m.school, m.agent, m.epoch, m.msg["seq"], m.kind, m.msg["time"], received,
                            len(items) if isinstance(items, list) else 1]
-            rows = self.db.query(f"INSERT INTO messages (id, school, agent, seq, kind, time, received, items) "
+            rows = self.db.query(f"INSERT INTO messages (id, school, agent, epoch, seq, kind, time, received, items) "
                                  f"VALUES {marks} ON CONFLICT DO NOTHING RETURNING id", params)
             fresh.update(r[0] for r in rows)
         return fresh
@@ -140,11 +149,14 @@ class Ingestor:
         seen = set()
         for m in old:
             seq = m.msg["seq"]
-            st = self.db.query("SELECT floor, hwm FROM streams WHERE school = ? AND agent = ?", [m.school, m.agent])
+            if seq == 0:  # a birth or death: its id is all there is
+                continue
+            st = self.db.query("SELECT floor, hwm FROM streams WHERE school = ? AND agent = ? AND epoch = ?",
+                               [m.school, m.agent, m.epoch])
             if not st or st[0][0] is None or not st[0][0] <= seq <= st[0][1]:
                 continue
-            hole = self.db.query("SELECT 1 FROM holes WHERE school = ? AND agent = ? AND first_seq <= ? "
-                                 "AND last_seq >= ?", [m.school, m.agent, seq, seq])
+            hole = self.db.query("SELECT 1 FROM holes WHERE school = ? AND agent = ? AND epoch = ? AND first_seq <= ? "
+                                 "AND last_seq >= ?", [m.school, m.agent, m.epoch, seq, seq])
             if not hole:
                 seen.add(m.msg["id"])
                 self.db.execute("DELETE FROM messages WHERE id = ?", [m.msg["id"]])
@@ -170,11 +182,12 @@ class Ingestor:
         elif m.kind == "inventory":
             self._inventory(m.school, msg["seq"], msg["time"], msg.get("scope", "configured"), msg["devices"])
         elif m.kind == "gap":
-            self.db.execute("INSERT INTO gaps (school, agent, seq, received, dropped, reason, detail, messages, "
-                            "samples, seqs, first_time, last_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [m.school, m.agent, msg["seq"], received, msg["dropped"], msg["reason"],
+            self.db.execute("INSERT INTO gaps (school, agent, epoch, seq, received, dropped, reason, detail, "
+                            "messages, samples, seqs, replaces, first_time, last_time) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [m.school, m.agent, m.epoch, msg["seq"], received, msg["dropped"], msg["reason"],
                              msg.get("detail"), msg["messages"], msg["samples"], _json(msg["seqs"]),
-                             msg["first_time"], msg["last_time"]])
+                             _opt_json(msg.get("replaces")), msg["first_time"], msg["last_time"]])
         elif m.kind == "birth":
             self._birth(m, received)
         elif m.kind == "death":
@@ -203,9 +216,10 @@ class Ingestor:
                          "WHERE excluded.t >= inventory.t",
                          [(school, d["device"], t, _json(d)) for d in devices])
             return
-        # A configured inventory is the complete list: the newest (by seq) replaces what was there.
-        if self.db.execute("UPDATE schools SET inventory_seq = ? WHERE school = ? AND (inventory_seq IS NULL OR "
-                           "inventory_seq < ?)", [seq, school, seq]):
+        # A configured inventory is the complete list: the newest (by the agent's time: seqs of two epochs, and a
+        # birth's 0, do not compare) replaces what was there.
+        if self.db.execute("UPDATE schools SET inventory_seq = ?, inventory_time = ? WHERE school = ? AND "
+                           "(inventory_time IS NULL OR inventory_time <= ?)", [seq, t, school, t]):
             self.db.execute("DELETE FROM inventory WHERE school = ? AND scope = 'configured'", [school])
             rows = {d["device"]: d for d in devices}
             self.db.many("INSERT INTO inventory (school, scope, device, t, data) VALUES (?, 'configured', ?, ?, ?)",
@@ -221,14 +235,18 @@ class Ingestor:
             "online_since = CASE WHEN pending_death_bd = ? THEN online_since ELSE ? END, "
             "offline_since = CASE WHEN pending_death_bd = ? THEN ? ELSE NULL END, "
             "offline_reason = CASE WHEN pending_death_bd = ? THEN 'connection_lost' ELSE NULL END, "
-            "pending_death_bd = NULL, bd_seq = ?, birth_seq = ?, birth_time = ? "
-            "WHERE school = ? AND (birth_seq IS NULL OR (agent = ? AND birth_seq < ?) "
-            "OR (agent <> ? AND birth_time < ?))",
+            "pending_death_bd = NULL, bd_seq = ?, birth_seq = ?, birth_time = ?, epoch = ?, want_rebirth = NULL "
+            "WHERE school = ? AND (birth_time IS NULL "
+            "OR (agent = ? AND coalesce(epoch, '') = ? AND (bd_seq < ? OR (bd_seq = ? AND birth_time < ?))) "
+            "OR ((agent <> ? OR coalesce(epoch, '') <> ?) AND birth_time < ?))",
             [info["name"], info["type"], info.get("district"), info.get("students"), info.get("teachers"),
              m.agent, msg["agent"]["version"], msg["agent"]["boot_id"], msg["config_digest"],
              _json({k: msg[k] for k in ("collectors", "commands", "outbox", "started", "compression",
                                        "max_message_bytes", "rebirth") if k in msg}),
-             bd, bd, received, bd, received, bd, bd, seq, t, m.school, m.agent, seq, m.agent, t])
+             bd, bd, received, bd, received, bd, bd, seq, t, m.epoch, m.school, m.agent, m.epoch, bd, bd, t, m.agent,
+             m.epoch, t])
+        if taken:
+            self._births[m.school] = (m.agent, m.epoch, msg["agent"]["boot_id"], t, False)
         if not taken:
             log.info("%s: birth bdSeq %d (seq %d) is older than the school's current one; kept as history only",
                      m.school, bd, seq)
@@ -240,12 +258,12 @@ class Ingestor:
         msg = m.msg
         bd, reason = msg["bdSeq"], msg["reason"]
         if self.db.execute("UPDATE schools SET offline_since = CASE WHEN online = 1 THEN ? ELSE offline_since END, "
-                           "online = 0, offline_reason = ? WHERE school = ? AND agent = ? AND bd_seq = ?",
-                           [received, reason, m.school, m.agent, bd]):
+                           "online = 0, offline_reason = ? WHERE school = ? AND agent = ? AND coalesce(epoch, '') = ? "
+                           "AND bd_seq = ?", [received, reason, m.school, m.agent, m.epoch, bd]):
             pass
         elif self.db.execute("UPDATE schools SET pending_death_bd = ? WHERE school = ? AND (bd_seq IS NULL OR "
-                             "(agent = ? AND bd_seq < ?)) AND (pending_death_bd IS NULL OR pending_death_bd < ?)",
-                             [bd, m.school, m.agent, bd, bd]):
+                             "(agent = ? AND coalesce(epoch, '') = ? AND bd_seq < ?)) AND (pending_death_bd IS NULL "
+                             "OR pending_death_bd < ?)", [bd, m.school, m.agent, m.epoch, bd, bd]):
             log.info("%s: death bdSeq %d before its birth; the birth will find the school offline", m.school, bd)
         else:
             self.db.execute("UPDATE schools SET stale_deaths = stale_deaths + 1 WHERE school = ?", [m.school])
@@ -253,16 +271,49 @@ class Ingestor:
         self._session(m, bd, will=reason == "connection_lost")
 
     def _session(self, m: Accepted, bd: int, will: bool) -> None:
-        """bdSeq range and delivered wills per stream: each connect attempt spends one seq on its will, so the
-        sweeper can tell how many single-seq holes are wills that were never sent (a clean end or a failed try)."""
+        """bdSeq range and delivered wills per stream, for agents before epochs: each of their connect attempts spent
+        one seq on its will, so the views can tell how many single-seq holes are wills that were never sent. Session
+        messages that take no seq (0) leave no such hole, and are not counted."""
+        if m.msg["seq"] == 0:
+            return
         self.db.execute(
-            "INSERT INTO streams (school, agent, floor, hwm, min_bd_seq, max_bd_seq, wills, swept) "
-            "VALUES (?, ?, NULL, NULL, ?, ?, ?, 0) ON CONFLICT (school, agent) DO UPDATE SET "
+            "INSERT INTO streams (school, agent, epoch, floor, hwm, min_bd_seq, max_bd_seq, wills, swept) "
+            "VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, 0) ON CONFLICT (school, agent, epoch) DO UPDATE SET "
             "min_bd_seq = CASE WHEN streams.min_bd_seq IS NULL OR excluded.min_bd_seq < streams.min_bd_seq "
             "THEN excluded.min_bd_seq ELSE streams.min_bd_seq END, "
             "max_bd_seq = CASE WHEN streams.max_bd_seq IS NULL OR excluded.max_bd_seq > streams.max_bd_seq "
             "THEN excluded.max_bd_seq ELSE streams.max_bd_seq END, wills = streams.wills + excluded.wills",
-            [m.school, m.agent, bd, bd, int(will)])
+            [m.school, m.agent, m.epoch, bd, bd, int(will)])
+
+    def _check_births(self, batch: Sequence[Accepted]) -> None:
+        """Data from a process or outbox whose birth the school's current one is not (the birth was lost, e.g.
+        while both sides reconnected after a broker restart): wish for a rebirth (cloud/receiver.py asks)."""
+        newest: dict[str, Accepted] = {}
+        for m in batch:
+            if m.kind in ("birth", "death"):
+                continue
+            if m.school not in newest or m.msg["time"] > newest[m.school].msg["time"]:
+                newest[m.school] = m
+        for school, m in newest.items():
+            known = self._births.get(school)
+            if known is None:
+                row = self.db.query("SELECT agent, coalesce(epoch, ''), boot_id, birth_time, want_rebirth FROM schools "
+                                    "WHERE school = ?", [school])
+                known = (*row[0][:4], row[0][4] is not None) if row else (None, "", None, None, False)
+                self._births[school] = known
+            agent, epoch, boot, t, wished = known
+            ident = (m.agent, m.epoch, m.msg["agent"]["boot_id"])
+            # Backlog written by an earlier process of the agent carries that process's boot id: only data made
+            # after the current birth says that a newer process is speaking.
+            if wished or ident == (agent, epoch, boot) or (t is not None and m.msg["time"] <= t):
+                continue
+            if self.db.execute("UPDATE schools SET want_rebirth = ? WHERE school = ? AND want_rebirth IS NULL AND "
+                               "(birth_time IS NULL OR birth_time < ?) AND (boot_id IS NULL OR boot_id <> ? OR "
+                               "agent <> ? OR coalesce(epoch, '') <> ?)",
+                               [m.msg["time"], school, m.msg["time"], ident[2], ident[0], ident[1]]):
+                log.info("%s: data from %s (boot %s) newer than its birth; a rebirth is wished for", school,
+                         m.agent, ident[2][:8])
+            self._births.pop(school, None)  # read again next time: this or another receiver changed it
 
     def _answer(self, m: Accepted, received: float) -> None:
         msg = m.msg

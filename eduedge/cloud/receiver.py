@@ -44,7 +44,7 @@ from eduedge.core.netaddr import split_host_port
 
 log = logging.getLogger("eduedge.cloud.receiver")
 
-REBIRTH_EVERY_S = 600.0
+REBIRTH_EVERY_S = 60.0
 STATS_EVERY_S = 10.0
 
 
@@ -159,7 +159,11 @@ class Receiver:
         for item in batch:
             if "/cmd/" in item.topic:       # the cloud's own commands to schools come back on edu/v1/#
                 continue
-            verdict = self.checker.check(item.topic, item.payload)
+            try:
+                verdict = self.checker.check(item.topic, item.payload)
+            except Exception as e:  # a message must never end the receiver: it would be redelivered forever
+                log.exception("checking a message on %s raised; kept aside as an error", item.topic[:200])
+                verdict = Rejected("error", f"checking it raised {type(e).__name__}: {str(e)[:500]}")
             if isinstance(verdict, Rejected):
                 log.warning("refused %s message on %s: %s", verdict.reason, item.topic[:200], verdict.detail[:300])
                 refused.append((item.topic[:1000], verdict.reason, verdict.detail, len(item.payload),
@@ -232,12 +236,18 @@ class Receiver:
             self._reconnect_db()
 
     def _ask_rebirth(self) -> None:
-        """Data from a school the cloud has no birth for (it started after the school connected): ask again."""
+        """Ask a school for its birth whenever data comes from an agent whose current birth the cloud lacks: it
+        has none (it started after the school connected), the school is offline since a death yet heard from
+        after it (the new connection's birth was lost while both sides reconnected, e.g. a broker restart), or
+        the ingestor saw data from a newer process or outbox than the birth's (`want_rebirth`). At most once a
+        `REBIRTH_EVERY_S` per school, until its birth comes."""
         now = time.time()
-        rows = self.db.query("SELECT school, city FROM schools WHERE birth_seq IS NULL AND last_seen IS NOT NULL "
+        rows = self.db.query("SELECT school, city FROM schools WHERE last_seen IS NOT NULL AND "
+                             "(birth_time IS NULL OR (online = 0 AND offline_since IS NOT NULL AND "
+                             "last_seen > offline_since) OR want_rebirth IS NOT NULL) "
                              "AND (rebirth_asked IS NULL OR rebirth_asked < ?)", [now - REBIRTH_EVERY_S])
         for school, city in rows:
             name, payload = command_message("rebirth", {}, f"cloud-rebirth-{school}-{int(now)}", now, REBIRTH_EVERY_S)
             self.client.publish(contract.topic(city, school, f"cmd/{name}"), payload, qos=1)
             self.db.execute("UPDATE schools SET rebirth_asked = ? WHERE school = ?", [now, school])
-            log.info("%s: data without a birth; asked it for one", school)
+            log.info("%s: data from an agent whose current birth is missing; asked it for one", school)

@@ -1,4 +1,4 @@
-"""Seq bookkeeping per (school, agent): holes, late data, gaps the agent declared, and when each school was last heard.
+"""Seq bookkeeping per (school, agent, epoch): holes, late data, declared gaps, when each school was last heard.
 
 Every stored message has a row in `messages` (school, agent, seq, received). The sweeper looks at the
 streams that received something since its last run and moves each one's state forward:
@@ -13,9 +13,10 @@ streams that received something since its last run and moves each one's state fo
   holes: they are known, with a reason, and will never come;
 - a hole younger than `ingest.reorder_timeout` is `open` (may still fill); older, `missing`.
 
-Each connect attempt of an agent spends one seq on its last will, which is sent only if the connection
-breaks; a clean end or a failed attempt leaves that seq unused. So single-seq holes up to (connect attempts
-seen - wills delivered) are session seqs, not lost data (`gaps_report` says so).
+A stream is (school, agent, epoch): an agent whose outbox starts again (a re-imaged box) starts a new epoch at
+seq 1, and the sweeper records that as an `agent.new_epoch` event of the school. Births and deaths take no
+seq (0) and are not part of a stream. (Agents before epochs spent one seq on each connect attempt's last will;
+`streams.wills` and the bdSeq range still let the views explain those holes.)
 
 The work is idempotent (a seq only ever moves state once), so running it twice, or after a crash, is harmless;
 on PostgreSQL an advisory lock lets one receiver at a time do it.
@@ -39,6 +40,7 @@ LAG_S = 120.0
 class Stream:
     school: str
     agent: str
+    epoch: str
     floor: int | None
     hwm: int | None
     messages: int
@@ -70,7 +72,7 @@ def subtract(holes: list[list[Any]], ranges: list[list[int]]) -> list[list[Any]]
 def advance(st: Stream, seqs: list[int], now: float, declared: list[list[int]]) -> None:
     """Move a stream's state forward by the seqs seen since (sorted, distinct, not yet accounted for).
 
-    >>> st = Stream("s", "a", None, None, 0, 0, [])
+    >>> st = Stream("s", "a", "", None, None, 0, 0, [])
     >>> advance(st, [5, 6, 9], 1.0, []); st.floor, st.hwm, st.holes
     (5, 9, [[7, 8, 1.0]])
     >>> advance(st, [7], 2.0, []); st.holes, st.late, st.messages
@@ -99,21 +101,22 @@ def advance(st: Stream, seqs: list[int], now: float, declared: list[list[int]]) 
     st.holes = subtract(sorted(st.holes), declared)
 
 
-def _load(db: Db, school: str, agent: str) -> Stream:
-    row = db.query("SELECT floor, hwm, messages, late FROM streams WHERE school = ? AND agent = ?", [school, agent])
+def _load(db: Db, school: str, agent: str, epoch: str) -> Stream:
+    key = [school, agent, epoch]
+    row = db.query("SELECT floor, hwm, messages, late FROM streams WHERE school = ? AND agent = ? AND epoch = ?", key)
     holes = [list(h) for h in db.query("SELECT first_seq, last_seq, opened FROM holes WHERE school = ? AND agent = ? "
-                                       "ORDER BY first_seq", [school, agent])]
+                                       "AND epoch = ? ORDER BY first_seq", key)]
     if not row:
-        return Stream(school, agent, None, None, 0, 0, holes)
-    return Stream(school, agent, row[0][0], row[0][1], row[0][2], row[0][3], holes)
+        return Stream(school, agent, epoch, None, None, 0, 0, holes)
+    return Stream(school, agent, epoch, row[0][0], row[0][1], row[0][2], row[0][3], holes)
 
 
 def _order(st: Stream, arrived: list[int], db: Db) -> list[int]:
     """The seqs to account for, in the order `advance` wants them: a new stream takes all its messages in the
     order they arrived; a known one fills holes first, then grows upwards, then downwards."""
     if st.hwm is None or st.floor is None:
-        return [r[0] for r in db.query("SELECT seq FROM messages WHERE school = ? AND agent = ? "
-                                       "ORDER BY received, seq", [st.school, st.agent])]
+        return [r[0] for r in db.query("SELECT seq FROM messages WHERE school = ? AND agent = ? AND epoch = ? "
+                                       "AND seq > 0 ORDER BY received, seq", [st.school, st.agent, st.epoch])]
     inside = sorted(s for s in arrived if st.floor <= s <= st.hwm)
     above = sorted(s for s in arrived if s > st.hwm)
     below = sorted((s for s in arrived if s < st.floor), reverse=True)
@@ -121,14 +124,31 @@ def _order(st: Stream, arrived: list[int], db: Db) -> list[int]:
 
 
 def _save(db: Db, st: Stream, before: list[list[Any]], now: float) -> None:
-    db.execute("INSERT INTO streams (school, agent, floor, hwm, messages, late, swept) VALUES (?, ?, ?, ?, ?, ?, ?) "
-               "ON CONFLICT (school, agent) DO UPDATE SET floor = excluded.floor, hwm = excluded.hwm, "
-               "messages = excluded.messages, late = excluded.late, swept = excluded.swept",
-               [st.school, st.agent, st.floor, st.hwm, st.messages, st.late, now])
+    db.execute("INSERT INTO streams (school, agent, epoch, floor, hwm, messages, late, swept) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (school, agent, epoch) DO UPDATE SET "
+               "floor = excluded.floor, hwm = excluded.hwm, messages = excluded.messages, late = excluded.late, "
+               "swept = excluded.swept",
+               [st.school, st.agent, st.epoch, st.floor, st.hwm, st.messages, st.late, now])
     if st.holes != before:
-        db.execute("DELETE FROM holes WHERE school = ? AND agent = ?", [st.school, st.agent])
-        db.many("INSERT INTO holes (school, agent, first_seq, last_seq, opened) VALUES (?, ?, ?, ?, ?)",
-                [(st.school, st.agent, f, la, o) for f, la, o in st.holes])
+        db.execute("DELETE FROM holes WHERE school = ? AND agent = ? AND epoch = ?", [st.school, st.agent, st.epoch])
+        db.many("INSERT INTO holes (school, agent, epoch, first_seq, last_seq, opened) VALUES (?, ?, ?, ?, ?, ?)",
+                [(st.school, st.agent, st.epoch, f, la, o) for f, la, o in st.holes])
+
+
+def _new_epoch(db: Db, st: Stream, now: float) -> None:
+    """The first sweep of a stream whose agent already has one of another epoch: the box started its outbox again
+    (re-imaged, replaced, its data folder lost). What the old epoch had not delivered is gone; the city is told."""
+    old = db.query("SELECT epoch, hwm FROM streams WHERE school = ? AND agent = ? AND epoch <> ? AND hwm IS NOT NULL "
+                   "ORDER BY swept DESC", [st.school, st.agent, st.epoch])
+    if not old:
+        return
+    prev, hwm = old[0]
+    db.execute("INSERT INTO events (school, agent, seq, t, kind, severity, device, message, data) "
+               "VALUES (?, ?, ?, ?, 'agent.new_epoch', 'warning', NULL, ?, ?)",
+               [st.school, st.agent, st.floor, now,
+                f"agent {st.agent} started a new outbox (epoch {st.epoch[:8] or '-'}, seqs from {st.floor}); the "
+                f"previous epoch {prev[:8] or '-'} ended at seq {hwm}, and what it had not delivered is lost",
+                json.dumps({"epoch": st.epoch, "previous_epoch": prev, "previous_hwm": hwm, "first_seq": st.floor})])
 
 
 def sweep(db: Db, now: float | None = None) -> int:
@@ -139,22 +159,27 @@ def sweep(db: Db, now: float | None = None) -> int:
             return 0
         row = db.query("SELECT v FROM meta WHERE k = 'swept_until'")
         since = float(row[0][0]) - LAG_S if row else 0.0
-        arrived: dict[tuple[str, str], list[int]] = {}
+        arrived: dict[tuple[str, str, str], list[int]] = {}
         last_seen: dict[str, float] = {}
-        for school, agent, seq, received in db.query("SELECT school, agent, seq, received FROM messages "
-                                                     "WHERE received >= ?", [since]):
-            arrived.setdefault((school, agent), []).append(seq)
+        for school, agent, epoch, seq, received in db.query("SELECT school, agent, epoch, seq, received FROM messages "
+                                                            "WHERE received >= ?", [since]):
+            if seq > 0:  # births and deaths take no seq
+                arrived.setdefault((school, agent, epoch), []).append(seq)
             last_seen[school] = max(last_seen.get(school, 0.0), received)
-        for school, agent in db.query("SELECT DISTINCT school, agent FROM gaps WHERE received >= ?", [since]):
-            arrived.setdefault((school, agent), [])
-        declared: dict[tuple[str, str], list[list[int]]] = {}
-        for school, agent, text in db.query("SELECT school, agent, seqs FROM gaps"):   # few: drops are rare
-            declared.setdefault((school, agent), []).extend(json.loads(text))
-        for (school, agent), seqs in sorted(arrived.items()):
-            st = _load(db, school, agent)
+        for school, agent, epoch in db.query("SELECT DISTINCT school, agent, epoch FROM gaps WHERE received >= ?",
+                                             [since]):
+            arrived.setdefault((school, agent, epoch), [])
+        declared: dict[tuple[str, str, str], list[list[int]]] = {}
+        for school, agent, epoch, text, also in db.query("SELECT school, agent, epoch, seqs, replaces FROM gaps"):
+            declared.setdefault((school, agent, epoch), []).extend(json.loads(text) + json.loads(also or "[]"))
+        for key, seqs in sorted(arrived.items()):
+            st = _load(db, *key)
             before = [list(h) for h in st.holes]
-            advance(st, _order(st, seqs, db), now, declared.get((school, agent), []))
+            fresh = st.floor is None
+            advance(st, _order(st, seqs, db), now, declared.get(key, []))
             if st.floor is not None:
+                if fresh:
+                    _new_epoch(db, st, now)
                 _save(db, st, before, now)
         db.many("UPDATE schools SET last_seen = ? WHERE school = ? AND (last_seen IS NULL OR last_seen < ?)",
                 [(t, s, t) for s, t in sorted(last_seen.items())])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,12 @@ MESSAGE_TYPES = ("birth", "death", "metrics", "findings", "inventory", "events",
 COMMANDS = ("rebirth", "run-check", "set-interval")
 SCHEMA_VERSION = 1
 GZIP_MAGIC = b"\x1f\x8b"
+# No message of the contract nests deeper than this; anything deeper is refused before it is parsed, since
+# json.loads recurses once per level (200 kB of brackets end in a RecursionError) and so do validators.
+MAX_DEPTH = 32
+COMMAND_MAX_BYTES = 64 * 1024
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class ContractError(ValueError):
@@ -108,11 +116,47 @@ def command_problems(command: str, request: object) -> list[str]:
     return found
 
 
-def decode(payload: bytes) -> Any:
-    """A payload as JSON, gunzipped first when it is compressed; `ContractError` if it is neither."""
+def too_deep(text: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `limit` (or its brackets do not pair up), found without
+    parsing it: strings are cut out, and each round removes every innermost `[]` and `{}` pair (all at C speed).
+
+    >>> too_deep(b'{"a": [1, {"b": "]]]"}]}', 3), too_deep(b"[" * 5 + b"]" * 5, 4), too_deep(b"[[]]", 4)
+    (False, True, False)
+    """
+    rest = _STRINGS.sub(b"", text).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not rest:
+            return False
+        rest = rest.replace(b"[]", b"").replace(b"{}", b"")
+    return bool(rest)
+
+
+def gunzip(payload: bytes, limit: int) -> bytes:
+    """Decompress a gzip payload, refusing to produce more than `limit` bytes (a small bomb stays small)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(payload, limit + 1)
+    if len(out) > limit:
+        raise OverflowError(f"more than {limit} bytes once decompressed")
+    if not d.eof:
+        raise ValueError("truncated gzip data")
+    return out
+
+
+def decode(payload: bytes, max_bytes: int | None = None, max_depth: int = MAX_DEPTH) -> Any:
+    """A payload as JSON, gunzipped first when it is compressed; `ContractError` if it is neither, if it is bigger
+    than `max_bytes` (on the wire or unzipped) or nests deeper than `max_depth` - both checked before parsing."""
+    if max_bytes is not None and len(payload) > max_bytes:
+        raise ContractError(f"payload of {len(payload)} bytes; the limit is {max_bytes}")
     try:
         if payload[:2] == GZIP_MAGIC:
-            payload = gzip.decompress(payload)
+            payload = gunzip(payload, max_bytes) if max_bytes is not None else gzip.decompress(payload)
+    except OverflowError as e:
+        raise ContractError(f"gzip payload: {e}") from None
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        raise ContractError(f"payload is neither JSON nor gzip-compressed JSON: {e}") from None
+    if too_deep(payload, max_depth):
+        raise ContractError(f"payload nests deeper than {max_depth} levels (or its brackets do not pair up)")
+    try:
         return json.loads(payload)
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ContractError(f"payload is neither JSON nor gzip-compressed JSON: {e}") from None

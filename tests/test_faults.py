@@ -1,0 +1,195 @@
+"""The field's faults against the real parts: poison messages, a full disk, a re-imaged box, lost births, holes.
+
+Each test reproduces one finding of issue 16 with mosquitto, the agent's outbox and link, `eduedge run` and
+`eduedge cloud ingest` (or the receiver in-process), and checks that nothing is lost and nothing ends.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from eduedge.agent.commands import CommandHandler
+from eduedge.agent.config import CommandsConfig, MqttConfig
+from eduedge.agent.envelope import Envelope
+from eduedge.agent.link import Link
+from eduedge.agent.outbox import Outbox
+from eduedge.cloud.checker import Checker
+from eduedge.cloud.config import load_cloud_config
+from eduedge.cloud.db import connect
+from eduedge.cloud.receiver import Receiver as CloudReceiver
+from eduedge.simulator.broker import Broker, start_broker
+from tests.mqtt_helpers import Receiver
+
+pytestmark = pytest.mark.integration
+EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
+ENV = Envelope("test-school", "testcity", "gw-test", "0.1.0", "ab" * 16)
+BRACKETS = b"[" * 100_000 + b"]" * 100_000  # 200 kB of nesting: json.loads raised RecursionError
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = start_broker(tmp_path / "broker")
+    yield b
+    b.close()
+
+
+def birth() -> dict[str, Any]:
+    return {"school_info": {"name": "Test School", "type": "primary"}, "config_digest": "0" * 16,
+            "collectors": [], "devices": [], "commands": ["rebirth"], "outbox": {"rows": 0, "bytes": 0}}
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def publish(b: Broker, items: list[tuple[str, bytes]]) -> None:
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="poisoner", protocol=mqtt.MQTTv5)
+    pub.connect(b.host, b.port)
+    pub.loop_start()
+    for topic, payload in items:
+        pub.publish(topic, payload, qos=1).wait_for_publish(10)
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def cloud_config(path: Path, b: Broker, db: Path) -> Path:
+    path.write_text(yaml.safe_dump({"mqtt": {"broker": b.address, "group": "city", "session_expiry": "10m"},
+                                    "storage": {"path": str(db)},
+                                    "ingest": {"sweep_every": "300ms", "reorder_timeout": "2s"},
+                                    "standards": {"packs": ["hebei-2019"]}}))
+    return path
+
+
+def metrics(seq: int, env: Envelope = ENV) -> bytes:
+    return env.encode("metrics", seq, {"samples": [{"t": 1.7e9 + seq, "device": "sw-1", "metric": "x.count",
+                                                    "value": seq}]})
+
+
+def count(db: Any, sql: str, params: list[Any] | None = None) -> int:
+    return int(db.query(sql, params or [])[0][0])
+
+
+# -- finding 2: no input crashes a process ---------------------------------------------------------------------
+
+
+def test_a_poison_message_is_refused_acknowledged_and_the_receiver_survives_its_restart(tmp_path: Path,
+                                                                                       broker: Broker) -> None:
+    config = cloud_config(tmp_path / "cloud.yaml", broker, tmp_path / "city.db")
+    log = tmp_path / "ingest.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen([EDUEDGE, "cloud", "ingest", "--config", str(config), "--client-id", "rx-1"],
+                                    stdout=out, stderr=subprocess.STDOUT)
+
+    proc = start()
+    try:
+        db = connect(load_cloud_config(config).storage)
+        wait_for(lambda: "subscribing" in log.read_text(), 20, "the receiver to subscribe")
+        base = "edu/v1/testcity/test-school"
+        gz = __import__("gzip").compress(b'{"a":' * 20_000 + b"1" + b"}" * 20_000)
+        good = metrics(1)
+        publish(broker, [(f"{base}/metrics", BRACKETS), (f"{base}/events", gz), (f"{base}/metrics", good)])
+        wait_for(lambda: count(db, "SELECT COUNT(*) FROM messages") == 1, 20, "the good message after the poison")
+        assert proc.poll() is None, log.read_text()[-2000:]
+        rejects = db.query("SELECT reason, detail FROM rejects ORDER BY id")
+        assert [r[0] for r in rejects] == ["malformed", "malformed"] and "deeper than" in rejects[0][1]
+        # Acknowledged: a restarted receiver (same persistent session) is not handed the poison again.
+        proc.terminate()
+        assert proc.wait(20) == 0
+        proc = start()
+        publish(broker, [(f"{base}/metrics", metrics(2))])
+        wait_for(lambda: count(db, "SELECT COUNT(*) FROM messages") == 2, 20, "a message after the restart")
+        assert count(db, "SELECT COUNT(*) FROM rejects") == 2 and proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_a_message_whose_checking_raises_is_kept_as_an_error_reject_and_acknowledged(tmp_path: Path,
+                                                                                    broker: Broker) -> None:
+    cfg = load_cloud_config(cloud_config(tmp_path / "cloud.yaml", broker, tmp_path / "city.db"))
+
+    class Fragile(Checker):
+        def check(self, topic: str, payload: bytes) -> Any:
+            if payload.startswith(b"{\"trip\""):
+                raise KeyError("a bug this message finds")
+            return super().check(topic, payload)
+
+    rx = CloudReceiver(cfg, "rx-fragile")
+    rx.checker = Fragile(cfg.ingest.max_message_bytes)
+    t = threading.Thread(target=rx.run)
+    t.start()
+    try:
+        assert rx.subscribed.wait(10)
+        good = metrics(1)
+        publish(broker, [("edu/v1/testcity/test-school/metrics", b'{"trip": 1}'),
+                         ("edu/v1/testcity/test-school/metrics", good)])
+        db = connect(cfg.storage)
+        wait_for(lambda: count(db, "SELECT COUNT(*) FROM messages") == 1, 15, "the good message")
+        assert db.query("SELECT reason FROM rejects") == [("error",)] and t.is_alive()
+    finally:
+        rx.stop()
+        t.join(10)
+
+
+class Actions:
+    """What the daemon lets commands do, for the link's command handler: a check that raises."""
+
+    def rebirth(self) -> None:
+        pass
+
+    def checks(self) -> list[str]:
+        return ["host"]
+
+    def run_check(self, check: str, done: Any) -> None:
+        raise RuntimeError("the check blew up")
+
+    def set_interval(self, check: str, seconds: float) -> float:
+        return 60.0
+
+
+def test_every_command_is_answered_even_poison_huge_or_one_whose_handling_raises(tmp_path: Path,
+                                                                                broker: Broker) -> None:
+    rx = Receiver(broker.host, broker.port)
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=65536)
+    handler = CommandHandler(CommandsConfig(), box, Actions())
+    link = Link(MqttConfig(broker=broker.address, reconnect_min=0.1, reconnect_max=0.5), box, ENV, birth,
+                handler.handle)
+    link.start()
+    try:
+        rx.wait_for(lambda r: r.of("birth"), 15, "the birth")
+        base = "edu/v1/testcity/test-school/cmd"
+        run = json.dumps({"schema": {"name": "cmd", "version": 1}, "request_id": "r-run",
+                          "args": {"check": "host"}}).encode()
+        huge = b'{"request_id": "r-huge", "x": "' + b"y" * (20 * 2**20) + b'"}'
+        t0 = time.monotonic()
+        nested = b"[" * 15_000 + b"]" * 15_000  # under the size limit, 15 times deeper than json.loads goes
+        publish(broker, [(f"{base}/rebirth", nested), (f"{base}/rebirth", huge), (f"{base}/run-check", run)])
+        rx.wait_for(lambda r: len(r.of("cmd-result")) >= 3, 30, "three answers")
+        answers = rx.of("cmd-result")
+        assert [a["status"] for a in answers] == ["refused", "refused", "error"]
+        assert "deeper than" in answers[0]["reason"] and "limit is 65536" in answers[1]["reason"]
+        assert answers[2]["request_id"] == "r-run" and "the check blew up" in answers[2]["reason"]
+        assert link.is_alive() and time.monotonic() - t0 < 30
+    finally:
+        link.stop()
+        rx.close()
+    assert rx.problems == []
