@@ -6,7 +6,9 @@ Each test reproduces one finding of issue 16 with mosquitto, the agent's outbox 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -23,13 +25,14 @@ from eduedge.agent.commands import CommandHandler
 from eduedge.agent.config import CommandsConfig, MqttConfig
 from eduedge.agent.envelope import Envelope
 from eduedge.agent.link import Link
-from eduedge.agent.outbox import Outbox
+from eduedge.agent.outbox import Outbox, inspect
 from eduedge.cloud.checker import Checker
 from eduedge.cloud.config import load_cloud_config
 from eduedge.cloud.db import connect
 from eduedge.cloud.receiver import Receiver as CloudReceiver
+from eduedge.core.samples import Sample
 from eduedge.simulator.broker import Broker, start_broker
-from tests.mqtt_helpers import Receiver
+from tests.mqtt_helpers import Receiver, stop_agent, write_config
 
 pytestmark = pytest.mark.integration
 EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
@@ -193,3 +196,158 @@ def test_every_command_is_answered_even_poison_huge_or_one_whose_handling_raises
         link.stop()
         rx.close()
     assert rx.problems == []
+
+
+# -- finding 1: a full disk is a state, not a crash -----------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI and the box run "
+                                                          "as root); without it a full disk cannot be made safely")
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `path`: a disk that fills in seconds."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Another writer takes every free byte of the disk."""
+    filler = disk / "filler"
+    with open(filler, "ab", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 4096)
+    return filler
+
+
+def owned_bytes(db: Path) -> int:
+    """What the outbox's files take: database, WAL, -shm, the seq side file and the disk-full reserve."""
+    return sum(p.stat().st_size for p in (db, *(Path(f"{db}{s}") for s in ("-wal", "-shm", ".seq", ".reserve")))
+               if p.exists())
+
+
+class Sizes(threading.Thread):
+    """Samples the outbox's files every 20 ms: the largest total and the largest file seen."""
+
+    def __init__(self, db: Path):
+        super().__init__(daemon=True)
+        self.db, self.max_total, self.max_file = db, 0, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            with contextlib.suppress(OSError):
+                self.max_total = max(self.max_total, owned_bytes(self.db))
+                self.max_file = max([self.max_file] + [p.stat().st_size for p in (self.db, Path(f"{self.db}-wal"))
+                                                       if p.exists()])
+
+
+def holes(rx: Receiver) -> tuple[set[int], int]:
+    """Data seqs neither received nor declared by a gap record, up to the highest received; and that highest."""
+    got = {m["seq"] for r in rx.messages if r.kind not in ("birth", "death") for m in [r.msg]}
+    declared = {s for g in rx.of("gap") for lo, hi in g["seqs"] + g.get("replaces", []) for s in range(lo, hi + 1)}
+    top = max(got, default=0)
+    return set(range(1, top + 1)) - got - declared, top
+
+
+@needs_root
+def test_a_full_disk_is_a_state_the_agent_polls_sends_and_restarts_through(tmp_path: Path, broker: Broker) -> None:
+    rx = Receiver(broker.host, broker.port)  # its persistent session collects what arrives after the outage
+    broker.stop()
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        data = disk / "data"
+        cfg = write_config(tmp_path / "agent.yaml", broker.address, data, host={"enabled": True, "interval": "1s"},
+                           outbox={"max_bytes": "4MiB", "min_free_bytes": 0})
+        db = data / "outbox.db"
+        sizes = Sizes(db)
+        sizes.start()
+        procs: list[subprocess.Popen[bytes]] = []
+        log = tmp_path / "agent.log"
+
+        def start() -> subprocess.Popen[bytes]:
+            with log.open("ab") as out:
+                p = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=out)
+            procs.append(p)
+            return p
+
+        try:
+            def after(mark: int, text: str, n: int = 1) -> bool:
+                return log.read_text()[mark:].count(text) >= n
+
+            p = start()
+            wait_for(lambda: db.exists() and inspect(db).rows >= 3, 30, "the first rows in the outbox")
+            filler = fill(disk)
+            wait_for(lambda: after(0, "disk full"), 30, "the agent to meet the full disk")
+            mark = len(log.read_text())
+            # three more host polls into the full disk, each kept by dropping an older one (declared at once)
+            wait_for(lambda: after(mark, "dropped 1 metrics", 3), 30, "polls going on while the disk is full")
+            assert p.poll() is None, log.read_text()[-3000:]
+            p.kill()  # and a restart on the full disk: it used to die at once in Outbox._put
+            p.wait()
+            mark = len(log.read_text())
+            p = start()
+            wait_for(lambda: after(mark, "cannot connect") and after(mark, "dropped 1 metrics", 2), 30,
+                     "the new process to poll into the full disk")
+            assert p.poll() is None, log.read_text()[-3000:]
+            broker.start()  # sending goes on through the full disk
+            rx.wait_for(lambda r: r.of("birth") and r.of("metrics"), 30, "the backlog after the outage")
+            # what a full disk made it drop (disk_budget: the budget shrinks to the space it holds) is declared
+            rx.wait_for(lambda r: {g["reason"] for g in r.of("gap")} & {"disk_full", "disk_budget"}, 30, "the gaps")
+            filler.unlink()
+            rx.wait_for(lambda r: inspect(db).rows <= 1, 30, "the outbox to drain")
+            assert p.poll() is None
+            assert stop_agent(p, 20) == 0
+        finally:
+            for q in procs:
+                if q.poll() is None:
+                    q.kill()
+                    q.wait()
+            sizes.done.set()
+            sizes.join()
+        missing, top = holes(rx)
+        assert top > 10 and missing == set(), sorted(missing)[:20]
+        assert sizes.max_total <= 4 * 2**20 + 5 * 4096, sizes.max_total  # the budget plus a page per file
+        assert rx.problems == []
+    rx.close()
+
+
+@needs_root
+def test_the_outbox_files_stay_within_the_budget_through_a_long_outage(tmp_path: Path, broker: Broker) -> None:
+    """1 MiB of budget once reached 17.7 MB of files (16 KiB pages, PASSIVE checkpoints only): now the database,
+    WAL, -shm and side file together stay within it, plus a page per file, while 20x the budget is written."""
+    rx = Receiver(broker.host, broker.port)
+    broker.stop()
+    with small_disk(tmp_path / "disk", "64m") as disk:
+        db = disk / "outbox.db"
+        budget = 2 * 2**20
+        box = Outbox(db, ENV, max_bytes=budget, max_message_bytes=16384)
+        link = Link(MqttConfig(broker=broker.address, reconnect_min=0.1, reconnect_max=0.5), box, ENV, birth)
+        link.start()
+        sizes = Sizes(db)
+        sizes.start()
+        made = 0
+        try:
+            for i in range(800):  # ~40 MB of metrics
+                made += box.add_samples([Sample(1.7e9 + i, "sw-1", "if.in_bps", float(k), "bit/s",
+                                                {"port": f"Gi0/{k}", "i": str(i)}) for k in range(400)])
+                if i % 100 == 0:
+                    box.maintain()
+            last = box.stats().next_seq - 1
+            broker.start()
+            rx.wait_for(lambda r: holes(r)[1] >= last and box.stats().rows == 0, 60, "every row")
+            drops = box.stats().drops
+        finally:
+            link.stop()
+            sizes.done.set()
+            sizes.join()
+            box.close()
+        missing, top = holes(rx)
+        assert missing == set() and top >= made, (sorted(missing)[:20], top, made)
+        assert [d.reason for d in drops] == ["disk_budget"]
+        assert sizes.max_total <= budget + 5 * box.page_size, (sizes.max_total, budget)
+        assert rx.problems == []
+    rx.close()

@@ -249,7 +249,7 @@ def test_kill_9_soak_100_rounds(tmp_path: Path, broker: Broker) -> None:
 def test_disk_budget_drops_only_old_metrics_and_the_gap_records_arrive(tmp_path: Path, broker: Broker) -> None:
     rx = Receiver(broker.host, broker.port)  # its persistent session collects what arrives after the outage
     broker.stop()
-    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=400_000, max_message_bytes=4096)
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=600_000, max_message_bytes=4096)
     link = make_link(broker, box)
     link.start()
     made_metrics = 0

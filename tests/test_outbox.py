@@ -165,14 +165,14 @@ def test_corruption_found_while_running_is_recovered_without_raising(tmp_path: P
 
 
 def test_disk_budget_drops_oldest_metrics_first_and_writes_gap_records(tmp_path: Path) -> None:
-    b = box(tmp_path, max_bytes=400_000, max_message_bytes=4096)
+    b = box(tmp_path, max_bytes=600_000, max_message_bytes=4096)
     for i in range(160):
         b.add_samples(samples(20, i * 20))
         if i % 40 == 0:
             b.add_items("findings", [finding()])
             b.add_items("events", [event()])
     st = b.stats()
-    assert st.file_bytes <= 400_000 + 4 * b.page_size
+    assert st.file_bytes <= 600_000 + 5 * b.page_size
     assert {(d.kind, d.reason) for d in st.drops} == {("metrics", "disk_budget")}
     rows = b.take(10_000)
     msgs = decoded(rows)
@@ -188,7 +188,7 @@ def test_disk_budget_drops_oldest_metrics_first_and_writes_gap_records(tmp_path:
 
 
 def test_when_only_findings_are_left_they_go_before_priority_0(tmp_path: Path) -> None:
-    b = box(tmp_path, max_bytes=400_000, max_message_bytes=4096)
+    b = box(tmp_path, max_bytes=600_000, max_message_bytes=4096)
     for _ in range(100):
         b.add_items("findings", [finding()] * 30)
     b.add_answer("r1", {"request_id": "r1", "command": "rebirth", "status": "ok"})

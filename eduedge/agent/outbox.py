@@ -96,6 +96,7 @@ SHM_BYTES = 32 * 1024  # one -shm block indexes 4096 WAL frames; the WAL share n
 SIDE_BYTES = 4096  # the side file: a few dozen bytes, one block
 LARGE_BUDGET = 64 * 2**20  # from here on 16 KiB pages
 MAX_WAL = 64 * 2**20
+MAX_RESERVE = 16 * 2**20
 SALVAGE_QUERIES = 50_000  # at most this many reads of a damaged file
 FULL_LOG_EVERY_S = 60.0
 ROW_COLUMNS = "seq, kind, priority, topic, payload, size, items, t_first, t_last, created"
@@ -127,6 +128,7 @@ class Layout:
 
     page_size: int
     wal_bytes: int
+    reserve_bytes: int
     db_bytes: int
 
     @property
@@ -138,25 +140,26 @@ def layout(max_bytes: int, max_message_bytes: int) -> Layout:
     """The page size, the WAL's share and the database's share of a budget.
 
     >>> layout(512 * 2**20, 256 * 1024)
-    Layout(page_size=16384, wal_bytes=67108864, db_bytes=469725184)
+    Layout(page_size=16384, wal_bytes=67108864, reserve_bytes=16777216, db_bytes=452947968)
     >>> layout(4 * 2**20, 16384).wal_bytes
     524288
     """
     page = 16384 if max_bytes >= LARGE_BUDGET else 4096
     # The WAL must hold the biggest transaction twice over (a checkpoint runs before a write would pass it).
     wal = min(MAX_WAL, max(max_bytes // 8, 2 * max_message_bytes + 32 * page))
-    return Layout(page, wal, max_bytes - wal - SHM_BYTES - SIDE_BYTES)
+    reserve = min(wal, MAX_RESERVE)
+    return Layout(page, wal, reserve, max_bytes - wal - reserve - SHM_BYTES - SIDE_BYTES)
 
 
 def min_budget(max_message_bytes: int) -> int:
     """The smallest `outbox.max_bytes` that holds a few messages of `max_message_bytes` beside the WAL.
 
     >>> min_budget(256 * 1024)
-    1871872
+    2527232
     """
     page = 4096
     wal = 2 * max_message_bytes + 32 * page
-    return wal + SHM_BYTES + SIDE_BYTES + 4 * max_message_bytes + 32 * page
+    return 2 * wal + SHM_BYTES + SIDE_BYTES + 4 * max_message_bytes + 32 * page
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,7 @@ class Outbox:
         self._retry: list[tuple[float, int]] = []
         self._unrecorded: list[Unrecorded] = []
         self._ack_pending: list[tuple[int, tuple[int, int]]] = []  # acknowledged, deletion not yet committed
+        self.released = False  # whether the last full-disk error gave the reserve back
         self._bd_seq = -1
         self._full_since: float | None = None
         self._full_logged = 0.0
@@ -372,8 +376,40 @@ class Outbox:
         if self.path.exists() and not self.path.is_file():
             raise OutboxError(f"the outbox {self.path} is not a file")
         self._open()
+        self._make_reserve()
 
     # -- the side file ---------------------------------------------------------------------------
+
+    @property
+    def _reserve_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def _make_reserve(self) -> None:
+        """Hold `reserve_bytes` of the disk in a file of zeros, given back when the disk fills (`_full`): a WAL
+        checkpoint must extend the database and deleting delivered rows must append to the WAL, and with a full
+        disk neither could - sending would never free the space it is meant to free."""
+        r = self._reserve_file
+        if self.layout.reserve_bytes <= 0 or (r.exists() and r.stat().st_size >= self.layout.reserve_bytes):
+            return
+        try:
+            if shutil.disk_usage(self.path.parent).free < self.layout.reserve_bytes + self.min_free_bytes:
+                return
+            with open(r, "wb") as f:
+                f.write(b"\0" * self.layout.reserve_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                r.unlink()
+
+    def _release_reserve(self) -> bool:
+        try:
+            self._reserve_file.unlink()
+        except OSError:
+            return False
+        log.warning("outbox: the disk is full; gave back its %d-byte reserve so that delivered rows can be deleted",
+                    self.layout.reserve_bytes)
+        return True
 
     @property
     def _seqfile(self) -> Path:
@@ -573,6 +609,7 @@ class Outbox:
         if self._full_since is None:
             self._full_since = now
             self.full_events += 1
+        self.released = self._release_reserve() or getattr(self, "released", False)
         if now - self._full_logged >= FULL_LOG_EVERY_S:
             self._full_logged = now
             log.error("outbox: %s: %s (disk full; polling and sending go on, what cannot be kept is declared "
@@ -590,13 +627,17 @@ class Outbox:
 
     def _guard(self, op: Callable[[], Any], default: Any = None, retry: bool = True, what: str = "write") -> Any:
         """Run a database operation; a corrupt file is quarantined (and the operation retried once), a full disk
-        is logged and the operation given up (`default`)."""
+        is logged and the operation given up (`default`) - retried once if that gave the reserve back."""
         with self._lock:
             try:
                 return op()
             except sqlite3.Error as e:
                 if _is_full(e):
+                    self.released = False
                     self._full(e, what)
+                    if self.released:
+                        with contextlib.suppress(sqlite3.Error):
+                            return op()
                     return default
                 if not _is_corruption(e):
                     raise
@@ -804,6 +845,7 @@ class Outbox:
                     raise
                 error = e
                 if attempt == 0:
+                    self._full(e, f"cannot write {len(rows)} messages")  # gives the reserve back
                     self._checkpoint("RESTART")
         # These seqs are taken from here on (a hole is harmless once declared; a reuse is not), and declared.
         self._next_seq = rows[-1][0] + 1
@@ -867,7 +909,8 @@ class Outbox:
         # What the database may still grow into: the free disk, less the reserve, less what the WAL may still
         # take of its share.
         wal_to_come = max(0, self.layout.wal_bytes - self._file_size("-wal"))
-        room = (free - self.min_free_bytes - wal_to_come) // self.page_size
+        reserve_to_come = 0 if self._reserve_file.exists() else self.layout.reserve_bytes
+        room = (free - self.min_free_bytes - wal_to_come - reserve_to_come) // self.page_size
         return max(0, min(limit, pages + room))
 
     def budget(self) -> int:
@@ -899,8 +942,16 @@ class Outbox:
             except sqlite3.Error as e:
                 if not _is_full(e):
                     raise
+                self.released = False
                 self._full(e, "cannot checkpoint the write-ahead log")
-                return False
+                if not self.released:
+                    return False
+                try:
+                    busy = self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
+                except sqlite3.Error as e2:
+                    if not _is_full(e2):
+                        raise
+                    return False
         return not busy
 
     def _evict_pages(self, pages: int, reason: str) -> None:
@@ -1165,6 +1216,8 @@ class Outbox:
             self._guard(op, retry=False, what="housekeeping")
             if self._unrecorded and not self.disk_full:
                 self._put([])
+            if not self.disk_full:
+                self._make_reserve()
 
     def stats(self) -> OutboxStats:
         try:
@@ -1210,7 +1263,8 @@ def collect_stats(db: Database, path: str) -> OutboxStats:
         row = db.execute("SELECT v FROM ident WHERE k = 'epoch'").fetchone()
         st.epoch = row[0] if row else None
     # Every file the outbox owns counts against its budget.
-    st.file_bytes = sum(os.path.getsize(path + s) for s in ("", "-wal", "-shm", ".seq") if os.path.isfile(path + s))
+    st.file_bytes = sum(os.path.getsize(path + s) for s in ("", "-wal", "-shm", ".seq", ".reserve")
+                        if os.path.isfile(path + s))
     return st
 
 

@@ -26,6 +26,7 @@ The daemon (and `eduedge diag`) feeds it every poll; the compliance evaluator re
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -44,6 +45,10 @@ RETENTION_S = 35 * 86400
 # probe rounds and classroom-drop and uplink loads, agent/compliance/live_class.py).
 HISTORY_PREFIXES = ("wan.", "wifi.zone_", "wifi.probe_", "inventory.", "service.", "liveclass.")
 Points = list[tuple[float, Any]]             # (time, value) of one series, oldest first
+WAL_LIMIT = 4 * 2**20                        # the WAL is truncated to this after a checkpoint
+FULL_LOG_EVERY_S = 60.0
+
+log = logging.getLogger("eduedge.samplestore")
 
 
 def keep_history(sample: Sample) -> bool:
@@ -114,6 +119,27 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _writes(default: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A write that survives a full disk: what it would have stored can be measured again, so it is skipped (and
+    said once a minute) rather than raised into the poll that produced it."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: SampleStore, *args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                try:
+                    return method(self, *args, **kwargs)
+                except sqlite3.OperationalError as e:
+                    if getattr(e, "sqlite_errorname", "") != "SQLITE_FULL" and "full" not in str(e):
+                        raise
+                    now = time.monotonic()
+                    if now - self._full_logged >= FULL_LOG_EVERY_S:
+                        self._full_logged = now
+                        log.error("sample store %s: %s (disk full); this result is not kept", self.path, e)
+                    return default() if callable(default) else default
+        wrapper.__doc__, wrapper.__name__ = method.__doc__, method.__name__
+        return wrapper
+    return wrap
+
+
 class SampleStore:
     """Latest samples, windowed history, polls and findings in one SQLite database (WAL); safe to share
     between threads."""
@@ -124,6 +150,7 @@ class SampleStore:
         self.retention = retention
         self._keep = history
         self._pruned_at = 0.0
+        self._full_logged = -FULL_LOG_EVERY_S
         # The daemon stores polls from its worker threads and judges from another: one connection, one lock.
         self._lock = threading.RLock()
         if readonly:
@@ -134,6 +161,7 @@ class SampleStore:
             # everything here can be measured again, the outbox is where durability matters.
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self.db.executescript(_SCHEMA)
         self.db.row_factory = sqlite3.Row
 
@@ -150,7 +178,7 @@ class SampleStore:
 
     # -- feeding -------------------------------------------------------------------------------------
 
-    @_locked
+    @_writes()
     def add(self, samples: Iterable[Sample]) -> None:
         """Remember samples: each updates its series' newest value, and the history if it keeps one."""
         latest, hist = [], []
@@ -171,7 +199,7 @@ class SampleStore:
         if newest - self._pruned_at > 3600:
             self.prune(newest)
 
-    @_locked
+    @_writes()
     def add_poll(self, device: str, when: float, ok: bool, samples: Sequence[Sample] = (),
                  hostname: str | None = None, errors: Sequence[str] = ()) -> None:
         """Record one poll of `device` (a `DevicePoll`'s parts) and its samples."""
@@ -183,7 +211,7 @@ class SampleStore:
                 "hostname = coalesce(excluded.hostname, polls.hostname), errors = excluded.errors",
                 (device, when, int(ok), when if ok else None, hostname, json.dumps(list(errors))))
 
-    @_locked
+    @_writes()
     def prune(self, now: float) -> None:
         """Forget history and series older than the retention."""
         cutoff = now - self.retention
@@ -192,6 +220,8 @@ class SampleStore:
             self.db.execute("DELETE FROM latest WHERE time < ?", (cutoff,))
             self.db.execute("DELETE FROM status_log WHERE time < ?", (cutoff,))
         self._pruned_at = now
+        # What retention freed goes back to the WAL's start: it does not grow past its limit between prunes.
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -238,7 +268,7 @@ class SampleStore:
 
     # -- judgements ----------------------------------------------------------------------------------
 
-    @_locked
+    @_writes(default=list)
     def record_findings(self, findings: Sequence[Finding], source: str = "daemon") -> list[StatusChange]:
         """Keep the latest findings and return every change of status since the daemon last reported,
         a first judgement included.

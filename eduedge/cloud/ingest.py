@@ -188,6 +188,9 @@ class Ingestor:
                             [m.school, m.agent, m.epoch, msg["seq"], received, msg["dropped"], msg["reason"],
                              msg.get("detail"), msg["messages"], msg["samples"], _json(msg["seqs"]),
                              _opt_json(msg.get("replaces")), msg["first_time"], msg["last_time"]])
+            # It covers the gap records it replaces (their drops are in its counts): those are not counted twice.
+            self.db.many("DELETE FROM gaps WHERE school = ? AND agent = ? AND epoch = ? AND seq BETWEEN ? AND ?",
+                         [(m.school, m.agent, m.epoch, lo, hi) for lo, hi in msg.get("replaces", [])])
         elif m.kind == "birth":
             self._birth(m, received)
         elif m.kind == "death":
