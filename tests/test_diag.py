@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from babel.messages.pofile import read_po
 from rich.cells import cell_len
 
 from eduedge.simulator.snmpsim import free_udp_port, start_snmpsim
@@ -199,3 +201,35 @@ def test_a_broken_configuration_or_pack_name_exits_2(tmp_path, campus):
     r = diag("--config", str(cfg))
     assert r.returncode == 2
     assert "standards.packs[1]: no rule pack 'no-such-pack'" in r.stderr
+
+
+def english_phrases() -> list[str]:
+    """The English words of every catalogue message (the parts between its placeholders that are phrases,
+    not a single word, a key or a unit)."""
+    with (Path(__file__).resolve().parents[1] / "eduedge/locale/eduedge.pot").open("rb") as f:
+        ids = [i for m in read_po(f) if m.id for i in (m.id if isinstance(m.id, tuple) else (m.id,))]
+    parts = {p.strip(" ,;:.()—-") for i in ids for p in re.split(r"\{[^}]*\}", i)}
+    return sorted(p for p in parts if re.search(r"[a-z]{2,} [a-z]{2,}", p))
+
+
+def test_diag_reads_in_chinese_when_the_locale_is_zh_CN(campus, tmp_path):
+    cfg = write_config(tmp_path, campus)
+    r = subprocess.run([EDUEDGE, "diag", "--config", str(cfg)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "LC_ALL": "", "LC_MESSAGES": "", "LANG": "zh_CN.UTF-8"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    lines = out.splitlines()
+    assert "设备：4 台中 3 台应答" in out
+    backbone = next(x for x in lines if "yinchuan-2018.backbone " in x)
+    assert "未达标" in backbone and "sw-core-1 Gi0/2 ↔ sw-dist-b Gi1/0/49 为 100 Mbit/s" in backbone
+    problems = lines[lines.index("问题（按重要程度排序）") + 1:]
+    slow = next(x for x in problems if "sw-core-1 的 Gi0/2" in x)
+    assert "协商速率为 100 Mbit/s" in slow and "检查网线" in slow
+    assert "达标" in next(x for x in lines if "ningxia-2025.class " in x)
+    assert "由市级教育云跨校评判：ningxia-2025.county" in out
+    # the dead switch's error comes from the SNMP client, in Chinese too
+    assert any(x.startswith("  sw-dist-c（汇聚）") or x.startswith("  sw-dist-c (汇聚)") for x in lines), out
+    assert "次尝试" in out
+    # and nothing of the English is left (the pack titles' English line is not shown in Chinese)
+    left = [p for p in english_phrases() if p in out]
+    assert not left, f"English left in the Chinese diag: {left}\n{out}"

@@ -21,6 +21,7 @@ from eduedge.agent.compliance.findings import rank_problems
 from eduedge.agent.compliance.html import chart_data, render_html
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
+from eduedge.core import i18n
 from eduedge.core.samples import Sample
 
 pytestmark = pytest.mark.integration
@@ -166,3 +167,27 @@ def test_the_html_report_renders_in_chromium_with_the_school_and_every_failing_r
     assert "诊断测试小学" in flat or "DiagTestPrimarySchool" in flat, text
     for rule in FAILING:
         assert rule in flat, f"{rule} not found in the screenshot's text:\n{text}"
+
+
+def test_the_report_in_chinese_renders_its_chinese_in_chromium(tmp_path):
+    """`ui.lang: zh` (or LANG=zh_CN): headings, findings and hints are Chinese, drawn with a CJK font, and
+    tesseract's chi_sim reads them back off the screenshot."""
+    with i18n.using("zh"):
+        cfg = config()
+        store = SampleStore(":memory:")
+        school_month(store, cfg)
+        findings = assess(store, cfg, NOW, source="diag").findings
+        html = render_html(cfg, load_rules(cfg), findings, rank_problems(findings), NOW, "live",
+                           [{"device": "core", "ok": True}, {"device": "dist-a", "ok": True}],
+                           chart_data(store, NOW, findings))
+    assert '<html lang="zh-CN">' in html and "Problems, most important first" not in html
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    png = tmp_path / "report.png"
+    screenshot(page, png, tmp_path / "chromium-profile")
+    text = ocr(png)
+    flat = re.sub(r"\s+", "", text)
+    # headings, a finding's why, a problem's hint: each as the catalogue has it (OCR reads CJK with spaces
+    # between the characters, and brackets as either width; compare without them)
+    for words in ("按重要程度排序", "达标历史", "骨干链路", "学习终端", "向运营商询问线路的限速"):
+        assert words in flat, f"{words} not found in the screenshot's text:\n{text}"

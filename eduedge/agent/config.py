@@ -26,6 +26,7 @@ from eduedge.collectors.reachability import ReachabilityConfig
 from eduedge.collectors.service_probes_config import LiveClassConfig
 from eduedge.collectors.snmp.config import DeviceRole, SnmpConfig
 from eduedge.collectors.wifi.config import WifiConfig
+from eduedge.core.i18n import N_, _
 from eduedge.core.model import ByteSize, Duration, Strict
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.secrets import Secret
@@ -37,6 +38,26 @@ STANDARDS_DIR = Path(__file__).resolve().parents[1] / "config" / "standards"
 
 SchoolType = Literal["primary", "secondary", "secondary-vocational", "kindergarten", "vocational-college",
                      "nine-year", "teaching-point"]
+# What each type is called where a person reads it (translated where shown).
+_SCHOOL_TYPES = {"primary": N_("primary"), "secondary": N_("secondary"),
+                 "secondary-vocational": N_("secondary-vocational"), "kindergarten": N_("kindergarten"),
+                 "vocational-college": N_("vocational-college"), "nine-year": N_("nine-year"),
+                 "teaching-point": N_("teaching-point")}
+
+
+def school_type_word(school_type: str) -> str:
+    return _(_SCHOOL_TYPES[school_type]) if school_type in _SCHOOL_TYPES else school_type
+
+
+_ROLES = {"core": N_("core"), "distribution": N_("distribution"), "access": N_("access"), "router": N_("router"),
+          "firewall": N_("firewall"), "wlc": N_("wlc"), "ap": N_("ap"), "printer": N_("printer"), "ups": N_("ups"),
+          "projector": N_("projector"), "nvr": N_("nvr"), "other": N_("other")}
+
+
+def role_word(role: str) -> str:
+    """A device's role (snmp.devices[].role) as the reader calls it."""
+    return _(_ROLES[role]) if role in _ROLES else role
+
 
 class Enrolment(Strict):
     students: int = Field(ge=0)
@@ -49,6 +70,12 @@ class School(Strict):
     district: str | None = None
     type: SchoolType
     enrolment: Enrolment | None = None
+
+class UiConfig(Strict):
+    """What the technician reads: `lang` zh (Simplified Chinese) or en; unset, the locale decides
+    (`--lang` on the command line comes first; core/i18n.py)."""
+
+    lang: Literal["zh", "en"] | None = None
 
 class AgentSection(Strict):
     id: str | None = None
@@ -222,6 +249,7 @@ class AgentConfig(Strict):
     broadband: BroadbandConfig = BroadbandConfig()
     wifi: WifiConfig = WifiConfig()
     live_class: LiveClassConfig = LiveClassConfig()
+    ui: UiConfig = UiConfig()
 
     @model_validator(mode="after")
     def _topology_refs(self) -> AgentConfig:

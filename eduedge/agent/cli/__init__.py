@@ -30,10 +30,12 @@ from eduedge.agent.cli import (
     walk,
     wifi,
 )
+from eduedge.core import i18n
+from eduedge.core.i18n import N_
 
 app = typer.Typer(
     name="eduedge",
-    help="The school network gateway agent: poll, judge, buffer and report to the city cloud.",
+    help=N_("The school network gateway agent: poll, judge, buffer and report to the city cloud."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -46,9 +48,21 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _set_language(value: str | None) -> str | None:
+    # Called for every command, given or not; eager, so that `eduedge --lang zh --help` is in Chinese.
+    try:
+        i18n.start(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
+
+
 @app.callback()
 def _root(_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                        help="Print the installed version and exit.")) -> None:
+                                        help=N_("Print the installed version and exit.")),
+          _lang: str | None = typer.Option(None, "--lang", callback=_set_language, is_eager=True, metavar="zh|en",
+                                           help=N_("zh (Simplified Chinese) or en; default: the configuration's "
+                                                   "ui.lang, else the locale (LANG=zh_CN.UTF-8)"))) -> None:
     # The callback exists for the root's own options; the commands do the work.
     pass
 

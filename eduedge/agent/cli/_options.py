@@ -9,19 +9,24 @@ from typing import Any
 import typer
 
 from eduedge.agent.config import AgentConfig, ConfigError, load_config
+from eduedge.core import i18n
+from eduedge.core.i18n import N_, _
 
 # Where the packaged service (eduedge/config/eduedge.service) and every command look unless told otherwise.
 DEFAULT_CONFIG = Path("/etc/eduedge/eduedge.yaml")
+ERROR = N_("error: ")       # the prefix of a command's error lines (config_or_exit translates it)
 
 
 def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
     """The configuration at `path`; otherwise print every problem (file, line, field) and exit 2."""
     try:
-        return load_config(path)
+        cfg = load_config(path)
     except ConfigError as e:
         for line in e.problems:
-            typer.echo(f"{prefix}{line}", err=True)
+            typer.echo((_(prefix) if prefix else "") + line, err=True)
         raise typer.Exit(2) from None
+    i18n.choose(configured=cfg.ui.lang)     # the site's language, unless --lang said otherwise
+    return cfg
 
 
 def config_option(help: str = "the agent's configuration", default: Path | None = DEFAULT_CONFIG) -> Any:

@@ -32,22 +32,22 @@ from rich.text import Text
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
-from eduedge.agent.compliance.findings import Finding, Problem, problem_order, rank_problems
+from eduedge.agent.compliance.findings import Finding, Problem, problem_order, rank_problems, status_label
 from eduedge.agent.compliance.html import ChartData, chart_data, render_html
-from eduedge.agent.config import AgentConfig
+from eduedge.agent.config import AgentConfig, role_word, school_type_word
 from eduedge.agent.jobs import HOST_DEVICE
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.host import HostCollector
 from eduedge.collectors.snmp.build import poller_for
 from eduedge.collectors.snmp.poller import DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
+from eduedge.core.i18n import N_, _, language
 from eduedge.core.secrets import SecretError
 from eduedge.core.tables import add, key, num, table, terminal
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_NO_CACHE, EXIT_NOTHING = 0, 1, 2, 3, 4
 NO_ANSWER = "snmp.poll"             # the `rule` of a device's problem: its poll, not a standard
 _SWITCH_ROLES = ("core", "distribution", "access", "wlc")    # a building's network hangs off these
-_LABEL = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN", "port-limited": "PORT-LIMITED"}
 _COLOUR = {"pass": "green", "fail": "red", "unknown": "yellow", "port-limited": "magenta"}
 
 
@@ -74,8 +74,9 @@ class DiagResult:
     @property
     def problems(self) -> list[Problem]:
         ranked = rank_problems(self.findings)
-        ranked += [Problem(NO_ANSWER, "unknown", f"{d.device} ({d.role}) did not answer",
-                           d.errors[0] if d.errors else "check that it is up, and its address and SNMP credentials",
+        ranked += [Problem(NO_ANSWER, "unknown", _("{device} ({role}) did not answer").format(
+                               device=d.device, role=role_word(d.role)),
+                           d.errors[0] if d.errors else _("check that it is up, and its address and SNMP credentials"),
                            "building" if d.role in _SWITCH_ROLES else "room", 1.0, d.device)
                    for d in self.devices if not d.ok]
         return sorted(ranked, key=problem_order)
@@ -141,7 +142,7 @@ def run_live(cfg: AgentConfig, rules: RuleSet) -> DiagResult:
     try:
         store = SampleStore.in_data_dir(cfg.agent.data_dir)
     except (OSError, sqlite3.Error) as e:
-        notes.append(f"results not kept: cannot write {cfg.agent.data_dir} ({e})")
+        notes.append(_("results not kept: cannot write {dir} ({error})").format(dir=cfg.agent.data_dir, error=e))
         store = SampleStore(":memory:")
     try:
         devices = poll_campus(cfg, store)
@@ -175,8 +176,8 @@ def read_cached(cfg: AgentConfig, rules: RuleSet) -> DiagResult | None:
     devices = [DeviceState(p.device, roles.get(p.device, ""), p.ok, p.errors) for p in polls.values()
                if p.device in roles]
     when = _clock(cfg, meta["time"])
-    return DiagResult(cfg, rules, findings, meta["time"], f"cached ({meta['source']} at {when})", devices, [],
-                      charts)
+    source = _("cached ({who} at {when})").format(who=meta["source"], when=when)
+    return DiagResult(cfg, rules, findings, meta["time"], source, devices, [], charts)
 
 
 # -- showing the results -----------------------------------------------------------------------------
@@ -186,32 +187,37 @@ def _clock(cfg: AgentConfig, t: float) -> str:
 
 
 def _status(status: str) -> Text:
-    return Text(_LABEL[status], style=f"bold {_COLOUR[status]}")
+    return Text(status_label(status), style=f"bold {_COLOUR[status]}")
 
 
 def render(r: DiagResult) -> list[RenderableType]:
     """What `eduedge diag` prints: the school, a table of rules per pack, and the problems, most important first."""
     cfg, s = r.cfg, r.cfg.school
+    where = s.city + ("/" + s.district if s.district else "")
     shown: list[RenderableType] = [
-        f"eduedge diag — {s.name}",
-        f"school {s.id} · {s.type} · {s.city}{'/' + s.district if s.district else ''} · "
-        f"checked {_clock(cfg, r.time)} ({r.source})"]
+        _("eduedge diag — {school}").format(school=s.name),
+        _("school {id} · {type} · {where} · checked {when} ({source})").format(
+            id=s.id, type=school_type_word(s.type), where=where, when=_clock(cfg, r.time),
+            source=_("live") if r.source == "live" else r.source)]
     if r.devices:
         answered = sum(1 for d in r.devices if d.ok)
-        shown.append(f"devices: {answered} of {len(r.devices)} answered")
-    shown += [f"note: {n}" for n in r.notes]
+        shown.append(_("devices: {answered} of {total} answered").format(answered=answered, total=len(r.devices)))
+    shown += [_("note: {note}").format(note=n) for n in r.notes]
     if not r.rules.packs:
-        shown.append("note: no standards apply: name the school's rule packs in standards.packs "
-                     "(`eduedge rules` lists them)")
+        shown.append(_("note: no standards apply: name the school's rule packs in standards.packs "
+                       "(`eduedge rules` lists them)"))
     by_rule = {f.rule: f for f in r.findings}
+    proposal = " " + _("(proposal)")
     for pack in r.rules.packs:
-        shown += ["", f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}"]
-        t = table(key("status"), key("rule"), "why")
+        shown += ["", f"{pack.pack}  {pack.title.zh}"]
+        if language() != "zh":      # the Chinese title is the source document's; its English gloss is for others
+            shown.append(f"{' ' * len(pack.pack)}  {pack.title.en}")
+        t = table(key(_("status")), key(_("rule")), _("why"))
         elsewhere, not_here = [], []
         for rule in pack.rules:
             f = by_rule.get(rule.id)
             if f is not None:
-                add(t, _status(f.status), rule.id + (" (proposal)" if rule.proposal else ""), f.why)
+                add(t, _status(f.status), rule.id + (proposal if rule.proposal else ""), f.why)
                 for part in f.evidence.get("parts", []):
                     add(t, _status(part["status"]), "  ." + part["rule"].rsplit(".", 1)[-1],
                         part["evidence"].get("why", ""))
@@ -222,20 +228,23 @@ def render(r: DiagResult) -> list[RenderableType]:
         if t.row_count:
             shown.append(Padding(t, (0, 0, 0, 2), expand=False))
         if elsewhere:
-            shown.append(Padding(f"judged by the city cloud across schools: {', '.join(elsewhere)}", (0, 0, 0, 2)))
+            shown.append(Padding(_("judged by the city cloud across schools: {rules}").format(
+                rules=", ".join(elsewhere)), (0, 0, 0, 2)))
         if not_here:
-            shown.append(Padding(f"not for a {s.type} school: {', '.join(not_here)}", (0, 0, 0, 2)))
+            shown.append(Padding(_("not for a {type} school: {rules}").format(
+                type=school_type_word(s.type), rules=", ".join(not_here)), (0, 0, 0, 2)))
     problems = r.problems
-    nothing = "Nothing could be checked." if r.checked_nothing else "No problems found."
-    shown += ["", "Problems, most important first" if problems else nothing]
+    nothing = _("Nothing could be checked.") if r.checked_nothing else _("No problems found.")
+    shown += ["", _("Problems, most important first") if problems else nothing]
     if problems:
-        t = table(num("#"), key("status"), "problem, what to look at, and its rule")
+        t = table(num("#"), key(_("status")), _("problem, what to look at, and its rule"))
         for i, p in enumerate(problems, 1):
             add(t, f"{i}.", _status(p.status), Text(p.line() + "\n") + Text(p.rule, style="dim"))
         shown.append(Padding(t, (0, 0, 0, 2), expand=False))
     c = r.counts()
-    shown += ["", f"{c['fail']} fail, {c['port-limited']} port-limited, {c['unknown']} unknown, {c['pass']} pass"
-                  "  ((proposal): the threshold is the project's proposal; `eduedge rules` shows each rule's source)"]
+    shown += ["", _("{fail} fail, {limited} port-limited, {unknown} unknown, {passed} pass  ((proposal): the threshold "
+                    "is the project's proposal; `eduedge rules` shows each rule's source)").format(
+        fail=c["fail"], limited=c["port-limited"], unknown=c["unknown"], passed=c["pass"])]
     return shown
 
 
@@ -268,27 +277,27 @@ def _rules(cfg: AgentConfig) -> RuleSet:
         return load_rules(cfg)
     except PackError as e:
         for line in e.problems:
-            typer.echo(f"error: {line}", err=True)
+            typer.echo(_("error: {problem}").format(problem=line), err=True)
         raise typer.Exit(EXIT_CONFIG) from None
 
 
 def register(app: typer.Typer) -> None:
     config_opt = config_option()
 
-    @app.command("diag")
+    @app.command("diag", help=N_("Check the school against its standards now and say what is wrong, most important "
+                                 "first."))
     def diag_cmd(config: Path = config_opt,
-                 cached: bool = typer.Option(False, "--cached", help="print the latest stored results; no polling"),
-                 as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-                 html: Path | None = typer.Option(None, "--html", help="also write a self-contained HTML report "
-                                                  "with charts to this file")) -> None:
-        """Check the school against its standards now and say what is wrong, most important first."""
+                 cached: bool = typer.Option(False, "--cached", help=N_("print the latest stored results; no polling")),
+                 as_json: bool = typer.Option(False, "--json", help=N_("print one JSON object")),
+                 html: Path | None = typer.Option(None, "--html", help=N_("also write a self-contained HTML report "
+                                                                          "with charts to this file"))) -> None:
         cfg = config_or_exit(config, "error: ")
         rules = _rules(cfg)
         if cached:
             result = read_cached(cfg, rules)
             if result is None:
-                typer.echo(f"no stored results in {cfg.agent.data_dir}: run `eduedge diag` without --cached, "
-                           "or start the agent", err=True)
+                typer.echo(_("no stored results in {dir}: run `eduedge diag` without --cached, or start the "
+                             "agent").format(dir=cfg.agent.data_dir), err=True)
                 raise typer.Exit(EXIT_NO_CACHE)
         else:
             result = run_live(cfg, rules)

@@ -21,11 +21,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eduedge.agent.compliance.findings import Finding
+from eduedge.agent.compliance.findings import Finding, status_word
 from eduedge.agent.compliance.topology import Topology, topology_from_store
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore, StatusChange
 from eduedge.core.events import Event, Severity
+from eduedge.core.i18n import _
 
 from .kinds import Context, judge
 from .packs import Pack, PackError, Rule, RuleSet, load_pack, load_packs, pack_paths
@@ -58,9 +59,9 @@ def status_events(changes: Sequence[StatusChange], findings: Sequence[Finding]) 
     for c in changes:
         f = by_key[(c.rule, c.subject)]
         device = next((p.device for p in f.problems if p.device), None)
-        old = c.old or "not judged"
+        old = status_word(c.old) if c.old else _("not judged")
         out.append(Event(c.time, device, "compliance.status_changed", _SEVERITY[c.new],
-                         f"{c.rule}: {old} → {c.new}: {f.why}",
+                         f"{c.rule}: {old} → {status_word(c.new)}: {f.why}",
                          {"rule": c.rule, "subject": c.subject, "from": c.old, "to": c.new, "value": f.value,
                           "threshold": f.threshold, "unit": f.unit}))
     return out

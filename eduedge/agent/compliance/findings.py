@@ -25,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from eduedge.core.i18n import N_, _
+
 Status = Literal["pass", "fail", "unknown", "port-limited"]
 STATUSES: tuple[Status, ...] = ("pass", "fail", "unknown", "port-limited")
 # How much of the school a problem touches: the whole school (its internet), a building (a backbone
@@ -32,6 +34,19 @@ STATUSES: tuple[Status, ...] = ("pass", "fail", "unknown", "port-limited")
 Scope = Literal["school", "building", "room"]
 _SCOPE_ORDER = {"school": 0, "building": 1, "room": 2}
 _STATUS_ORDER = {"fail": 0, "port-limited": 1, "unknown": 2, "pass": 3}
+# What a status reads as, in a sentence and as a label (translated where shown).
+_WORDS = {"pass": N_("pass"), "fail": N_("fail"), "unknown": N_("unknown"), "port-limited": N_("port-limited")}
+_LABELS = {"pass": N_("PASS"), "fail": N_("FAIL"), "unknown": N_("UNKNOWN"), "port-limited": N_("PORT-LIMITED")}
+
+
+def status_word(status: str) -> str:
+    """A status as a word in a sentence, in the reader's language: `fail`, `未达标`."""
+    return _(_WORDS[status])
+
+
+def status_label(status: str) -> str:
+    """A status as a label of its own: `FAIL`, `未达标`."""
+    return _(_LABELS[status])
 
 
 def worst(statuses: Iterable[Status]) -> Status:

@@ -17,9 +17,10 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from eduedge.agent.compliance.findings import Finding, Problem
-from eduedge.agent.config import AgentConfig
+from eduedge.agent.compliance.findings import STATUSES, Finding, Problem, status_label, status_word
+from eduedge.agent.config import AgentConfig, school_type_word
 from eduedge.agent.samplestore import SampleStore
+from eduedge.core.i18n import _, language
 
 from .packs import RuleSet
 
@@ -27,7 +28,6 @@ DAY = 86400.0
 HISTORY_DAYS = 30
 _COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "unknown": "#9a6700", "port-limited": "#8250df",
             "none": "#d0d7de"}
-_LABEL = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN", "port-limited": "PORT-LIMITED"}
 
 
 @dataclass
@@ -82,12 +82,12 @@ def _nice_max(v: float) -> float:
 
 
 def _line_chart(series: dict[str, list[tuple[float, float]]], start: float, end: float, tz: str, unit: str,
-                scale: float = 1.0, empty: str = "no data") -> str:
+                scale: float = 1.0, empty: str = "") -> str:
     w, h, left, bottom, top, right = 860, 220, 60, 30, 12, 160
     pw, ph = w - left - right, h - top - bottom
     points = [v * scale for pts in series.values() for _, v in pts]
     if not points:
-        return f'<p class="empty">{escape(empty)}</p>'
+        return '<p class="empty">' + escape(empty or _("no data")) + "</p>"
     ymax = _nice_max(max(points))
 
     def x(t: float) -> float:
@@ -123,7 +123,7 @@ def _line_chart(series: dict[str, list[tuple[float, float]]], start: float, end:
 
 def _history_chart(history: dict[str, list[tuple[float, str]]], end: float, tz: str) -> str:
     if not history:
-        return '<p class="empty">no judgements yet</p>'
+        return '<p class="empty">' + escape(_("no judgements yet")) + "</p>"
     start = end - HISTORY_DAYS * DAY
     label_w, pw, row = 330, 480, 20
     h = row * len(history) + 30
@@ -138,9 +138,9 @@ def _history_chart(history: dict[str, list[tuple[float, str]]], end: float, tz: 
             t1 = changes[j + 1][0] if j + 1 < len(changes) else end
             x0 = label_w + pw * (t0 - start) / (end - start)
             x1 = label_w + pw * (max(t1, t0) - start) / (end - start)
+            title = _("{status} from {time}").format(status=_word(status), time=_clock(t, tz, "%Y-%m-%d %H:%M"))
             out.append(f'<rect x="{x0:.1f}" y="{yy}" width="{max(x1 - x0, 3):.1f}" height="{row - 6}" '
-                       f'fill="{_COLOURS.get(status, _COLOURS["none"])}"><title>{escape(status)} from '
-                       f'{_clock(t, tz, "%Y-%m-%d %H:%M")}</title></rect>')
+                       f'fill="{_COLOURS.get(status, _COLOURS["none"])}"><title>{escape(title)}</title></rect>')
     for i in range(7):
         t = start + (end - start) * i / 6
         out.append(f'<text x="{label_w + pw * i / 6:.1f}" y="{h - 6}" text-anchor="middle">'
@@ -163,25 +163,29 @@ h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bot
 """
 
 
+def _word(status: str) -> str:
+    return status_word(status) if status in STATUSES else status
+
+
 def _badge(status: str) -> str:
-    return f'<span class="badge" style="background:{_COLOURS[status]}">{_LABEL[status]}</span>'
+    return f'<span class="badge" style="background:{_COLOURS[status]}">{escape(status_label(status))}</span>'
 
 
 def render_html(cfg: AgentConfig, rules: RuleSet, findings: Sequence[Finding], problems: Sequence[Problem],
                 when: float, source: str, devices: Sequence[dict[str, Any]], charts: ChartData) -> str:
     """The whole report as one HTML document."""
     s, tz = cfg.school, cfg.standards.school_hours.timezone
-    counts = {k: sum(1 for f in findings if f.status == k) for k in _LABEL}
+    counts = {k: sum(1 for f in findings if f.status == k) for k in STATUSES}
     by_rule = {f.rule: f for f in findings}
     rows = []
     for pack in rules.packs:
-        rows.append(f'<tr><th colspan="3">{escape(pack.pack)} · {escape(pack.title.zh)} · '
-                    f'{escape(pack.title.en)}</th></tr>')
+        english = "" if language() == "zh" else f" · {escape(pack.title.en)}"
+        rows.append(f'<tr><th colspan="3">{escape(pack.pack)} · {escape(pack.title.zh)}{english}</th></tr>')
         for rule in pack.rules:
             f = by_rule.get(rule.id)
             if f is None:
                 continue
-            proposal = " <em>(proposal)</em>" if rule.proposal else ""
+            proposal = " <em>" + escape(_("(proposal)")) + "</em>" if rule.proposal else ""
             rows.append(f'<tr><td>{_badge(f.status)}</td><td class="rule">{escape(rule.id)}{proposal}</td>'
                         f'<td>{escape(f.why)}</td></tr>')
             for part in f.evidence.get("parts", []):
@@ -189,32 +193,45 @@ def render_html(cfg: AgentConfig, rules: RuleSet, findings: Sequence[Finding], p
                             f'{escape(part["rule"].rsplit(".", 1)[-1])}</td>'
                             f'<td>{escape(part["evidence"].get("why", ""))}</td></tr>')
     items = "".join(f"<li>{_badge(p.status)} {escape(p.line())} <span class=\"rule\">[{escape(p.rule)}]</span></li>"
-                    for p in problems) or "<li>none</li>"
+                    for p in problems) or "<li>" + escape(_("none")) + "</li>"
     down = [d for d in devices if not d.get("ok")]
-    device_line = (f"{len(devices) - len(down)} of {len(devices)} devices answered" if devices else "")
-    bandwidth = _line_chart({"in (download)": charts.wan_in, "out (upload)": charts.wan_out}, charts.start,
-                            charts.end, tz, "Mbit/s", 1e-6, "no WAN rate data in the last day")
-    clients = _line_chart(charts.wifi_clients, charts.start, charts.end, tz, "clients",
-                          empty="no Wi-Fi client counts (wifi.zone_clients) in the last day")
-    summary = " ".join(f'<span style="color:{_COLOURS[k]}">{n} {k}</span>' for k, n in counts.items())
+    device_line = (_("{answered} of {total} devices answered").format(answered=len(devices) - len(down),
+                                                                      total=len(devices)) if devices else "")
+    bandwidth = _line_chart({_("in (download)"): charts.wan_in, _("out (upload)"): charts.wan_out}, charts.start,
+                            charts.end, tz, "Mbit/s", 1e-6, _("no WAN rate data in the last day"))
+    clients = _line_chart(charts.wifi_clients, charts.start, charts.end, tz, _("clients"),
+                          empty=_("no Wi-Fi client counts (wifi.zone_clients) in the last day"))
+    summary = " ".join(f'<span style="color:{_COLOURS[k]}">{n} {escape(status_word(k))}</span>'
+                       for k, n in counts.items())
+    where = s.city + ("/" + s.district if s.district else "")
+    meta = _("school {id} · {type} · {where} · checked {when} ({source})").format(
+        id=s.id, type=school_type_word(s.type), where=where, when=_clock(when, tz, "%Y-%m-%d %H:%M:%S %Z"),
+        source=_("live") if source == "live" else source)
+    meta += f" · {device_line}" if device_line else ""
+    lang = "zh-CN" if language() == "zh" else "en"
+    # (Babel reads no call inside an f-string: every heading is translated here)
+    heads = {"standards": _("Standards"), "problems": _("Problems, most important first"),
+             "wan": _("WAN bandwidth, last 24 hours"), "wifi": _("Wi-Fi clients per zone, last 24 hours"),
+             "history": _("Compliance history, last {days} days").format(days=HISTORY_DAYS),
+             "proposal": _("(proposal): the threshold is the project's proposal; `eduedge rules` shows every rule's "
+                           "source. Generated by eduedge.")}
+    heads = {k: escape(v) for k, v in heads.items()}
     return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>eduedge — {escape(s.name)}</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>eduedge — {escape(s.name)}</title>
 <style>{_CSS}</style></head><body>
 <h1>{escape(s.name)}</h1>
-<p class="meta">school {escape(s.id)} · {escape(s.type)} · {escape(s.city)}{('/' + escape(s.district)) if s.district
-    else ''} · checked {_clock(when, tz, "%Y-%m-%d %H:%M:%S %Z")} ({escape(source)}) · {escape(device_line)}</p>
+<p class="meta">{escape(meta)}</p>
 <p class="summary">{summary}</p>
-<h2>Standards</h2>
+<h2>{heads["standards"]}</h2>
 <table>{''.join(rows)}</table>
-<h2>Problems, most important first</h2>
+<h2>{heads["problems"]}</h2>
 <ol>{items}</ol>
-<h2>WAN bandwidth, last 24 hours</h2>
+<h2>{heads["wan"]}</h2>
 {bandwidth}
-<h2>Wi-Fi clients per zone, last 24 hours</h2>
+<h2>{heads["wifi"]}</h2>
 {clients}
-<h2>Compliance history, last {HISTORY_DAYS} days</h2>
+<h2>{heads["history"]}</h2>
 {_history_chart(charts.history, charts.end, tz)}
-<p class="meta">(proposal): the threshold is the project's proposal; <code>eduedge rules</code> shows every rule's
-source. Generated by eduedge.</p>
+<p class="meta">{heads["proposal"]}</p>
 </body></html>
 """

@@ -40,10 +40,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from eduedge.agent.compliance import live_class, wifi_coverage
-from eduedge.agent.compliance.findings import Finding, Problem, Status, worst
+from eduedge.agent.compliance.findings import Finding, Problem, Status, status_word, worst
 from eduedge.agent.compliance.topology import End, Link, Topology
-from eduedge.agent.config import AgentConfig
+from eduedge.agent.config import AgentConfig, role_word
 from eduedge.agent.samplestore import SampleStore
+from eduedge.core.i18n import N_, _, ngettext
 from eduedge.core.samples import Sample
 
 from .packs import Rule, RuleBase
@@ -70,10 +71,10 @@ def num(v: float | None) -> str:
 
 def duration(seconds: float) -> str:
     """`2592000` -> `30 d`; `3600` -> `1 h`."""
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+    for unit, size in ((_("{n} d"), 86400), (_("{n} h"), 3600), (_("{n} min"), 60)):
         if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)} {unit}"
-    return f"{num(seconds)} s"
+            return unit.format(n=int(seconds // size))
+    return _("{n} s").format(n=num(seconds))
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -100,6 +101,10 @@ def _statistic(name: str, values: Sequence[float]) -> float:
     if name == "percent-true":
         return 100.0 * sum(1 for v in values if v) / len(values)
     raise ValueError(f"unknown statistic {name!r}")
+
+
+def _missing(what: Sequence[str]) -> str:
+    return _("missing {what}").format(what="; ".join(what))
 
 
 def _numbers(samples: Sequence[Sample]) -> list[float]:
@@ -133,8 +138,9 @@ class Context:
 
     def hours_text(self, rule: RuleBase) -> str:
         """`the last 30 d`, or `school hours of the last 7 d` (the hours are in standards.school_hours)."""
-        span = f"the last {duration(rule.window)}"
-        return f"school hours of {span}" if rule.hours == "school" else span
+        span = duration(rule.window)
+        return (_("school hours of the last {span}") if rule.hours == "school" else _("the last {span}")).format(
+            span=span)
 
 
 def _base(rule: RuleBase, rule_id: str, ctx: Context, status: Status, value: float | str | None, why: str,
@@ -142,9 +148,10 @@ def _base(rule: RuleBase, rule_id: str, ctx: Context, status: Status, value: flo
           problems: list[Problem] | None = None, threshold: float | None = None) -> Finding:
     about: dict[str, Any] = {"title": rule.title.en, "kind": rule.kind, "measures": rule.measures, "op": rule.op}
     if rule.city_override_of is not None:
-        about["threshold_from"] = f"city override (standards.overrides; the pack says {num(rule.city_override_of)})"
+        about["threshold_from"] = _("city override (standards.overrides; the pack says {n})").format(
+            n=num(rule.city_override_of))
     else:
-        about["threshold_from"] = "rule pack"
+        about["threshold_from"] = _("rule pack")
     if rule.proposal:
         about["proposal"] = True
     src = rule.source
@@ -158,30 +165,31 @@ def _base(rule: RuleBase, rule_id: str, ctx: Context, status: Status, value: flo
 
 def _speed_hint(speed: float, threshold: float) -> str:
     if speed <= 100 < threshold:
-        return ("check the cable (a damaged pair drops gigabit to 100 Mbit/s) or the SFP, and that both ends "
-                "auto-negotiate")
-    return (f"the ports or modules at one end run at {num(speed)} Mbit/s: {num(threshold)} Mbit/s needs faster ports "
-            "or modules (e.g. SFP+) at both ends")
+        return _("check the cable (a damaged pair drops gigabit to 100 Mbit/s) or the SFP, and that both ends "
+                 "auto-negotiate")
+    return _("the ports or modules at one end run at {speed} Mbit/s: {threshold} Mbit/s needs faster ports "
+             "or modules (e.g. SFP+) at both ends").format(speed=num(speed), threshold=num(threshold))
 
 
 def _link_words(link: Link, which: str) -> str:
     far = link.b.label() if link.b is not None else (link.far_name or "")
-    where = f"{link.a.port} on {link.a.device}" + (f" (to {far})" if far else "")
+    where = (_("{port} on {device} (to {far})") if far else _("{port} on {device}")).format(
+        port=link.a.port, device=link.a.device, far=far)
     if which == "classroom" and link.room:
-        return f"classroom {link.room} link {where}"
-    return f"{which} link {where}"
+        return _("classroom {room} link {where}").format(room=link.room, where=where)
+    return (_("backbone link {where}") if which == "backbone" else _("classroom link {where}")).format(where=where)
 
 
 def _why_unknown_end(end: End, ctx: Context) -> str:
     poll = ctx.store.polls().get(end.device)
     if poll is None:
-        return f"{end.device} has not been polled"
+        return _("{device} has not been polled").format(device=end.device)
     if not poll.ok:
-        err = poll.errors[0] if poll.errors else "no answer"
-        return f"{end.device} did not answer its last poll ({err})"
+        err = poll.errors[0] if poll.errors else _("no answer")
+        return _("{device} did not answer its last poll ({error})").format(device=end.device, error=err)
     if not end.found:
-        return f"{end.device} reports no interface called {end.port}"
-    return f"no speed reading of {end.label()} in the window"
+        return _("{device} reports no interface called {port}").format(device=end.device, port=end.port)
+    return _("no speed reading of {end} in the window").format(end=end.label())
 
 
 def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
@@ -201,36 +209,42 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
         words = _link_words(link, which)
         if link.down and fresh:
             status: Status = "fail"
-            reason = f"down (oper status {', '.join(str(e.oper_status) for e in link.ends)})"
-            problems.append(Problem(rule_id, "fail", f"{words} is down", "check the cable, the SFP and the switch "
-                                    "at the far end", scope, 1.0, link.a.device))
+            reason = _("down (oper status {status})").format(status=", ".join(str(e.oper_status) for e in link.ends))
+            problems.append(Problem(rule_id, "fail", _("{link} is down").format(link=words),
+                                    _("check the cable, the SFP and the switch at the far end"), scope, 1.0,
+                                    link.a.device))
         elif link.stale:
             status = "unknown"
-            reason = "LLDP no longer reports this neighbour"
-            missing.append(f"{link.label()}: LLDP no longer reports the neighbour "
-                           f"(last seen {_ago(ctx.now, link.last_seen)})")
-            problems.append(Problem(rule_id, "unknown", f"{words}: the neighbour is no longer seen by LLDP",
-                                    "check whether the link or the far switch is down, or was moved", scope, 1.0,
+            reason = _("LLDP no longer reports this neighbour")
+            missing.append(_("{link}: LLDP no longer reports the neighbour (last seen {ago})").format(
+                link=link.label(), ago=_ago(ctx.now, link.last_seen)))
+            problems.append(Problem(rule_id, "unknown",
+                                    _("{link}: the neighbour is no longer seen by LLDP").format(link=words),
+                                    _("check whether the link or the far switch is down, or was moved"), scope, 1.0,
                                     link.a.device))
         elif speed is None or not fresh:
             status = "unknown"
             why = "; ".join(_why_unknown_end(e, ctx) for e in link.ends if e.speed_mbps is None or not fresh)
-            reason = f"speed not known: {why}"
-            missing.append(f"negotiated speed of {link.label()} ({why})")
-            problems.append(Problem(rule_id, "unknown", f"{words}: speed not known", why, scope, 1.0, link.a.device))
+            reason = _("speed not known: {why}").format(why=why)
+            missing.append(_("negotiated speed of {link} ({why})").format(link=link.label(), why=why))
+            problems.append(Problem(rule_id, "unknown", _("{link}: speed not known").format(link=words), why, scope,
+                                    1.0, link.a.device))
         elif _OPS[rule.op](speed, threshold):
-            status, reason = "pass", f"{num(speed)} Mbit/s"
+            status, reason = "pass", _("{speed} Mbit/s").format(speed=num(speed))
         else:
-            status, reason = "fail", f"{num(speed)} Mbit/s, below {num(threshold)}"
-            problems.append(Problem(rule_id, "fail", f"{words} negotiated {num(speed)} Mbit/s",
+            status, reason = "fail", _("{speed} Mbit/s, below {threshold}").format(speed=num(speed),
+                                                                                   threshold=num(threshold))
+            problems.append(Problem(rule_id, "fail", _("{link} negotiated {speed} Mbit/s").format(
+                                        link=words, speed=num(speed)),
                                     _speed_hint(speed, threshold), scope, 1 - speed / threshold, link.a.device))
         statuses.append(status)
-        rows.append({**link.to_dict(), "status": status, "reason": reason})
+        rows.append({**link.to_dict(), "status": status, "reason": reason, "is_down": bool(link.down and fresh)})
     if which == "backbone":
         statuses += _backbone_gaps(ctx, links, rule_id, missing, problems)
-    below = [f"{r['link']} at {num(r['speed_mbps'])} Mbit/s" for r in rows if r["status"] == "fail"
-             and r["speed_mbps"] is not None and not r["reason"].startswith("down")]
-    down = [r["link"] for r in rows if r["reason"].startswith("down")]
+    # the reason is in the reader's language: whether a link is down is the row's flag, not its words
+    below = [_("{link} at {speed} Mbit/s").format(link=r["link"], speed=num(r["speed_mbps"])) for r in rows
+             if r["status"] == "fail" and r["speed_mbps"] is not None and not r["is_down"]]
+    down = [r["link"] for r in rows if r.pop("is_down")]
     evidence: dict[str, Any] = {"links": rows, "below_threshold": below, "down": down}
     if which == "backbone":
         evidence["backbone_roles"] = list(ctx.cfg.topology.backbone_roles)
@@ -241,25 +255,30 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     value = min(speeds) if speeds else None
     window = (min(seen), max(seen)) if seen else None
     if not links:
-        hint = ("enable LLDP on the switches, or name the links in topology.links" if which == "backbone"
-                else "name the ports that feed classrooms in topology.classroom_drops, or give the devices in "
-                     "classrooms a `room` so that LLDP can find their links")
-        what = (f"no {which} links known: LLDP shows none between devices with roles "
-                f"{', '.join(ctx.cfg.topology.backbone_roles)}, and the configuration names none"
-                if which == "backbone" else "no classroom links known from LLDP or the configuration")
+        hint = (_("enable LLDP on the switches, or name the links in topology.links") if which == "backbone"
+                else _("name the ports that feed classrooms in topology.classroom_drops, or give the devices in "
+                       "classrooms a `room` so that LLDP can find their links"))
+        what = (_("no backbone links known: LLDP shows none between devices with roles {roles}, and the "
+                  "configuration names none").format(roles=", ".join(ctx.cfg.topology.backbone_roles))
+                if which == "backbone" else _("no classroom links known from LLDP or the configuration"))
         missing.insert(0, what)
         problems.insert(0, Problem(rule_id, "unknown", what, hint, scope, 1.0))
         return _base(rule, rule_id, ctx, "unknown", None, what, evidence, None, missing, problems)
     status = worst(statuses)
     n, bad = len(rows), len(below) + len(down)
+    kind = _("backbone") if which == "backbone" else _("classroom")
     if status == "pass":
-        why = (f"all {n} {which} links run at {rule.op} {num(threshold)} Mbit/s (slowest {num(value)})" if n > 1
-               else f"the {which} link runs at {num(value)} Mbit/s ({rule.op} {num(threshold)})")
+        why = (_("all {n} {kind} links run at {op} {threshold} Mbit/s (slowest {value})") if n > 1
+               else _("the {kind} link runs at {value} Mbit/s ({op} {threshold})")).format(
+            n=n, kind=kind, op=rule.op, threshold=num(threshold), value=num(value))
     elif status == "fail":
-        named = "; ".join([*(f"{d} down" for d in down), *below][:3])
-        why = f"{bad} of {n} {which} links below {num(threshold)} Mbit/s or down: {named}"
+        named = "; ".join([*(_("{link} down").format(link=d) for d in down), *below][:3])
+        why = _("{bad} of {n} {kind} links below {threshold} Mbit/s or down: {named}").format(
+            bad=bad, n=n, kind=kind, threshold=num(threshold), named=named)
     else:
-        why = f"speed of {sum(1 for s in statuses if s == 'unknown')} {which} link(s) not known: {missing[0]}"
+        unknown = sum(1 for s in statuses if s == "unknown")
+        why = ngettext("speed of {n} {kind} link not known: {first}", "speed of {n} {kind} links not known: {first}",
+                       unknown).format(n=unknown, kind=kind, first=missing[0])
     return _base(rule, rule_id, ctx, status, value, why, evidence, window, missing, problems)
 
 
@@ -275,12 +294,13 @@ def _backbone_gaps(ctx: Context, links: list[Link], rule_id: str, missing: list[
     out: list[Status] = []
     for d in members:
         if d.name not in linked:
-            what = f"{d.name} ({d.role}) has no known backbone link"
+            what = _("{device} ({role}) has no known backbone link").format(device=d.name, role=role_word(d.role))
             poll = polls.get(d.name)
             if poll is not None and not poll.ok:
-                hint = f"it did not answer its last poll: check that it is up and the SNMP credentials ({d.host})"
+                hint = _("it did not answer its last poll: check that it is up and the SNMP credentials "
+                         "({host})").format(host=d.host)
             else:
-                hint = "enable LLDP on it and its neighbour, or name the link in topology.links"
+                hint = _("enable LLDP on it and its neighbour, or name the link in topology.links")
             missing.append(what)
             problems.append(Problem(rule_id, "unknown", what, hint, "building", 1.0, d.name))
             out.append("unknown")
@@ -289,8 +309,8 @@ def _backbone_gaps(ctx: Context, links: list[Link], rule_id: str, missing: list[
 
 def _ago(now: float, t: float | None) -> str:
     if t is None:
-        return "never"
-    return f"{duration(max(0, round(now - t)))} ago" if now - t >= 60 else "just now"
+        return _("never")
+    return _("{duration} ago").format(duration=duration(max(0, round(now - t)))) if now - t >= 60 else _("just now")
 
 
 # -- capacity ------------------------------------------------------------------------------------------
@@ -298,6 +318,10 @@ def _ago(now: float, t: float | None) -> str:
 def _gateway_port(ctx: Context) -> Sample | None:
     ports = [s for s in ctx.store.latest("host.if_speed_mbps") if s.tags.get("role") == "wan"]
     return max(ports, key=lambda s: s.time) if ports else None
+
+
+def _shaped() -> str:
+    return _("ask the provider what the line is shaped to; check for cross-traffic during the tests")
 
 
 def judge_capacity(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
@@ -314,11 +338,13 @@ def judge_capacity(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
         evidence["uplink"] = uplink.to_dict()
         if uplink.found and uplink.seen is not None and uplink.seen >= since:
             if uplink.oper_status not in (None, "up"):
-                uplink_fail = f"uplink {uplink.port} on {uplink.device} is down (oper status {uplink.oper_status})"
-                problems.append(Problem(rule_id, "fail", uplink_fail, "check the cable, the SFP and the provider's "
-                                        "equipment", "school", 1.0, uplink.device))
+                uplink_fail = _("uplink {port} on {device} is down (oper status {status})").format(
+                    port=uplink.port, device=uplink.device, status=uplink.oper_status)
+                problems.append(Problem(rule_id, "fail", uplink_fail, _("check the cable, the SFP and the provider's "
+                                        "equipment"), "school", 1.0, uplink.device))
             elif uplink.speed_mbps is not None and uplink.speed_mbps < threshold:
-                uplink_fail = f"uplink {uplink.port} on {uplink.device} negotiated {num(uplink.speed_mbps)} Mbit/s"
+                uplink_fail = _("uplink {port} on {device} negotiated {speed} Mbit/s").format(
+                    port=uplink.port, device=uplink.device, speed=num(uplink.speed_mbps))
                 problems.append(Problem(rule_id, "fail", uplink_fail, _speed_hint(uplink.speed_mbps, threshold),
                                         "school", 1 - uplink.speed_mbps / threshold, uplink.device))
     tests = [s for s in ctx.samples(rule.measures, rule) if isinstance(s.value, int | float)]
@@ -342,55 +368,63 @@ def judge_capacity(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     window = (since, ctx.now)
     if uplink_fail is not None:
         shown = value if value is not None else uplink.speed_mbps if uplink is not None else None
-        return _base(rule, rule_id, ctx, "fail", shown, f"{uplink_fail}, below {num(threshold)} Mbit/s",
+        return _base(rule, rule_id, ctx, "fail", shown, _("{cause}, below {threshold} Mbit/s").format(
+                     cause=uplink_fail, threshold=num(threshold)),
                      {**evidence, "decided_by": "uplink port"}, window, missing, problems)
-    port_words = (f"the gateway's WAN port {port.tags.get('interface', '')} runs at {num(float(port.value))} Mbit/s: "
-                  f"a {method.upper()} test tops out at {num(ceiling)} Mbit/s" if port is not None else "")
+    port_words = (_("the gateway's WAN port {interface} runs at {speed} Mbit/s: a {method} test tops out at "
+                    "{ceiling} Mbit/s").format(interface=port.tags.get("interface", ""), speed=num(float(port.value)),
+                                               method=method.upper(), ceiling=num(ceiling))
+                  if port is not None else "")
     if limited:
         assert port is not None and ceiling is not None
-        hint = f"connect the gateway to a port of at least {num(threshold / EFFICIENCY[method])} Mbit/s to measure this"
+        hint = _("connect the gateway to a port of at least {speed} Mbit/s to measure this").format(
+            speed=num(threshold / EFFICIENCY[method]))
         if value is not None and value < tol * ceiling:
-            why = f"tests show {num(value)} Mbit/s, under {num(tol * 100)} % of what the gateway port could carry"
-            problems.append(Problem(rule_id, "fail", f"capacity tests show {num(value)} Mbit/s (needs "
-                                    f"{num(threshold)})", "ask the provider what the line is shaped to; check "
-                                    "for cross-traffic during the tests", "school", 1 - value / threshold))
+            why = _("tests show {value} Mbit/s, under {share} % of what the gateway port could carry").format(
+                value=num(value), share=num(tol * 100))
+            problems.append(Problem(rule_id, "fail", _("capacity tests show {value} Mbit/s (needs {threshold})").format(
+                                    value=num(value), threshold=num(threshold)), _shaped(), "school",
+                                    1 - value / threshold))
             return _base(rule, rule_id, ctx, "fail", value, why, {**evidence, "decided_by": "capacity tests"},
                          window, missing, problems)
-        why = f"{port_words}, below {num(threshold)} Mbit/s" + (f"; tests reach {num(value)}" if value else
-                                                              "; no capacity test yet")
+        why = (_("{port}, below {threshold} Mbit/s; tests reach {value}") if value else
+               _("{port}, below {threshold} Mbit/s; no capacity test yet")).format(
+            port=port_words, threshold=num(threshold), value=num(value))
         problems.append(Problem(rule_id, "port-limited", port_words, hint, "school",
                                 1 - ceiling / threshold, port.device))
         return _base(rule, rule_id, ctx, "port-limited", value, why, {**evidence, "decided_by": "gateway port"},
                      window, missing, problems)
     if value is None:
-        what = f"capacity tests ({rule.measures}) in {ctx.hours_text(rule)}"
+        what = _("capacity tests ({metric}) in {hours}").format(metric=rule.measures, hours=ctx.hours_text(rule))
         missing.append(what)
         if port is None:
-            missing.append("the speed of the gateway's WAN port (host.wan_interface in the configuration)")
-        problems.append(Problem(rule_id, "unknown", f"no {what}", "the broadband tests run from the "
-                                "agent; check that it can reach the city cloud's test server", "school", 1.0))
-        return _base(rule, rule_id, ctx, "unknown", None, f"no {what}", evidence, window, missing, problems)
+            missing.append(_("the speed of the gateway's WAN port (host.wan_interface in the configuration)"))
+        nothing = _("no {what}").format(what=what)
+        problems.append(Problem(rule_id, "unknown", nothing, _("the broadband tests run from the agent; check that "
+                                "it can reach the city cloud's test server"), "school", 1.0))
+        return _base(rule, rule_id, ctx, "unknown", None, nothing, evidence, window, missing, problems)
     need = tol * threshold
     evidence["pass_at_mbps"] = round(need, 3)
+    numbers = {"value": num(value), "method": method.upper(), "tests": len(used), "need": num(need),
+               "share": num(tol * 100), "threshold": num(threshold)}
     if value >= need:
-        return _base(rule, rule_id, ctx, "pass", value, f"tests reach {num(value)} Mbit/s ({method.upper()}, "
-                     f"p20 of {len(used)}); passes at {num(need)} ({num(tol * 100)} % of {num(threshold)})",
+        return _base(rule, rule_id, ctx, "pass", value, _("tests reach {value} Mbit/s ({method}, p20 of {tests}); "
+                     "passes at {need} ({share} % of {threshold})").format(**numbers),
                      {**evidence, "decided_by": "capacity tests"}, window, missing, problems)
-    problems.append(Problem(rule_id, "fail", f"capacity tests show {num(value)} Mbit/s, needs {num(threshold)}",
-                            "ask the provider what the line is shaped to; check for cross-traffic during the tests",
-                            "school", 1 - value / threshold))
-    return _base(rule, rule_id, ctx, "fail", value, f"tests reach only {num(value)} Mbit/s ({method.upper()}, p20 of "
-                 f"{len(used)}); needs {num(need)} ({num(tol * 100)} % of {num(threshold)})",
+    problems.append(Problem(rule_id, "fail", _("capacity tests show {value} Mbit/s, needs {threshold}").format(
+                            **numbers), _shaped(), "school", 1 - value / threshold))
+    return _base(rule, rule_id, ctx, "fail", value, _("tests reach only {value} Mbit/s ({method}, p20 of {tests}); "
+                 "needs {need} ({share} % of {threshold})").format(**numbers),
                  {**evidence, "decided_by": "capacity tests"}, window, missing, problems)
 
 
 # -- statistic -----------------------------------------------------------------------------------------
 
-_STAT_HINTS = {
-    "wan.reachable": "look at the events for outages of the line, and ask the provider",
-    "wan.loss_percent": "check the WAN port for errors (eduedge poll on the uplink switch) and ask the provider",
-    "wan.rtt_loaded_ms": "the line's queue fills under load (bufferbloat): enable SQM (fq_codel/cake) on the "
-                         "gateway or ask the provider",
+_STAT_HINTS = {   # translated where they are used
+    "wan.reachable": N_("look at the events for outages of the line, and ask the provider"),
+    "wan.loss_percent": N_("check the WAN port for errors (eduedge poll on the uplink switch) and ask the provider"),
+    "wan.rtt_loaded_ms": N_("the line's queue fills under load (bufferbloat): enable SQM (fq_codel/cake) on the "
+                            "gateway or ask the provider"),
 }
 
 
@@ -401,32 +435,37 @@ def judge_statistic(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     evidence: dict[str, Any] = {"statistic": rule.statistic, "samples": len(values)}
     missing: list[str] = []
     if len(values) < rule.min_samples:
-        missing.append(f"{rule.measures} in {ctx.hours_text(rule)} (have {len(values)}, need {rule.min_samples})")
+        missing.append(_("{metric} in {hours} (have {have}, need {need})").format(
+            metric=rule.measures, hours=ctx.hours_text(rule), have=len(values), need=rule.min_samples))
     denominator = None
     if rule.relative_to:
         base = _numbers(ctx.samples(rule.relative_to, rule))
         evidence["baseline_samples"] = len(base)
         if not base:
-            missing.append(f"{rule.relative_to} in {ctx.hours_text(rule)}")
+            missing.append(_("{metric} in {hours}").format(metric=rule.relative_to, hours=ctx.hours_text(rule)))
         else:
             denominator = _statistic(rule.statistic, base)
             evidence["baseline"] = round(denominator, 3)
     if missing:
-        problem = Problem(rule_id, "unknown", f"{rule.title.en}: not enough data", "missing " + "; ".join(missing))
-        return _base(rule, rule_id, ctx, "unknown", None, "missing " + "; ".join(missing), evidence, window,
-                     missing, [problem])
+        lacking = _missing(missing)
+        problem = Problem(rule_id, "unknown", _("{title}: not enough data").format(title=rule.title.local()), lacking)
+        return _base(rule, rule_id, ctx, "unknown", None, lacking, evidence, window, missing, [problem])
     value = _statistic(rule.statistic, values)
     evidence["measured"] = round(value, 3)
     if rule.relative_to:
         if not denominator:
-            return _base(rule, rule_id, ctx, "unknown", None, f"{rule.relative_to} is zero", evidence, window,
-                         [f"a non-zero {rule.relative_to}"])
+            return _base(rule, rule_id, ctx, "unknown", None, _("{metric} is zero").format(metric=rule.relative_to),
+                         evidence, window, [_("a non-zero {metric}").format(metric=rule.relative_to)])
         value = value / denominator
     ok = _OPS[rule.op](value, rule.threshold)
-    what = f"{rule.statistic} of {rule.measures}" + (f" / {rule.relative_to}" if rule.relative_to else "")
-    why = f"{what} = {num(value)} {rule.unit} over {len(values)} samples (needs {rule.op} {num(rule.threshold)})"
-    problems = [] if ok else [Problem(rule_id, "fail", f"{rule.title.en.split(': ', 1)[-1]} — measured {num(value)} "
-                                      f"{rule.unit}", _STAT_HINTS.get(rule.measures, ""), "school",
+    what = _("{statistic} of {metric}").format(statistic=rule.statistic, metric=rule.measures) + (
+        f" / {rule.relative_to}" if rule.relative_to else "")
+    why = _("{what} = {value} {unit} over {n} samples (needs {op} {threshold})").format(
+        what=what, value=num(value), unit=rule.unit, n=len(values), op=rule.op, threshold=num(rule.threshold))
+    hint = _STAT_HINTS.get(rule.measures)
+    problems = [] if ok else [Problem(rule_id, "fail", _("{title} — measured {value} {unit}").format(
+                                          title=rule.title.local().split(": ", 1)[-1], value=num(value),
+                                          unit=rule.unit), _(hint) if hint else "", "school",
                                       min(1.0, abs(value - rule.threshold) / max(abs(rule.threshold), 1e-9)))]
     return _base(rule, rule_id, ctx, "pass" if ok else "fail", value, why, evidence, window, [], problems)
 
@@ -444,7 +483,7 @@ def judge_wifi_coverage(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
 def judge_wifi_access(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     assert rule.threshold is not None
     j = wifi_coverage.judge_access(rule, rule_id, lambda m: ctx.samples(m, rule), lambda v: percentile(v, 20),
-                                   f"the last {duration(rule.window)}")
+                                   _("the last {span}").format(span=duration(rule.window)))
     return _base(rule, rule_id, ctx, j.status, j.value, j.why, j.evidence, (ctx.now - rule.window, ctx.now),
                  j.missing, j.problems)
 
@@ -470,30 +509,34 @@ def judge_device_ratio(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
     enrol = ctx.cfg.school.enrolment
     missing = []
     if enrol is None or enrol.students + enrol.teachers == 0:
-        missing.append("school.enrolment (students and teachers) in the configuration")
+        missing.append(_("school.enrolment (students and teachers) in the configuration"))
     if not counts:
-        missing.append(f"a count of learning devices ({rule.measures}) from the last {duration(rule.window)}")
+        missing.append(_("a count of learning devices ({metric}) from the last {span}").format(
+            metric=rule.measures, span=duration(rule.window)))
     elif sum(float(s.value) for s in counts) == 0:
         # discovery and the learning SSIDs saw none: that is nothing seen, not a count of none
-        missing.append(f"a learning device seen in the last {duration(rule.window)} (discovery and the learning "
-                       "SSIDs, discovery.learning.ssids, found none; check that they cover the classrooms)")
+        missing.append(_("a learning device seen in the last {span} (discovery and the learning SSIDs, "
+                         "discovery.learning.ssids, found none; check that they cover the classrooms)").format(
+            span=duration(rule.window)))
     window = (since, ctx.now)
     if missing:
-        return _base(rule, rule_id, ctx, "unknown", None, "missing " + "; ".join(missing), {}, window, missing,
-                     [Problem(rule_id, "unknown", "learning devices per person cannot be counted",
-                             "missing " + "; ".join(missing))])
+        return _base(rule, rule_id, ctx, "unknown", None, _missing(missing), {}, window, missing,
+                     [Problem(rule_id, "unknown", _("learning devices per person cannot be counted"),
+                              _missing(missing))])
     assert enrol is not None
     devices = sum(float(s.value) for s in counts)
     people = enrol.students + enrol.teachers
     ratio = devices / people
     evidence = {"devices": devices, "students": enrol.students, "teachers": enrol.teachers,
                 "counted_at": max(s.time for s in counts)}
-    why = f"{num(devices)} learning devices for {people} students and teachers: {ratio:.2f} per person"
+    why = _("{devices} learning devices for {people} students and teachers: {ratio} per person").format(
+        devices=num(devices), people=people, ratio=f"{ratio:.2f}")
     if _OPS[rule.op](ratio, rule.threshold):
         return _base(rule, rule_id, ctx, "pass", round(ratio, 4), why, evidence, window)
-    problem = Problem(rule_id, "fail", f"{num(devices)} learning devices for {people} students and teachers "
-                      f"({ratio:.2f} per person)", "check that discovery covers every classroom subnet, and the "
-                      "inventory of devices not yet handed out", "school", 1 - ratio / rule.threshold)
+    problem = Problem(rule_id, "fail", _("{devices} learning devices for {people} students and teachers "
+                      "({ratio} per person)").format(devices=num(devices), people=people, ratio=f"{ratio:.2f}"),
+                      _("check that discovery covers every classroom subnet, and the inventory of devices not yet "
+                        "handed out"), "school", 1 - ratio / rule.threshold)
     return _base(rule, rule_id, ctx, "fail", round(ratio, 4), why, evidence, window, [], [problem])
 
 
@@ -513,9 +556,10 @@ def judge(rule: Rule, ctx: Context) -> Finding:
     parts = [JUDGES[p.kind](p, rule.part_id(p), ctx) for p in rule.parts]
     status = worst(p.status for p in parts)
     bad = [p for p in parts if p.status != "pass"]
-    why = (f"all {len(parts)} parts pass" if not bad else
-           f"{len(bad)} of {len(parts)} parts do not pass: " + ", ".join(f"{p.rule.rsplit('.', 1)[-1]} {p.status}"
-                                                                     for p in bad))
+    why = (_("all {n} parts pass").format(n=len(parts)) if not bad else
+           _("{bad} of {n} parts do not pass: {parts}").format(
+               bad=len(bad), n=len(parts),
+               parts=", ".join(f"{p.rule.rsplit('.', 1)[-1]} {status_word(p.status)}" for p in bad)))
     spans = [p.window for p in parts if p.window is not None]
     window = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
     return _base(rule, rule.id, ctx, status, None, why, {"parts": [p.to_dict() for p in parts]}, window,

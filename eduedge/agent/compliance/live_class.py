@@ -62,6 +62,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
 from eduedge.collectors.wifi.config import ZONE_TYPES
+from eduedge.core.i18n import _
 from eduedge.core.samples import Sample
 
 ERROR_SHARE = 5.0            # % of lesson-time periods with errors a drop may show (a glitch, not a fault)
@@ -334,13 +335,17 @@ class RoomVerdict:
         """The answer in plain words: ready or not for `profile`, and the weakest link."""
         w = self.weakest
         if self.status == "pass":
-            tail = f"; weakest link: {w.label} - {w.why}" if w is not None else ""
-            return f"room {self.room} is ready for a {profile}{tail}"
+            if w is None:
+                return _("room {room} is ready for a {profile}").format(room=self.room, profile=profile)
+            return _("room {room} is ready for a {profile}; weakest link: {link} - {why}").format(
+                room=self.room, profile=profile, link=w.label, why=w.why)
         if self.status == "fail":
             assert w is not None
-            return f"room {self.room} is not ready for a {profile}: {w.label} - {w.why}"
+            return _("room {room} is not ready for a {profile}: {link} - {why}").format(
+                room=self.room, profile=profile, link=w.label, why=w.why)
         missing = "; ".join(m for x in self.links for m in x.missing) or (self.notes[0] if self.notes else "")
-        return f"room {self.room}: cannot tell whether it is ready for a {profile}: missing {missing}"
+        return _("room {room}: cannot tell whether it is ready for a {profile}: missing {missing}").format(
+            room=self.room, profile=profile, missing=missing)
 
     def to_dict(self, profile: str) -> dict[str, Any]:
         return {"room": self.room, "status": self.status, "ready": self.status == "pass",
@@ -356,7 +361,8 @@ def _fits(link: str, label: str, used: float, why: str, hint: str, device: str |
 
 
 def _load_words(used: float, max_load: float) -> str:
-    return f"it would be {num(round(used * max_load, 1))} % full (at most {num(max_load)} %)"
+    return _("it would be {full} % full (at most {max} %)").format(full=num(round(used * max_load, 1)),
+                                                                  max=num(max_load))
 
 
 def _directions(needs: dict[str, float], peaks: dict[str, float], capacity: dict[str, float],
@@ -373,34 +379,36 @@ def _directions(needs: dict[str, float], peaks: dict[str, float], capacity: dict
     return best, which
 
 
-_TOWARD = {"down": "toward the room", "up": "from the room"}
 
 
 def judge_drop(rule: Any, inp: Inputs, link: Link, end: End) -> LinkVerdict:
     p = rule.profile
-    label = f"classroom drop {end.port} on {end.device}"
+    label = _("classroom drop {port} on {device}").format(port=end.port, device=end.device)
     since = inp.now - inp.window
     fresh = [e for e in link.ends if e.seen is not None and e.seen >= since]
     if link.stale:
-        return LinkVerdict("drop", label, "unknown", None, "LLDP no longer sees the room's device on it",
-                           missing=[f"{label}: LLDP no longer reports the neighbour"], device=end.device)
+        return LinkVerdict("drop", label, "unknown", None, _("LLDP no longer sees the room's device on it"),
+                           missing=[_("{link}: LLDP no longer reports the neighbour").format(link=label)],
+                           device=end.device)
     if link.down and fresh:
         states = ", ".join(str(e.oper_status) for e in link.ends)
-        return LinkVerdict("drop", label, "fail", math.inf, f"the port is down ({states})",
-                           "check the cable, the socket in the room and the device plugged into it", end.device)
+        return LinkVerdict("drop", label, "fail", math.inf, _("the port is down ({states})").format(states=states),
+                           _("check the cable, the socket in the room and the device plugged into it"), end.device)
     speed = link.speed_mbps
     if speed is None or not fresh:
-        return LinkVerdict("drop", label, "unknown", None, "its speed is not known",
-                           missing=[f"the negotiated speed of {label} (no recent poll of {end.device} shows it)"],
+        return LinkVerdict("drop", label, "unknown", None, _("its speed is not known"),
+                           missing=[_("the negotiated speed of {link} (no recent poll of {device} shows it)").format(
+                               link=label, device=end.device)],
                            device=end.device)
     duplex = next((str(s.value) for s in inp.store.latest("if.duplex", end.device)
                    if s.tags.get("if_index") == end.if_index), None)
     evidence: dict[str, Any] = {"speed_mbps": speed, "duplex": duplex}
     if duplex == "half":
         return LinkVerdict("drop", label, "fail", math.inf,
-                           f"it negotiated half duplex at {num(speed)} Mbit/s: collisions lose video packets",
-                           "set both ends to auto-negotiate (a port forced to full duplex facing auto makes the "
-                           "other end fall back to half) and check the cable", end.device, [], evidence)
+                           _("it negotiated half duplex at {speed} Mbit/s: collisions lose video packets").format(
+                               speed=num(speed)),
+                           _("set both ends to auto-negotiate (a port forced to full duplex facing auto makes the "
+                             "other end fall back to half) and check the cable"), end.device, [], evidence)
     def mine(metric: str) -> list[float]:
         return inp.by_port(metric).get((end.device, end.port), [])
     peaks: dict[str, float] = {}
@@ -411,35 +419,40 @@ def judge_drop(rule: Any, inp: Inputs, link: Link, end: End) -> LinkVerdict:
             peaks[d] = pct(values, 95)
             evidence[f"peak_{d}_mbps"], evidence["quarter_hours"] = round(peaks[d], 3), len(values)
         else:
-            missing.append(f"the load of {label} in {inp.hours_text}")
+            missing.append(_("the load of {link} in {hours}").format(link=label, hours=inp.hours_text))
     errors = mine("liveclass.drop_errors_pps")
     if errors:
         share = 100.0 * sum(1 for v in errors if v > 0) / len(errors)
         evidence["quarter_hours_with_errors_percent"] = round(share, 2)
         if share > ERROR_SHARE:
             return LinkVerdict("drop", label, "fail", math.inf,
-                               f"errors in {num(share)} % of the lesson-time quarter hours (up to {num(max(errors))} "
-                               "packets/s): packets of the lesson are lost on it",
-                               "a damaged cable or socket, or a duplex mismatch: test the cable, replace the patch "
-                               "lead", end.device, [], evidence)
+                               _("errors in {share} % of the lesson-time quarter hours (up to {most} packets/s): "
+                                 "packets of the lesson are lost on it").format(share=num(share),
+                                                                                most=num(max(errors))),
+                               _("a damaged cable or socket, or a duplex mismatch: test the cable, replace the patch "
+                                 "lead"), end.device, [], evidence)
     if missing:
-        return LinkVerdict("drop", label, "unknown", None, "its load at lesson time is not known", "", end.device,
+        return LinkVerdict("drop", label, "unknown", None, _("its load at lesson time is not known"), "", end.device,
                            missing[:1], evidence)
     needs = {"down": p.down_mbps, "up": p.up_mbps}
     used, d = _directions(needs, peaks, {"down": speed, "up": speed}, p.max_load_percent)
-    why = (f"runs at {num(speed)} Mbit/s and carries {num(round(peaks[d], 1))} Mbit/s {_TOWARD[d]} at lesson peaks "
-           f"(p95); with the lesson's {num(needs[d])} Mbit/s {_load_words(used, p.max_load_percent)}")
-    hint = ("a drop below 100 Mbit/s: check the cable (a damaged pair drops gigabit to 100 or 10 Mbit/s) and that "
-            "both ends auto-negotiate" if speed < 100 else
-            "the room's own traffic fills the drop: move other devices off it or upgrade the port")
+    why = (_("runs at {speed} Mbit/s and carries {peak} Mbit/s toward the room at lesson peaks (p95); with the "
+             "lesson's {need} Mbit/s {load}") if d == "down" else
+           _("runs at {speed} Mbit/s and carries {peak} Mbit/s from the room at lesson peaks (p95); with the "
+             "lesson's {need} Mbit/s {load}")).format(speed=num(speed), peak=num(round(peaks[d], 1)),
+                                                      need=num(needs[d]), load=_load_words(used, p.max_load_percent))
+    hint = (_("a drop below 100 Mbit/s: check the cable (a damaged pair drops gigabit to 100 or 10 Mbit/s) and that "
+              "both ends auto-negotiate") if speed < 100 else
+            _("the room's own traffic fills the drop: move other devices off it or upgrade the port"))
     return _fits("drop", label, used, why, hint, end.device, evidence)
 
 
 def judge_wifi(rule: Any, inp: Inputs, zone: str, rows: dict[str, dict[str, Any]]) -> LinkVerdict:
     row = rows.get(zone)
-    label = f"Wi-Fi zone {zone}"
+    label = _("Wi-Fi zone {zone}").format(zone=zone)
     if row is None or row["status"] == "unknown":
-        reason = row["reason"] if row is not None else f"no Wi-Fi samples of the zone in {inp.hours_text}"
+        reason = (row["reason"] if row is not None else
+                  _("no Wi-Fi samples of the zone in {hours}").format(hours=inp.hours_text))
         return LinkVerdict("wifi", label, "unknown", None, reason, missing=[f"{label}: {reason}"])
     allowance = 100.0 - rule.zone_share
     # as the coverage rule decides: measured client signal outranks the noise floor, which counts only without it
@@ -454,8 +467,8 @@ def judge_wifi(rule: Any, inp: Inputs, zone: str, rows: dict[str, dict[str, Any]
         # a zone with no AP up is broken; otherwise it failed on a share above its allowance (used > 1)
         down = row["presence_percent"] is not None and row["presence_percent"] < rule.presence
         return LinkVerdict("wifi", label, "fail", math.inf if down else used, row["reason"],
-                           "check the AP's power (PoE) and its switch port" if down else
-                           "a coverage hole or an overloaded AP: check the AP's power and channel, or add an AP",
+                           _("check the AP's power (PoE) and its switch port") if down else
+                           _("a coverage hole or an overloaded AP: check the AP's power and channel, or add an AP"),
                            evidence=evidence)
     return LinkVerdict("wifi", label, "pass", used, row["reason"], evidence=evidence)
 
@@ -465,52 +478,58 @@ def _capacity(inp: Inputs, d: str) -> tuple[float | None, str]:
              if isinstance(s.value, int | float) and s.tags.get("method", "tcp") == "tcp"]
     if tests:
         # TCP goodput is 94 % of the line: the line's rate is what the lesson's packets share
-        return pct(tests, 20) / TCP_SHARE, f"capacity tests (p20 of {len(tests)}, TCP goodput / 0.9415)"
+        return pct(tests, 20) / TCP_SHARE, _("capacity tests (p20 of {n}, TCP goodput / 0.9415)").format(n=len(tests))
     contract = getattr(inp.cfg.broadband, f"capacity_{d}_mbps")
     if contract:
         return float(contract), f"broadband.capacity_{d}_mbps"
     up = inp.topology.uplink
     if up is not None and up.speed_mbps is not None:
-        return up.speed_mbps, f"the speed of the uplink port {up.port} on {up.device} (no capacity test or contract)"
+        return up.speed_mbps, _("the speed of the uplink port {port} on {device} (no capacity test or "
+                                "contract)").format(port=up.port, device=up.device)
     return None, ""
 
 
 def judge_uplink(rule: Any, inp: Inputs) -> LinkVerdict:
     p = rule.profile
-    label = "the school's uplink"
+    label = _("the school's uplink")
     capacity: dict[str, float] = {}
     peaks: dict[str, float] = {}
     evidence: dict[str, Any] = {}
     missing: list[str] = []
-    for d, word in (("down", "download"), ("up", "upload")):
+    for d in ("down", "up"):
         cap, source = _capacity(inp, d)
         if cap is None:
-            missing.append(f"the uplink's {word} capacity (broadband tests, broadband.capacity_{d}_mbps or "
-                           "topology.uplink)")
+            missing.append(_("the uplink's download capacity (broadband tests, broadband.capacity_down_mbps or "
+                              "topology.uplink)") if d == "down" else
+                            _("the uplink's upload capacity (broadband tests, broadband.capacity_up_mbps or "
+                              "topology.uplink)"))
         else:
             capacity[d] = cap
             evidence[f"capacity_{d}_mbps"], evidence[f"capacity_{d}_from"] = round(cap, 3), source
         load = [float(s.value) for s in inp.history(f"wan.traffic_{d}_peak_mbps") if isinstance(s.value, int | float)]
-        source = "the WAN port's traffic peaks"
+        source = _("the WAN port's traffic peaks (p95)")
         if not load:
             load = [float(s.value) for s in inp.history(f"liveclass.uplink_{d}_mbps")
                     if isinstance(s.value, int | float)]
-            source = "the uplink port's rates"
+            source = _("the uplink port's rates (p95)")
         if load:
             peaks[d] = pct(load, 95)
-            evidence[f"peak_{d}_mbps"], evidence[f"peak_{d}_from"] = round(peaks[d], 3), f"{source} (p95)"
+            evidence[f"peak_{d}_mbps"], evidence[f"peak_{d}_from"] = round(peaks[d], 3), source
         else:
-            missing.append(f"the uplink's {word} load in {inp.hours_text}")
+            missing.append((_("the uplink's download load in {hours}") if d == "down" else
+                            _("the uplink's upload load in {hours}")).format(hours=inp.hours_text))
     if missing:
-        return LinkVerdict("uplink", label, "unknown", None, "its capacity or load at lesson time is not known",
+        return LinkVerdict("uplink", label, "unknown", None, _("its capacity or load at lesson time is not known"),
                            missing=missing, evidence=evidence)
     needs = {"down": p.down_mbps, "up": p.up_mbps}
     used, d = _directions(needs, peaks, capacity, p.max_load_percent)
-    word = "download" if d == "down" else "upload"
-    why = (f"{num(round(capacity[d], 1))} Mbit/s of {word} carries {num(round(peaks[d], 1))} Mbit/s at lesson "
-           f"peaks (p95); with the lesson's {num(needs[d])} Mbit/s {_load_words(used, p.max_load_percent)}")
-    hint = ("the school's line is full at lesson time: ask the provider about the line (capacity tests show what "
-            "it carries), or shift other traffic (updates, video) out of lesson time")
+    why = (_("{capacity} Mbit/s of download carries {peak} Mbit/s at lesson peaks (p95); with the lesson's {need} "
+             "Mbit/s {load}") if d == "down" else
+           _("{capacity} Mbit/s of upload carries {peak} Mbit/s at lesson peaks (p95); with the lesson's {need} "
+             "Mbit/s {load}")).format(capacity=num(round(capacity[d], 1)), peak=num(round(peaks[d], 1)),
+                                      need=num(needs[d]), load=_load_words(used, p.max_load_percent))
+    hint = _("the school's line is full at lesson time: ask the provider about the line (capacity tests show what "
+             "it carries), or shift other traffic (updates, video) out of lesson time")
     return _fits("uplink", label, used, why, hint, None, evidence)
 
 
@@ -518,18 +537,19 @@ def judge_path(rule: Any, inp: Inputs) -> LinkVerdict:
     p = rule.profile
     server = live_server(inp.cfg)
     if server is None:
-        what = "a live-class server with an echo server (live_class.endpoints ... echo)"
-        return LinkVerdict("path", "the path to the live-class server", "unknown", None, "no live-class server is "
-                           "configured", missing=[what])
-    label = f"the path to {server.name}"
+        what = _("a live-class server with an echo server (live_class.endpoints ... echo)")
+        return LinkVerdict("path", _("the path to the live-class server"), "unknown", None,
+                           _("no live-class server is configured"), missing=[what])
+    label = _("the path to {server}").format(server=server.name)
     last = max(inp.store.latest("service.up", server.name), key=lambda s: s.time, default=None)
     evidence: dict[str, Any] = {"server": server.name, "echo": server.echo}
     if last is not None and last.value == 0 and last.time >= inp.now - inp.window:
         failure = next((str(s.value) for s in inp.store.latest("service.failure", server.name)
-                        if s.time == last.time), "no reason recorded")
+                        if s.time == last.time), _("no reason recorded"))
         evidence["last_probe"] = {"time": last.time, "failure": failure}
-        return LinkVerdict("path", label, "fail", math.inf, f"the server failed its last probe ({failure})",
-                           "check the school's firewall for the live-class server's ports, then ask the platform",
+        return LinkVerdict("path", label, "fail", math.inf,
+                           _("the server failed its last probe ({failure})").format(failure=failure),
+                           _("check the school's firewall for the live-class server's ports, then ask the platform"),
                            server.name, [], evidence)
 
     def series(metric: str) -> list[float]:
@@ -537,22 +557,26 @@ def judge_path(rule: Any, inp: Inputs) -> LinkVerdict:
                 and isinstance(s.value, int | float)]
     rtt, jitter, loss = (series(f"service.udp_{m}") for m in ("rtt_ms", "jitter_ms", "loss_percent"))
     if len(rtt) < rule.min_samples or len(loss) < rule.min_samples:
-        what = (f"probe rounds to {server.name} in {inp.hours_text} (have {min(len(rtt), len(loss))}, need "
-                f"{rule.min_samples})")
-        return LinkVerdict("path", label, "unknown", None, "too few probe rounds", missing=[what], evidence=evidence)
+        what = _("probe rounds to {server} in {hours} (have {have}, need {need})").format(
+            server=server.name, hours=inp.hours_text, have=min(len(rtt), len(loss)), need=rule.min_samples)
+        return LinkVerdict("path", label, "unknown", None, _("too few probe rounds"), missing=[what],
+                           evidence=evidence)
     delay, jit, lost = pct(rtt, 95), pct(jitter, 95) if jitter else 0.0, sum(loss) / len(loss)
     evidence.update(rounds=len(rtt), rtt_p95_ms=round(delay, 3), jitter_p95_ms=round(jit, 3),
                     loss_mean_percent=round(lost, 3))
     parts = {"delay": delay / p.one_way_delay_ms, "jitter": jit / p.jitter_ms, "loss": lost / p.loss_percent}
     used = max(parts.values())
-    why = (f"over {len(rtt)} probe rounds in lesson time: round trip {num(delay)} ms (p95; the lesson crosses two "
-           f"such legs, so about {num(delay)} ms one way, needs <= {num(p.one_way_delay_ms)}), jitter "
-           f"{num(jit)} ms (<= {num(p.jitter_ms)}), loss {num(lost)} % (<= {num(p.loss_percent)})")
+    why = _("over {rounds} probe rounds in lesson time: round trip {delay} ms (p95; the lesson crosses two such legs, "
+            "so about {delay} ms one way, needs <= {max_delay}), jitter {jitter} ms (<= {max_jitter}), loss {loss} % "
+            "(<= {max_loss})").format(rounds=len(rtt), delay=num(delay), max_delay=num(p.one_way_delay_ms),
+                                      jitter=num(jit), max_jitter=num(p.jitter_ms), loss=num(lost),
+                                      max_loss=num(p.loss_percent))
     worst_part = max(parts, key=lambda k: parts[k])
-    hint = {"delay": "the route to the server is long or queues are full: ask the provider, enable SQM on the "
-                     "gateway", "jitter": "queues fill and empty on the way: enable SQM (fq_codel/cake) on the "
-                     "gateway, or ask the provider", "loss": "packets are lost on the way: check the WAN port "
-                     "for errors and ask the provider"}[worst_part]
+    hint = {"delay": _("the route to the server is long or queues are full: ask the provider, enable SQM on the "
+                       "gateway"),
+            "jitter": _("queues fill and empty on the way: enable SQM (fq_codel/cake) on the gateway, or ask the "
+                        "provider"),
+            "loss": _("packets are lost on the way: check the WAN port for errors and ask the provider")}[worst_part]
     return _fits("path", label, used, why, hint, server.name, evidence)
 
 
@@ -564,8 +588,8 @@ def judge_room(rule: Any, inp: Inputs, room: str, wifi_rows: dict[str, dict[str,
         links.append(judge_wifi(rule, inp, zone, wifi_rows))
     notes = []
     if not links:
-        notes.append(f"no classroom drop (topology.classroom_drops, or a device placed in the room) and no Wi-Fi "
-                     f"zone (wifi.zones rooms) is known for room {room}")
+        notes.append(_("no classroom drop (topology.classroom_drops, or a device placed in the room) and no Wi-Fi "
+                       "zone (wifi.zones rooms) is known for room {room}").format(room=room))
     links += shared
     status = worst(x.status for x in links) if not notes else "unknown"
     failed = [x for x in links if x.status == "fail"]
@@ -592,7 +616,7 @@ def judge_rooms(rule: Any, inp: Inputs, rooms: Sequence[str] | None = None) -> l
 def judge(rule: Any, rule_id: str, inp: Inputs) -> Judgement:
     """The `live-class` rule: the share of classrooms ready for its profile, every room's verdict as evidence."""
     p = rule.profile
-    name = p.name.en
+    name = p.name.local()
     verdicts = judge_rooms(rule, inp)
     evidence: dict[str, Any] = {
         "profile": {"id": rule_id, **p.model_dump(exclude={"references"})},
@@ -601,24 +625,27 @@ def judge(rule: Any, rule_id: str, inp: Inputs) -> Judgement:
         "not_ready": [v.room for v in verdicts if v.status == "fail"],
         "unknown": [v.room for v in verdicts if v.status == "unknown"]}
     if not verdicts:
-        what = "no classrooms in the configuration (wifi.zones of type teaching, topology.classroom_drops, rooms)"
-        return Judgement("unknown", None, what, evidence, [what], [Problem(rule_id, "unknown", what, "name the "
-                         "classrooms in live_class.rooms or in the teaching zones' rooms", "school", 1.0)])
+        what = _("no classrooms in the configuration (wifi.zones of type teaching, topology.classroom_drops, rooms)")
+        return Judgement("unknown", None, what, evidence, [what], [Problem(rule_id, "unknown", what, _(
+                         "name the classrooms in live_class.rooms or in the teaching zones' rooms"), "school", 1.0)])
     problems, missing = [], []
     for v in verdicts:
         w = v.weakest
         if v.status == "fail" and w is not None:
             short = 1.0 if w.used is None or math.isinf(w.used) else min(1.0, w.used - 1)
-            problems.append(Problem(rule_id, "fail", f"room {v.room} not ready for a {name}: {w.label} - {w.why}",
+            problems.append(Problem(rule_id, "fail", _("room {room} not ready for a {profile}: {link} - {why}").format(
+                                    room=v.room, profile=name, link=w.label, why=w.why),
                                     w.hint, "room", short, w.device))
         elif v.status == "unknown":
             lacking = [m for x in v.links for m in x.missing] or v.notes
-            missing += [f"room {v.room}: {m}" for m in lacking]
-            problems.append(Problem(rule_id, "unknown", f"room {v.room}: readiness for a {name} not known",
-                                    "missing " + "; ".join(lacking), "room", 1.0))
+            missing += [_("room {room}: {what}").format(room=v.room, what=m) for m in lacking]
+            problems.append(Problem(rule_id, "unknown", _("room {room}: readiness for a {profile} not known").format(
+                                    room=v.room, profile=name),
+                                    _("missing {what}").format(what="; ".join(lacking)), "room", 1.0))
     statuses = [v.status for v in verdicts]
     status, ready = share_status(statuses, rule.threshold)
-    why = (f"{statuses.count('pass')} of {len(verdicts)} classrooms ready for a {name}; "
-           f"{statuses.count('fail')} not, {statuses.count('unknown')} unknown")
+    why = _("{ready} of {n} classrooms ready for a {profile}; {failed} not, {unknown} unknown").format(
+        ready=statuses.count("pass"), n=len(verdicts), profile=name, failed=statuses.count("fail"),
+        unknown=statuses.count("unknown"))
     return Judgement(status, round(ready, 2), why, evidence, missing, problems)
 

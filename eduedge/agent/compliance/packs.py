@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from eduedge.agent.config import STANDARDS_DIR, SchoolType
+from eduedge.core.i18n import _, language
 from eduedge.core.model import Duration, Strict
 from eduedge.core.yamlfile import YamlFileError, load_yaml, validation_errors
 
@@ -42,6 +43,10 @@ class PackError(YamlFileError):
 class Text(Strict):
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
+
+    def local(self) -> str:
+        """The text in the reader's language (the Chinese is the source document's wording)."""
+        return self.zh if language() == "zh" else self.en
 
 
 class Source(Strict):
@@ -169,7 +174,7 @@ def load_pack(path: Path | str) -> Pack:
     except YamlFileError as e:
         raise PackError(path, e.problems) from None
     if not isinstance(doc.data, dict):
-        raise PackError(path, [f"{path}:1: a rule pack must be a YAML mapping"])
+        raise PackError(path, [_("{path}:1: a rule pack must be a YAML mapping").format(path=path)])
     # Top-level keys starting with `_` hold YAML anchors (the document every rule cites), nothing else.
     data = {k: v for k, v in doc.data.items() if not str(k).startswith("_")}
     try:
@@ -178,15 +183,16 @@ def load_pack(path: Path | str) -> Pack:
         raise PackError(path, validation_errors(doc, e)) from None
     problems = []
     if pack.pack != Path(path).stem:
-        problems.append(f"{path}:{doc.line_of(('pack',)) or 1}: pack: {pack.pack!r} must match the file name "
-                        f"{Path(path).stem!r}")
+        problems.append(_("{path}:{line}: pack: {pack} must match the file name {stem}").format(
+            path=path, line=doc.line_of(("pack",)) or 1, pack=repr(pack.pack), stem=repr(Path(path).stem)))
     seen: set[str] = set()
     for i, r in enumerate(pack.rules):
         where = f"{path}:{doc.line_of(('rules', i, 'id')) or 1}: rules[{i}].id"
         if not r.id.startswith(pack.pack + "."):
-            problems.append(f"{where}: {r.id!r} must start with the pack name {pack.pack!r}")
+            problems.append(_("{where}: {rule} must start with the pack name {pack}").format(
+                where=where, rule=repr(r.id), pack=repr(pack.pack)))
         if r.id in seen:
-            problems.append(f"{where}: {r.id!r} is used twice")
+            problems.append(_("{where}: {rule} is used twice").format(where=where, rule=repr(r.id)))
         seen.add(r.id)
     if problems:
         raise PackError(path, problems)
@@ -241,7 +247,8 @@ def load_packs(names: Sequence[str], dirs: Iterable[Path] = (), overrides: Mappi
     packs: list[Pack] = []
     for name in names:
         if name not in paths:
-            problems.append(f"standards.packs: no rule pack {name!r} (available: {', '.join(sorted(paths))})")
+            problems.append(_("standards.packs: no rule pack {name} (available: {available})").format(
+                name=repr(name), available=", ".join(sorted(paths))))
             continue
         try:
             packs.append(load_pack(paths[name]))
@@ -252,11 +259,12 @@ def load_packs(names: Sequence[str], dirs: Iterable[Path] = (), overrides: Mappi
     rules = [_override(r, overrides, used) for p in packs for r in p.rules]
     known = {r.id: r for r in rules} | {r.part_id(p): p for r in rules for p in r.parts}
     for key in sorted(set(overrides) - used):
-        problems.append(f"standards.overrides: {key!r} is no rule (or rule.part) of the packs "
-                        f"{', '.join(names) or '(none named)'}")
+        problems.append(_("standards.overrides: {key} is no rule (or rule.part) of the packs {packs}").format(
+            key=repr(key), packs=", ".join(names) or _("(none named)")))
     for key in sorted(used):
         if known[key].kind in ("all-of", "region"):
-            problems.append(f"standards.overrides: {key!r} has no threshold of its own (override its parts)")
+            problems.append(_("standards.overrides: {key} has no threshold of its own (override its parts)").format(
+                key=repr(key)))
     if problems:
         raise PackError("standards", problems)
     return RuleSet(packs, rules, overrides)

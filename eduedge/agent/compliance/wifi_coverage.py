@@ -52,6 +52,7 @@ from eduedge.agent.config import AgentConfig, WifiSignal
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import WifiSnapshot, median, snapshot, wireless_devices
 from eduedge.collectors.wifi.config import WifiCapacity
+from eduedge.core.i18n import N_, _
 from eduedge.core.samples import Sample
 
 SUMMARY_DEVICE = "gateway"
@@ -247,6 +248,15 @@ class _Window:
     noisy: float = 0.0
 
 
+# The zone types of the configuration (WifiZone.type) as the reader says them; translated where shown.
+_ZONE_TYPES = {"teaching": N_("teaching"), "office": N_("office"), "public": N_("public"),
+               "dormitory": N_("dormitory"), "outdoor": N_("outdoor"), "other": N_("other")}
+
+
+def zone_type_word(ztype: str) -> str:
+    return _(_ZONE_TYPES[ztype]) if ztype in _ZONE_TYPES else ztype
+
+
 _SUMS = {"wifi.zone_client_minutes": "client_minutes", "wifi.zone_good_client_minutes": "good",
          "wifi.zone_counted_client_minutes": "counted", "wifi.zone_radio_minutes": "radio_minutes",
          "wifi.zone_busy_radio_minutes": "busy", "wifi.zone_noisy_radio_minutes": "noisy"}
@@ -295,16 +305,18 @@ def judge_coverage(rule: Any, rule_id: str, samples: SampleSource, cfg: AgentCon
     evidence = {"zones": rows, "zone_types": rule.zone_types, "signal": signal, "zone_share_percent": rule.zone_share,
                 "presence_percent": rule.presence, "min_client_minutes": rule.min_client_minutes,
                 "capacity": {k: v.model_dump() for k, v in cfg.wifi.capacity.items()}}
-    types = "every zone" if wanted is None else ", ".join(sorted(wanted)) + " zones"
+    types = _("every zone") if wanted is None else _("{types} zones").format(
+        types=", ".join(zone_type_word(t) for t in sorted(wanted)))
     if not rows:
-        what = f"no Wi-Fi zones of the required types ({types}) in the configuration or the data"
+        what = _("no Wi-Fi zones of the required types ({types}) in the configuration or the data").format(types=types)
         return Judgement("unknown", None, what, evidence, [what],
-                         [Problem(rule_id, "unknown", what, "declare the zones under wifi.zones and place the APs "
-                                  "in them (wifi.aps, or zone and room in snmp.devices)", "school", 1.0)])
+                         [Problem(rule_id, "unknown", what, _("declare the zones under wifi.zones and place the APs "
+                                  "in them (wifi.aps, or zone and room in snmp.devices)"), "school", 1.0)])
     statuses = [r["status"] for r in rows]
     status, covered = share_status(statuses, rule.threshold)
-    why = (f"{statuses.count('pass')} of {len(rows)} {types} covered; {statuses.count('fail')} not, "
-           f"{statuses.count('unknown')} unknown")
+    why = _("{covered} of {n} {types} covered; {failed} not, {unknown} unknown").format(
+        covered=statuses.count("pass"), n=len(rows), types=types, failed=statuses.count("fail"),
+        unknown=statuses.count("unknown"))
     return Judgement(status, round(covered, 2), why, evidence, missing, problems)
 
 
@@ -313,7 +325,8 @@ def _known(ztype: str | None) -> str | None:
 
 
 def _zone_verdict(rule: Any, cfg: AgentConfig, zone: str, z: _Window, hours_text: str) -> dict[str, Any]:
-    label = f"{z.type or 'zone'} zone {zone}"
+    label = (_("{type} zone {zone}").format(type=zone_type_word(z.type), zone=zone) if z.type
+             else _("zone {zone}").format(zone=zone))
     presence = 100.0 * z.ap_up / z.ap_samples if z.ap_samples else None
     share = 100.0 * z.good / z.client_minutes if z.client_minutes else None
     busy = 100.0 * z.busy / z.radio_minutes if z.radio_minutes else None
@@ -326,48 +339,56 @@ def _zone_verdict(rule: Any, cfg: AgentConfig, zone: str, z: _Window, hours_text
     hint = ""
     shortfall = 1.0
     if presence is None:
-        status, reason = "unknown", f"no AP state in {hours_text}"
-        hint = "check that the Wi-Fi controller or APs are polled and that the zone's APs are placed (wifi.aps)"
+        status, reason = "unknown", _("no AP state in {hours}").format(hours=hours_text)
+        hint = _("check that the Wi-Fi controller or APs are polled and that the zone's APs are placed (wifi.aps)")
         decided_by = "nothing"
     elif presence < rule.presence:
         status = "fail"
-        reason = f"no AP up for {_num(100 - presence)} % of {hours_text} (an AP must be up {_num(rule.presence)} %)"
-        hint, shortfall = "check the AP's power (PoE) and its switch port", 1 - presence / 100
+        reason = _("no AP up for {down} % of {hours} (an AP must be up {presence} %)").format(
+            down=_num(100 - presence), hours=hours_text, presence=_num(rule.presence))
+        hint, shortfall = _("check the AP's power (PoE) and its switch port"), 1 - presence / 100
         decided_by = "AP presence"
     elif minutes < rule.min_client_minutes:
         status = "unknown"
-        reason = (f"only {_num(minutes)} client-minutes in {hours_text} (needs {rule.min_client_minutes})"
-                  if minutes else f"no clients in {hours_text}")
-        hint = "too little use to judge yet: the zone is judged once its clients have used it for longer"
+        reason = (_("only {minutes} client-minutes in {hours} (needs {need})") if minutes
+                  else _("no clients in {hours}")).format(minutes=_num(minutes), hours=hours_text,
+                                                          need=rule.min_client_minutes)
+        hint = _("too little use to judge yet: the zone is judged once its clients have used it for longer")
     elif z.client_minutes >= rule.min_client_minutes and share is not None and share < rule.zone_share:
         status = "fail"
-        reason = (f"{_num(share)} % of {_num(z.client_minutes)} client-minutes had a usable signal "
-                  f"({_num(need.rssi_dbm)} dBm, SNR {_num(need.snr_db)} dB; needs {_num(rule.zone_share)} %)")
-        hint, shortfall = "a coverage hole: check the AP's power and channel, or add an AP", 1 - share / rule.zone_share
+        reason = _("{share} % of {minutes} client-minutes had a usable signal ({rssi} dBm, SNR {snr} dB; needs "
+                   "{need} %)").format(share=_num(share), minutes=_num(z.client_minutes), rssi=_num(need.rssi_dbm),
+                                       snr=_num(need.snr_db), need=_num(rule.zone_share))
+        hint = _("a coverage hole: check the AP's power and channel, or add an AP")
+        shortfall = 1 - share / rule.zone_share
     elif z.client_minutes < rule.min_client_minutes and not z.radio_minutes:
         status = "unknown"
-        reason = f"no per-client signal and no radio data in {hours_text}"
-        hint = "the vendor reports neither; place a wireless probe in the zone"
+        reason = _("no per-client signal and no radio data in {hours}").format(hours=hours_text)
+        hint = _("the vendor reports neither; place a wireless probe in the zone")
     elif z.client_minutes < rule.min_client_minutes and noisy is not None and noisy > allowance:
         # measured client SNRs outrank the noise floor; without them, the noise floor says what SNR is possible
         status = "fail"
-        reason = (f"noise floor above {_num(need.rssi_dbm - need.snr_db)} dBm for {_num(noisy)} % of radio-minutes: a "
-                  f"client at {_num(need.rssi_dbm)} dBm cannot reach SNR {_num(need.snr_db)} dB")
-        hint, shortfall = "find the interference (other networks, microwave ovens, Bluetooth) or change channel", \
-            min(1.0, noisy / 100)
+        reason = _("noise floor above {floor} dBm for {noisy} % of radio-minutes: a client at {rssi} dBm cannot "
+                   "reach SNR {snr} dB").format(floor=_num(need.rssi_dbm - need.snr_db), noisy=_num(noisy),
+                                               rssi=_num(need.rssi_dbm), snr=_num(need.snr_db))
+        hint = _("find the interference (other networks, microwave ovens, Bluetooth) or change channel")
+        shortfall = min(1.0, noisy / 100)
     elif busy is not None and busy > allowance:
         status = "fail"
-        reason = (f"radios over capacity ({_num(cap.utilization_percent)} % utilisation or "
-                  f"{cap.clients_per_radio} clients) for {_num(busy)} % of radio-minutes")
-        hint, shortfall = "overloaded: add an AP or a 5 GHz radio, or move clients off 2.4 GHz", min(1.0, busy / 100)
+        reason = _("radios over capacity ({utilisation} % utilisation or {clients} clients) for {busy} % of "
+                   "radio-minutes").format(utilisation=_num(cap.utilization_percent), clients=cap.clients_per_radio,
+                                           busy=_num(busy))
+        hint = _("overloaded: add an AP or a 5 GHz radio, or move clients off 2.4 GHz")
+        shortfall = min(1.0, busy / 100)
     elif z.client_minutes < rule.min_client_minutes:
         status = "pass"
-        reason = (f"no per-client signal reported; radios up and within capacity and noise for "
-                  f"{_num(100 - max(busy or 0, noisy or 0))} % of {_num(z.radio_minutes)} radio-minutes, "
-                  f"{_num(minutes)} client-minutes served")
+        reason = _("no per-client signal reported; radios up and within capacity and noise for {share} % of "
+                   "{radio} radio-minutes, {minutes} client-minutes served").format(
+            share=_num(100 - max(busy or 0, noisy or 0)), radio=_num(z.radio_minutes), minutes=_num(minutes))
     else:
         status = "pass"
-        reason = f"{_num(share)} % of {_num(z.client_minutes)} client-minutes with a usable signal"
+        reason = _("{share} % of {minutes} client-minutes with a usable signal").format(
+            share=_num(share), minutes=_num(z.client_minutes))
     return {"zone": zone, "type": z.type, "status": status, "reason": reason, "decided_by": decided_by,
             "presence_percent": None if presence is None else round(presence, 2),
             "good_share_percent": None if share is None else round(share, 2),
@@ -388,10 +409,12 @@ def judge_access(rule: Any, rule_id: str, samples: SampleSource, percentile20: C
         rows = {z: percentile20(v) for z, v in sorted(_by_zone(probes).items())}
         for z, v in rows.items():
             if v < threshold:
-                problems.append(Problem(rule_id, "fail", f"zone {z}: the Wi-Fi probe measured {_num(v)} Mbit/s",
-                                        "check the AP's channel width, band and load", "room", 1 - v / threshold))
+                problems.append(Problem(rule_id, "fail", _("zone {zone}: the Wi-Fi probe measured {value} Mbit/s")
+                                        .format(zone=z, value=_num(v)),
+                                        _("check the AP's channel width, band and load"), "room", 1 - v / threshold))
         value = min(rows.values())
-        why = f"a Wi-Fi probe measured {_num(value)} Mbit/s at the slowest of {len(rows)} zone(s) (p20)"
+        why = _("a Wi-Fi probe measured {value} Mbit/s at the slowest of {n} zone(s) (p20)").format(
+            value=_num(value), n=len(rows))
         return Judgement("fail" if problems else "pass", value, why, {"decided_by": "active probe", "zones": rows},
                          [], problems)
     need = rule.phy_factor * threshold
@@ -402,22 +425,27 @@ def judge_access(rule: Any, rule_id: str, samples: SampleSource, percentile20: C
         rows = {z: median(v) or 0.0 for z, v in sorted(_by_zone(phy).items())}
         for z, v in rows.items():
             if v < need:
-                problems.append(Problem(rule_id, "fail", f"zone {z}: {what} negotiate a median {_num(v)} Mbit/s "
-                                        f"PHY rate (stands for {_num(v / rule.phy_factor)} Mbit/s)",
-                                        "check the AP's band, channel width and signal; old clients slow a radio",
-                                        "room", 1 - v / need))
+                problems.append(Problem(rule_id, "fail", (
+                    _("zone {zone}: clients negotiate a median {value} Mbit/s PHY rate (stands for {stands} Mbit/s)")
+                    if what == "clients" else
+                    _("zone {zone}: radios negotiate a median {value} Mbit/s PHY rate (stands for {stands} Mbit/s)"))
+                    .format(zone=z, value=_num(v), stands=_num(v / rule.phy_factor)),
+                    _("check the AP's band, channel width and signal; old clients slow a radio"), "room", 1 - v / need))
         value = min(rows.values())
         decided = ("negotiated PHY rate (proxy)" if what == "clients"
                    else "radios' PHY rate (proxy; the vendor reports no client rates)")
-        why = (f"no Wi-Fi probe; the {what}' median PHY rate is {_num(value)} Mbit/s at the slowest zone, against "
-               f"{_num(need)} ({_num(rule.phy_factor)} x {_num(threshold)})")
+        why = (_("no Wi-Fi probe; the clients' median PHY rate is {value} Mbit/s at the slowest zone, against "
+                 "{need} ({factor} x {threshold})") if what == "clients" else
+               _("no Wi-Fi probe; the radios' median PHY rate is {value} Mbit/s at the slowest zone, against "
+                 "{need} ({factor} x {threshold})")).format(value=_num(value), need=_num(need),
+                                                           factor=_num(rule.phy_factor), threshold=_num(threshold))
         return Judgement("fail" if problems else "pass", value, why,
                          {"decided_by": decided, "phy_needed_mbps": need, "zones": rows}, [], problems)
-    what_missing = [f"{rule.measures} (a Wi-Fi probe's throughput)",
-                    "wifi.zone_phy_median_mbps or wifi.zone_radio_phy_mbps (clients' or radios' PHY rates)"]
-    return Judgement("unknown", None, f"no Wi-Fi throughput or PHY rates in {window_text}", {}, what_missing,
-                     [Problem(rule_id, "unknown", "no Wi-Fi throughput or PHY-rate data",
-                              "check that the Wi-Fi controller or APs are polled", "room", 1.0)])
+    what_missing = [_("{metric} (a Wi-Fi probe's throughput)").format(metric=rule.measures),
+                    _("wifi.zone_phy_median_mbps or wifi.zone_radio_phy_mbps (clients' or radios' PHY rates)")]
+    return Judgement("unknown", None, _("no Wi-Fi throughput or PHY rates in {window}").format(window=window_text), {},
+                     what_missing, [Problem(rule_id, "unknown", _("no Wi-Fi throughput or PHY-rate data"),
+                                            _("check that the Wi-Fi controller or APs are polled"), "room", 1.0)])
 
 
 def _by_zone(samples: Sequence[Sample]) -> dict[str, list[float]]:

@@ -56,6 +56,7 @@ from gufo.snmp.policer import RPSPolicer
 from gufo.snmp.protocol import SnmpClientSocketProtocol
 
 from eduedge.collectors.snmp.config import SnmpCredentials
+from eduedge.core.i18n import _
 
 _AUTH = {"MD5": Md5Key, "SHA": Sha1Key, "SHA224": Sha224Key, "SHA256": Sha256Key, "SHA384": Sha384Key,
          "SHA512": Sha512Key}
@@ -104,8 +105,8 @@ class SnmpAuth:
     def describe(self) -> str:
         if self.version == "3":
             level = "authPriv" if self.priv_key else "authNoPriv" if self.auth_key else "noAuthNoPriv"
-            return f"SNMPv3 user {self.user} ({level})"
-        return f"SNMPv{self.version} community"
+            return _("SNMPv3 user {user} ({level})").format(user=self.user, level=level)
+        return _("SNMPv{version} community").format(version=self.version)
 
 
 def open_session(host: str, port: int, auth: SnmpAuth, timeout: float, max_repetitions: int = 20,
@@ -152,15 +153,16 @@ class SnmpClient:
 
     @staticmethod
     def _why(exc: SnmpError) -> str:
-        return f"unusable SNMP reply ({type(exc).__name__}: {exc})"
+        return _("unusable SNMP reply ({error})").format(error=f"{type(exc).__name__}: {exc}")
 
     def _fail(self, what: str, exc: BaseException) -> SnmpRequestError:
         where = self._where()
         if isinstance(exc, TimeoutError):
-            why = (f"no answer within {self.timeout:g}s x {self.retries + 1} tries: the device is down or "
-                   f"unreachable, or refuses our {self.auth.describe()}")
+            why = _("no answer within {timeout}s x {tries} tries: the device is down or unreachable, or refuses our "
+                    "{auth}").format(timeout=f"{self.timeout:g}", tries=self.retries + 1, auth=self.auth.describe())
         elif isinstance(exc, SnmpAuthError):
-            why = f"SNMPv3 authentication failed for {self.auth.describe()}: check user, keys and protocols"
+            why = _("SNMPv3 authentication failed for {auth}: check user, keys and protocols").format(
+                auth=self.auth.describe())
         elif isinstance(exc, SnmpError):
             why = self._why(exc)
         else:

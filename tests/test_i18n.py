@@ -1,0 +1,150 @@
+"""The technician's language (eduedge/core/i18n.py): the Chinese catalogue is complete, current and what
+ships, and the language is the one `--lang`, `ui.lang` or the locale asks for."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from typer.testing import CliRunner
+
+from eduedge.cli import build
+from eduedge.core import i18n
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "eduedge"
+POT = PACKAGE / "locale" / "eduedge.pot"
+PO = PACKAGE / "locale" / "zh_CN" / "LC_MESSAGES" / "eduedge.po"
+MO = PO.with_suffix(".mo")
+FIX = "run `make messages`, then translate what is empty or fuzzy in " + str(PO.relative_to(REPO))
+# The cells of a brace-format placeholder: {name}, {name!r}, {name:.1f}; `{{` is a literal brace.
+PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)[^{}]*\}")
+
+
+def _ids(msgid: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return tuple(msgid) if isinstance(msgid, tuple | list) else (msgid,)
+
+
+def _po():
+    with PO.open("rb") as f:
+        return read_po(f)
+
+
+def test_every_message_has_its_chinese():
+    catalog = _po()
+    missing = [m.id for m in catalog if m.id and (m.fuzzy or not any(_ids(m.string)))]
+    assert not missing, f"{len(missing)} messages without a Chinese translation ({FIX}):\n" + "\n".join(
+        map(repr, missing))
+
+
+def test_the_catalogue_holds_exactly_the_messages_of_the_sources():
+    # what Babel reads from the sources now, as `make messages` does
+    now = {msgid for _file, _line, msgid, _comments, _context in extract_from_dir(str(PACKAGE))}
+    with POT.open("rb") as f:
+        template = {m.id for m in read_po(f) if m.id}
+    po = {m.id for m in _po() if m.id}
+    assert now == template, (f"{POT.relative_to(REPO)} is stale ({FIX}): new {sorted(map(str, now - template))}, "
+                             f"gone {sorted(map(str, template - now))}")
+    assert po == template, f"the .po and the .pot differ ({FIX}): {sorted(map(str, po ^ template))}"
+
+
+def test_every_translation_keeps_the_placeholders_of_its_english():
+    wrong = []
+    for m in _po():
+        if not m.id:
+            continue
+        want = set(PLACEHOLDER.findall(" ".join(_ids(m.id))))
+        for s in _ids(m.string):
+            if set(PLACEHOLDER.findall(s)) != want:
+                wrong.append(f"{m.id!r}: {s!r}")
+    assert not wrong, "translations whose {placeholders} differ from the English:\n" + "\n".join(wrong)
+
+
+def test_the_shipped_mo_is_the_compiled_po():
+    with MO.open("rb") as f:
+        compiled = {_ids(m.id): _ids(m.string) for m in read_mo(f) if m.id}
+    wanted = {_ids(m.id): _ids(m.string) for m in _po() if m.id and not m.fuzzy}
+    assert compiled == wanted, f"{MO.relative_to(REPO)} is not the compiled .po: run `make messages`"
+
+
+def test_no_message_hides_inside_an_f_string():
+    """Babel (on Python 3.11) reads an f-string as one token: a `_()` inside it is never extracted."""
+    hidden = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+            if tok.type == tokenize.STRING and re.match(r"(?i)[rb]*f", tok.string) and re.search(
+                    r"\b(_|N_|ngettext)\(", tok.string):
+                hidden.append(f"{path.relative_to(REPO)}:{tok.start[0]}: {tok.string[:80]}")
+    assert not hidden, "move these calls out of the f-string, so that Babel sees them:\n" + "\n".join(hidden)
+
+
+# -- which language --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("flag", "configured", "env", "want"), [
+    (None, None, {}, "en"),
+    (None, None, {"LANG": "zh_CN.UTF-8"}, "zh"),
+    (None, None, {"LANG": "en_US.UTF-8", "LC_MESSAGES": "zh_CN.UTF-8"}, "zh"),
+    (None, None, {"LANG": "zh_CN.UTF-8", "LC_ALL": "C.UTF-8"}, "en"),     # LC_ALL decides, and it is not Chinese
+    (None, None, {"LC_ALL": "zh_SG.utf8"}, "zh"),
+    (None, "zh", {"LANG": "en_US.UTF-8"}, "zh"),                          # the site's choice beats the locale
+    ("en", "zh", {"LANG": "zh_CN.UTF-8"}, "en"),                          # the command line beats both
+    ("zh-CN", None, {}, "zh"),
+])
+def test_the_language_is_the_command_lines_then_the_configurations_then_the_locales(flag, configured, env, want):
+    assert i18n.resolve(flag, configured, env) == want
+
+
+def test_a_language_eduedge_does_not_speak_is_refused():
+    with pytest.raises(ValueError, match="'fr' is not a language eduedge speaks"):
+        i18n.resolve("fr")
+
+
+def test_chinese_characters_take_two_columns():
+    assert i18n.cells("未达标") == 6 and i18n.ljust("达标", 6) == "达标  " and i18n.ljust("FAIL", 6) == "FAIL  "
+
+
+CONFIG = """\
+school: {{id: lang-school, name: 语言测试小学, city: yinchuan, type: primary}}
+agent: {{data_dir: {data}}}
+{ui}"""
+
+
+def _cached(tmp_path: Path, *args: str, ui: str = "", env: dict[str, str] | None = None):
+    """`eduedge ... diag --cached` on a configuration with nothing stored: a message, exit 3."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    cfg = tmp_path / "eduedge.yaml"
+    cfg.write_text(CONFIG.format(data=tmp_path / "data", ui=ui), encoding="utf-8")
+    env = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8", **(env or {})}
+    try:
+        return CliRunner().invoke(build(), [*args, "diag", "--cached", "--config", str(cfg)], env=env)
+    finally:
+        i18n.start()      # the next test speaks the test run's language again
+
+
+ENGLISH, CHINESE = "no stored results in", "中没有保存的结果"
+
+
+@pytest.mark.parametrize(("args", "ui", "env", "want"), [
+    ((), "", {}, ENGLISH),
+    ((), "", {"LANG": "zh_CN.UTF-8"}, CHINESE),
+    (("--lang", "zh"), "", {}, CHINESE),
+    ((), "ui: {lang: zh}", {}, CHINESE),
+    (("--lang", "en"), "ui: {lang: zh}", {"LANG": "zh_CN.UTF-8"}, ENGLISH),
+    ((), "ui: {lang: en}", {"LANG": "zh_CN.UTF-8"}, ENGLISH),
+])
+def test_a_command_speaks_the_language_asked_for(tmp_path, args, ui, env, want):
+    r = _cached(tmp_path, *args, ui=ui, env=env)
+    assert r.exit_code == 3, r.output
+    assert want in r.output, r.output
+
+
+def test_a_bad_lang_is_a_one_line_error(tmp_path):
+    r = _cached(tmp_path, "--lang", "fr")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "'fr' is not a language eduedge speaks (zh or en)" in r.output
