@@ -37,7 +37,7 @@ lint: $(STAMP)
 # that ships. tests/test_i18n.py fails until every message is translated and the .mo compiled.
 LOCALE := eduedge/locale
 messages: $(STAMP)
-	$(VENV)/bin/pybabel extract --project=eduedge --no-location --sort-output -o $(LOCALE)/eduedge.pot eduedge
+	$(VENV)/bin/pybabel extract -F babel.cfg --project=eduedge --no-location --sort-output -o $(LOCALE)/eduedge.pot eduedge
 	$(VENV)/bin/pybabel update -D eduedge -i $(LOCALE)/eduedge.pot -d $(LOCALE) --ignore-pot-creation-date --ignore-obsolete
 	$(VENV)/bin/python scripts/compile-messages
 

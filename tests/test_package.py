@@ -36,6 +36,8 @@ NOT_SHIPPED = {
     "eduedge/simulator/realdevices/expected/": "LibreNMS's own results: the tests' oracle (12 MB), not run-time data",
     "eduedge/cloud/README.md": "the city operator's guide: documentation in the repository",
     "eduedge/collectors/wifi/testdata/": "controller recordings written from MIBs, read only by the tests",
+    "eduedge/locale/eduedge.pot": "the messages' template: `make messages` builds the .mo that ships from it",
+    "eduedge/locale/zh_CN/LC_MESSAGES/eduedge.po": "the Chinese catalogue's source; its compiled .mo ships",
 }
 # What the extras bring, by import name; the base install must have none of it.
 EXTRAS_MODULES = ("psycopg", "jsonschema_rs", "snmpsim", "pysmi")
@@ -116,7 +118,7 @@ def test_the_wheel_carries_what_the_agent_reads_at_run_time(dist):
     for must in ("/firmware_profiles/canonical-metrics.yaml", "/firmware_profiles/huawei/huawei-switch.yaml",
                  "/standards/yinchuan-2018.yaml", "/contract/envelope.schema.json", "/eduedge.service",
                  "/example-school.yaml", "/campuses/campus-demo.yaml", "/realdevices/snmprec/vrp_5720.snmprec",
-                 "/realdevices/COPYING", ".dist-info/licenses/LICENSE"):
+                 "/realdevices/COPYING", ".dist-info/licenses/LICENSE", "/locale/zh_CN/LC_MESSAGES/eduedge.mo"):
         assert [n for n in names if n.endswith(must)], must
 
 
@@ -171,6 +173,13 @@ def test_the_shipped_example_configuration_checks_and_installs(box):
     unit = (box.work / "staging/etc/systemd/system/eduedge.service").read_text()
     assert f"ExecStart={box.venv / 'bin/eduedge'} run --config {box.work / 'eduedge.yaml'}" in unit
     assert "AmbientCapabilities=" in unit
+
+
+def test_the_installed_package_speaks_chinese(box):
+    (box.work / "lang.yaml").write_text("school: {id: lang-school, name: 语言测试小学, city: yinchuan, type: primary}\n"
+                                        f"agent: {{data_dir: {box.work}}}\n", encoding="utf-8")
+    run = box.run("--lang", "zh", "diag", "--cached", "--config", "lang.yaml")
+    assert run.returncode == 3 and "中没有保存的结果" in run.stderr, run.stdout + run.stderr
 
 
 def test_poll_a_real_snmpd(box):
