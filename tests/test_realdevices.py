@@ -76,58 +76,56 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None, str | None]] 
     "apc_smart1500": ("apc-ups", "APC", "AP9631", "AOS v7.1.2 / App v7.1.2", "5A1274T28648"),
     "hikvision-nvr": ("hikvision-nvr", "Hikvision", None, None, "0820160719AARR624053979WCVU"),
     "linux": ("linux", None, None, "4.9.0", None),
-    # the second batch (realdevices/README.md): read through whatever profile matches, which for most is
-    # generic; vendor from the IANA enterprise registry, standard tables by capability
+    # the second batch (realdevices/README.md): first read through the generic path (vendor from the IANA
+    # registry, standard tables by capability; the oracle still does, forced), now through the family
+    # profiles written for their identity; those still on `generic` have none
     "ciscosb_sg350x-24p": ("cisco", "Cisco", "SG350X-24P-K9", "2.5.9.13", "DNI232304PG"),
     "nxos_n3k-3064pq": ("cisco", "Cisco", "N3K-C3064PQ-10GX", "7.0(3)I7(8)", "<private>"),
-    "cumulus_cumulus": ("generic", "Cumulus Networks", "4.4.2",
+    "cumulus_cumulus": ("cumulus-linux", "Cumulus Networks", "Cumulus Networks  VX Chassis",
                         "Cumulus-Linux 4.4.2 (Linux Kernel 4.19.206-1+cl4.4.2u1)", "0c:04:1f:86:00:00"),
-    "voss_xa1440": ("generic", "Extreme Networks", "1440", "8.2.0.0_B020", "1931C-W0153"),
-    "edgecos_ecs2100-10t": ("generic", "ACCTON Technology", None, None, None),
+    "voss_xa1440": ("extreme-voss", "Extreme Networks", "XA1440", "8.2.0.0_B020", "1931C-W0153"),
+    "edgecos_ecs2100-10t": ("edgecore-switch", "Edgecore", "ECS2100-10T", "1.2.2.24", "EC1813001458"),
     "linksys-ss_lgs318p": ("generic", "Linksys", "Linksys LGS318P", "1.1.1.9", "14A10C95808734"),
-    "routeros_crs317": ("generic", "MikroTik", None, None, None),
-    "zynos_mgs3712": ("generic", "ZyXEL Communications", None, None, None),
-    "dell-laser_s5830dn": ("generic", "Dell", "Dell S5830dn 7XQ1R92 LW62.DN4.P636", None, "7XQ1R92-132-13"),
-    "fujifilmprinter_c7580": ("generic", "FUJIFILM Business Innovation", None, None, "TC101642170085"),
-    "okilan_9450g": ("generic", "Oki Data", None, None, None),
+    "routeros_crs317": ("mikrotik-routeros", "MikroTik", "CRS317-1G-16S+", "6.44.2", "8ED5087EB201"),
+    "zynos_mgs3712": ("zyxel-zynos", "ZyXEL", "MGS-3712", None, None),
+    "dell-laser_s5830dn": ("dell-printer", "Dell", "Dell S5830dn", "NH62.YS.N636", "7XQ1R92-132-13"),
+    "fujifilmprinter_c7580": ("fujifilm-printer", "FUJIFILM", "Apeos C7580", None, "TC101642170085"),
+    "okilan_9450g": ("oki-printer", "OKI", "MC873", "07.87", None),
     "samsungprinter_m4080fx": ("generic", "Samsung Electronics", "Samsung M408x Series", None, None),
-    "utax": ("generic", "KYOCERA", "P-4532DN", None, None),
-    "xerox": ("generic", "Xerox", None, None, None),
-    "deltaups": ("generic", "Delta Electronics", None, None, None),
+    "utax": ("kyocera-printer", "KYOCERA", "P-4532DN", None, "R9L0309954"),
+    "xerox": ("xerox-printer", "Xerox", "AltaLink C8045", None, None),
+    "deltaups": ("delta-ups", "Minuteman", "E1500RTXL2U", "03", None),
     "generex-ups_cs141": ("generic", "Multimatic", "Upscale", "CS141-SNMP V1.80.17 190618", None),
     "liebert_apm": ("generic", "Vertiv", None, None, None),
-    "netmanplus_204": ("generic", "RPS SpA", None, None, None),
+    "netmanplus_204": ("riello-netman", "Riello", "Netman 204", None, None),
     "poweralert_ups": ("generic", "Tripp Lite", "SU3000LCD2UHV", "20.1.0.87", None),
-    "fortiap_fap831f": ("generic", "Fortinet", None, None, None),
-    "zyxelwlc_nxc2500": ("generic", "ZyXEL Communications", None, None, None),
-    "grandstream-ap_gwn7660": ("linux", None, None, "4.4.60", None),
-    "pmp_450": ("generic", "Motorola", None, None, None),
+    "fortiap_fap831f": ("fortinet-fortiap", "Fortinet", "FortiAP 831F", "FP831F-v7.0-build0127", "FP831FTF00000000"),
+    "zyxelwlc_nxc2500": ("zyxel-nxc", "ZyXEL", "NXC2500", "V5.40(AAIG.0)", "S162L27100106"),
+    "grandstream-ap_gwn7660": ("grandstream-ap", "Grandstream", "GWN7660", "1.0.25.41", None),
+    "pmp_450": ("cambium-pmp", "Cambium Networks", "PMP 450", "15.0.0.1", None),
     "windows_svr_2019_1809": ("generic", "Microsoft", None, None, None),
-    "dsm_ds214se-dsm7": ("linux", None, None, "3.2.101", None),
+    "dsm_ds214se-dsm7": ("synology-dsm", "Synology", "DS214se", "7.1-42962", "<private>"),
 }
 
-# The second batch: no profile was written for these families; their class is what they answer
-# (capabilities.yaml), compared below with LibreNMS's device type.
+# The second batch (realdevices/README.md): read first through the generic path (the oracle still polls
+# each through `generic` forced); their class, from their profile or from what they answer
+# (capabilities.yaml), is compared below with LibreNMS's device type.
 SECOND_BATCH: dict[str, str] = {
-    "ciscosb_sg350x-24p": "switch", "nxos_n3k-3064pq": "switch", "cumulus_cumulus": "server",
+    "ciscosb_sg350x-24p": "switch", "nxos_n3k-3064pq": "switch", "cumulus_cumulus": "switch",
     "voss_xa1440": "switch", "edgecos_ecs2100-10t": "switch", "linksys-ss_lgs318p": "switch",
     "routeros_crs317": "switch", "zynos_mgs3712": "switch", "dell-laser_s5830dn": "printer",
     "fujifilmprinter_c7580": "printer", "okilan_9450g": "printer", "samsungprinter_m4080fx": "printer",
     "utax": "printer", "xerox": "printer", "deltaups": "ups", "generex-ups_cs141": "ups", "liebert_apm": "ups",
-    "netmanplus_204": "ups", "poweralert_ups": "ups", "fortiap_fap831f": "other", "zyxelwlc_nxc2500": "server",
-    "grandstream-ap_gwn7660": "server", "pmp_450": "switch", "windows_svr_2019_1809": "server",
+    "netmanplus_204": "ups", "poweralert_ups": "ups", "fortiap_fap831f": "wifi_ap", "zyxelwlc_nxc2500": "wlc",
+    "grandstream-ap_gwn7660": "wifi_ap", "pmp_450": "other", "windows_svr_2019_1809": "server",
     "dsm_ds214se-dsm7": "server",
 }
 # LibreNMS's device type -> the classes that agree with it
 LIBRENMS_TYPE = {"printer": {"printer"}, "power": {"ups"}, "network": {"switch", "router"},
                  "wireless": {"wifi_ap", "wlc"}, "server": {"server"}, "storage": {"server"}}
-_NO_CLASS_TABLE = "answers none of the standard tables that tell a class apart from "
 CLASS_DIFFS = {
-    "cumulus_cumulus": "a white-box switch running Linux: HOST-RESOURCES but no BRIDGE-MIB in this recording",
-    "fortiap_fap831f": _NO_CLASS_TABLE + "its vendor MIB (FORTINET-FORTIAP-MIB); no IEEE 802.11 MIB",
-    "zyxelwlc_nxc2500": _NO_CLASS_TABLE + "a host (HOST-RESOURCES) and its vendor MIB (ZYXEL-ES-CAPWAP)",
-    "grandstream-ap_gwn7660": "net-snmp's Linux sysObjectID and sysDescr: the linux profile, a server",
-    "pmp_450": "a fixed-wireless access point that bridges: BRIDGE-MIB, no IEEE 802.11 MIB",
+    "pmp_450": "a fixed-wireless (point-to-multipoint) access point: its subscribers are not Wi-Fi clients, and a "
+               "wifi_ap would be counted in the Wi-Fi coverage rules",
 }
 
 # Our profile -> the LibreNMS OS that claims the same device: the "os/vendor" of the comparison.
@@ -191,61 +189,25 @@ IDENTITY_DIFFS: dict[str, dict[str, str]] = {
                       "os_version": "LibreNMS reports a HIKVISION-MIB code (200) as version; we do not guess "
                                     "what it means"},
     "linux": {"model": "LibreNMS names the architecture ('Generic x86 64-bit'); a Linux host has no model"},
-    # the second batch, read without a profile written for it: what LibreNMS's per-OS modules find that no
-    # standard table carries
+    # the second batch: what LibreNMS's per-OS modules find that no standard table or profile of ours carries
     "ciscosb_sg350x-24p": {
         "model": "the ENTITY-MIB chassis row's entPhysicalModelName (SG350X-24P-K9); LibreNMS joins the "
                  "product name and hardware revision (SG350X-24P V04)",
         "os_version": "entPhysicalSoftwareRev (2.5.9.13); LibreNMS lists software, boot loader and firmware"},
-    "cumulus_cumulus": {"model": "the chassis row's entPhysicalModelName is the release (4.4.2); LibreNMS takes "
-                                 "entPhysicalDescr (Cumulus Networks  VX Chassis)"},
-    "voss_xa1440": {"model": "entPhysicalModelName says 1440; LibreNMS takes entPhysicalName (XA1440)"},
-    "edgecos_ecs2100-10t": {
-        "model": "no chassis row: the root is a stack row without a model; the unit row (a container) has it, "
-                 "which LibreNMS's edgecos module reads",
-        "os_version": "EDGECORE-MIB's firmware version, read by LibreNMS's edgecos module; no standard table",
-        "serial": "the unit row's serial, as for the model"},
+    "edgecos_ecs2100-10t": {"os_version": "LibreNMS prefixes the unit's hardware revision (R01) to the firmware"},
     "linksys-ss_lgs318p": {
         "model": "entPhysicalModelName (Linksys LGS318P); LibreNMS joins entPhysicalName and hardware "
                  "revision (LGS318P V02)",
         "os_version": "entPhysicalSoftwareRev (1.1.1.9); LibreNMS lists software and firmware revisions"},
-    "routeros_crs317": {
-        "model": "the one ENTITY-MIB row has no model name; MIKROTIK-MIB and sysDescr have it (LibreNMS's "
-                 "routeros module)",
-        "os_version": "MIKROTIK-MIB's software version; no standard table",
-        "serial": "MIKROTIK-MIB's serial; no standard table"},
-    "zynos_mgs3712": {"model": "ZyNOS has no ENTITY-MIB; LibreNMS reads ZYXEL-MGS3712-MIB",
-                      "serial": "the same vendor MIB"},
-    "dell-laser_s5830dn": {
-        "model": "hrDeviceDescr of the printer device appends serial and engine firmware to the model; "
-                 "LibreNMS parses sysDescr",
-        "os_version": "LibreNMS parses 'version NH62.YS.N636' out of sysDescr; no standard table has it"},
-    "fujifilmprinter_c7580": {"model": "no HOST-RESOURCES device table here; LibreNMS parses sysDescr"},
-    "okilan_9450g": {"model": "no hrDeviceDescr in this recording; LibreNMS parses 'Attached to MC873' "
-                              "out of the print server's sysDescr",
-                     "os_version": "the same sysDescr ('Rev.07.87')"},
+    "zynos_mgs3712": {"serial": "in the model's own ZyNOS subtree (890.1.5.8.47.1.10), one per model: not read"},
     "samsungprinter_m4080fx": {"model": "LibreNMS finds none; hrDeviceDescr of the printer names the series"},
-    "utax": {"serial": "prtGeneralSerialNumber is not in this recording; LibreNMS reads KYOCERA-MIB"},
-    "xerox": {"model": "the recording holds only the system group and supplies; LibreNMS parses sysDescr"},
-    "deltaups": {"model": "upsIdentModel is absent; LibreNMS reads the Delta agent's own MIB "
-                          "(1.3.6.1.4.1.2254.2.4.1)",
-                 "os_version": "the same MIB"},
+    "deltaups": {"model": "LibreNMS prefixes the maker (dupsIdentManufacturer, Minuteman), which is our vendor"},
     "generex-ups_cs141": {"model": "upsIdentModel alone (Upscale); LibreNMS prefixes upsIdentManufacturer"},
-    "netmanplus_204": {"model": "upsIdentModel is absent; LibreNMS parses sysDescr (Netman 204)"},
-    "fortiap_fap831f": {"model": "FORTINET-FORTIAP-MIB only; no standard table names it",
-                        "os_version": "the same vendor MIB", "serial": "the same vendor MIB"},
-    "zyxelwlc_nxc2500": {"model": "ZYXEL-ES-COMMON only; sysDescr is the model alone",
-                         "os_version": "the same vendor MIB", "serial": "the same vendor MIB"},
-    "grandstream-ap_gwn7660": {"model": "GRANDSTREAM-GWN-PRODUCTS-MIB only",
-                               "os_version": "the linux profile reads the kernel from sysDescr (4.4.60); "
-                                             "LibreNMS reads the AP firmware from the vendor MIB"},
-    "pmp_450": {"model": "WHISP-BOX-MIB only (LibreNMS's pmp module)", "os_version": "the same vendor MIB"},
+    "grandstream-ap_gwn7660": {"os_version": "the firmware string ends in a NUL octet, which LibreNMS shows as a dot "
+                                                 "(1.0.25.41.); we drop it"},
+    "pmp_450": {"model": "LibreNMS appends the unit's role (AP) to boxDeviceType"},
     "windows_svr_2019_1809": {"model": "LibreNMS names the processor architecture from sysDescr",
                               "os_version": "LibreNMS maps the Windows build in sysDescr to a release name"},
-    "dsm_ds214se-dsm7": {"model": "SYNOLOGY-SYSTEM-MIB only (LibreNMS's dsm module)",
-                         "os_version": "the linux profile reads the kernel from sysDescr; LibreNMS reads DSM's "
-                                       "version from SYNOLOGY-SYSTEM-MIB",
-                         "serial": "SYNOLOGY-SYSTEM-MIB only"},
 }
 
 # Where our interfaces differ from LibreNMS's ports, and why: ifIndexes only we list, or names that differ.

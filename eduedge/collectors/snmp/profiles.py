@@ -418,7 +418,7 @@ class ProfileSet:
         """The capabilities worth probing for a device of this profile: those that would add a mixin it does
         not have, or, when the profile says nothing of the device's class, tell it."""
         have = {profile.name, *profile.lineage}
-        classless = profile.device_class in (None, "other")
+        classless = profile.device_class is None
         return [c for c in self.capabilities if c.name not in profile.without and (
             (c.mixin is not None and c.mixin not in have) or (classless and c.device_class is not None))]
 
@@ -449,6 +449,8 @@ class ProfileSet:
                 metrics.append(m)
                 origin[m.key] = mx.origin.get(m.key, mx.name)
             for fld, sources in mx.identity.items():
+                if fld == "vendor" and profile.vendor:      # a profile that names the maker is not overruled
+                    continue
                 identity[fld] = identity.get(fld, ()) + tuple(x for x in sources if x not in identity.get(fld, ()))
         done = Profile(name=profile.name, path=profile.path, description=profile.description, vendor=profile.vendor,
                        device_class=profile.device_class, priority=profile.priority, match=profile.match,
@@ -458,14 +460,13 @@ class ProfileSet:
         self._composed[key] = done
         return done
 
-    def device_class_for(self, profile: Profile, answered: Iterable[str]) -> str | None:
+    def device_class_for(self, profile: Profile, answered: Iterable[str]) -> str:
         """The profile's class; for a profile that has none (generic), the class of the first capability
-        (in capabilities.yaml's order) the device answers that tells one."""
-        if profile.device_class not in (None, "other"):
+        (in capabilities.yaml's order) the device answers that tells one, else `other`."""
+        if profile.device_class is not None:
             return profile.device_class
         got = set(answered)
-        return next((c.device_class for c in self.capabilities if c.name in got and c.device_class),
-                    profile.device_class)
+        return next((c.device_class for c in self.capabilities if c.name in got and c.device_class), "other")
 
     def get(self, name: str) -> Profile:
         try:
