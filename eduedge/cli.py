@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import sys
 
 import typer
+
+# typer carries its own copy of click; these are the errors its parser raises for a wrong command line
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from eduedge.agent.cli import app
 
@@ -34,5 +39,27 @@ def build() -> typer.Typer:
     return app
 
 
-def main() -> None:
-    build()()
+def main(argv: list[str] | None = None) -> None:
+    """The `eduedge` command. A mistake on the command line is one line on stderr and exit 2 (click's
+    usage box is for `-h`); an error nobody foresaw is one line and exit 1, its traceback only with
+    EDUEDGE_DEBUG=1."""
+    command = typer.main.get_command(build())
+    try:
+        code = command.main(args=argv, prog_name="eduedge", standalone_mode=False)
+    except NoArgsIsHelpError as e:     # a group called alone: its help is already printed
+        sys.exit(e.exit_code)
+    except ClickException as e:
+        where = e.ctx.command_path if isinstance(e, UsageError) and e.ctx is not None else "eduedge"
+        typer.echo(f"{where}: {' '.join(e.format_message().split())} ({where} -h shows the options)"
+                   if isinstance(e, UsageError) else f"{where}: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("eduedge: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("EDUEDGE_DEBUG"):
+            raise
+        message = " ".join(str(e).split()) or "no message"
+        typer.echo(f"eduedge: unexpected {type(e).__name__}: {message} (EDUEDGE_DEBUG=1 shows where)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

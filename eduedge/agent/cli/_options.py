@@ -19,6 +19,10 @@ ERROR = N_("error: ")       # the prefix of a command's error lines (config_or_e
 
 def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
     """The configuration at `path`; otherwise print every problem (file, line, field) and exit 2."""
+    if path == DEFAULT_CONFIG and not path.exists():
+        typer.echo(f"{prefix}no configuration at {path}, the default: give --config FILE (or set "
+                   "EDUEDGE_CONFIG)", err=True)
+        raise typer.Exit(2)
     try:
         cfg = load_config(path)
     except ConfigError as e:

@@ -7,6 +7,9 @@ shell history). Failures print one line naming the device and exit 1.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import typer
 
 from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.config import AgentConfig
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import as_text
 from eduedge.collectors.snmp.profiles import ProfileSet, load_profiles
@@ -43,9 +47,8 @@ def _read_key(path: Path | None, what: str) -> str | None:
         raise typer.BadParameter(f"cannot read the {what} from {path}") from None
 
 
-def target_from_config(config: Path, name: str) -> Target | None:
+def _configured(cfg: AgentConfig, name: str) -> Target | None:
     """The configured device called `name` (its address and credentials), or None if there is none."""
-    cfg = config_or_exit(config, "error: ")
     device = next((d for d in cfg.snmp.devices if d.name == name), None)
     if device is None:
         return None
@@ -56,8 +59,24 @@ def target_from_config(config: Path, name: str) -> Target | None:
         typer.echo(f"error: {device.name}: {e}", err=True)
         raise typer.Exit(2) from None
     h, port = split_host_port(device.host)
-    return Target(h, port, auth, device.timeout or defaults.timeout,
+    return Target(_address(h, port, device.name), port, auth, device.timeout or defaults.timeout,
                   device.retries if device.retries is not None else defaults.retries)
+
+
+def _address(host: str, port: int, what: str) -> str:
+    """`host` as an IP address: itself when it is one, else what the resolver (/etc/hosts, DNS) says,
+    IPv4 first. Raises `typer.BadParameter` naming `what` when there is no answer."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as e:
+        raise typer.BadParameter(f"{what}: cannot resolve {host!r} ({getattr(e, 'strerror', None) or e})") from None
+    found.sort(key=lambda a: a[0] != socket.AF_INET)
+    return str(found[0][4][0])
 
 
 def build_target(host: str, community: str, snmp_version: str | None, user: str | None, auth_proto: str,
@@ -65,19 +84,29 @@ def build_target(host: str, community: str, snmp_version: str | None, user: str 
                  timeout: float, retries: int, config: Path | None = None) -> Target:
     """Turn command-line options into a target; raises `typer.BadParameter` on nonsense.
 
-    With `config` (by default the installed agent's, where there is one), HOST may also be the name of a
-    configured device, which brings its credentials.
+    HOST is a configured device's name (with `config`, by default the installed agent's where there is
+    one; it brings the device's credentials), an address, or a host name (`localhost:1161`). A name close
+    to a configured device's is a typo, not a host to look up: the error lists the close names.
     """
     if config is None and DEFAULT_CONFIG.exists():
         config = DEFAULT_CONFIG
+    names: list[str] = []
     if config is not None:
-        known = target_from_config(config, host)
+        cfg = config_or_exit(config, "error: ")
+        known = _configured(cfg, host)
         if known is not None:
             return known
+        names = [d.name for d in cfg.snmp.devices]
     try:
         h, port = split_host_port(host)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    close = difflib.get_close_matches(host, names, n=3)
+    if close:
+        raise typer.BadParameter(f"no device {host!r} under snmp.devices in {config} (close: {', '.join(close)})")
+    where = (f"{host!r} is no device in {config}" if config is not None else
+             f"{host!r} (no configuration names devices here: {DEFAULT_CONFIG}, the default, does not exist)")
+    h = _address(h, port, where)
     version = snmp_version or ("3" if user else "2c")
     if version == "3":
         if not user:

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from eduedge.agent.cli._oid import resolve_oid
 from eduedge.agent.cli._options import (
     auth_key_opt,
     auth_proto_opt,
@@ -36,7 +37,8 @@ async def walk(target: Target, oid: str) -> list[tuple[str, Any]]:
 def register(app: typer.Typer) -> None:
     @app.command("walk")
     def walk_cmd(host: str = typer.Argument(..., help="HOST or HOST:PORT"),
-                 oid: str = typer.Option("1.3.6.1.2.1.1", "--oid", help="subtree to walk"),
+                 oid: str = typer.Option("1.3.6.1.2.1.1", "--oid",
+                                         help="subtree to walk: numeric, or a name (system, SNMPv2-MIB::sysDescr)"),
                  community: str = community_opt, snmp_version: str | None = version_opt,
                  user: str | None = user_opt, auth_proto: str = auth_proto_opt,
                  auth_key_file: Path | None = auth_key_opt, priv_proto: str = priv_proto_opt,
@@ -44,10 +46,14 @@ def register(app: typer.Typer) -> None:
                  retries: int = retries_opt, as_json: bool = json_opt,
                  config: Path | None = device_config_opt) -> None:
         """Walk a subtree of HOST (GETBULK on v2c/v3) and print OID = value."""
+        try:
+            numeric = resolve_oid(oid)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--oid") from None
         target = build_target(host, community, snmp_version, user, auth_proto, auth_key_file, priv_proto,
                               priv_key_file, timeout, retries, config)
         try:
-            rows = asyncio.run(walk(target, oid.lstrip(".")))
+            rows = asyncio.run(walk(target, numeric))
         except SnmpRequestError as e:
             raise fail(str(e)) from None
         if as_json:
