@@ -351,3 +351,122 @@ def test_the_outbox_files_stay_within_the_budget_through_a_long_outage(tmp_path:
         assert sizes.max_total <= budget + 5 * box.page_size, (sizes.max_total, budget)
         assert rx.problems == []
     rx.close()
+
+
+# -- finding 3: a re-imaged box is a new epoch, not duplicates --------------------------------------------------
+
+
+def run_agent(data: Path, b: Broker, n: int, start: int = 0) -> str:
+    """An agent (outbox and link) on `data` that stores and delivers `n` one-sample messages; its epoch."""
+    box = Outbox(data / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=65536)
+    link = Link(MqttConfig(broker=b.address, reconnect_min=0.1, reconnect_max=0.5), box, ENV, birth)
+    link.start()
+    for i in range(start, start + n):
+        box.add_samples([Sample(1.7e9 + i, "sw-1", "x.count", i)])
+    wait_for(lambda: box.stats().rows == 0 and not box.inflight(), 30, "delivery")
+    link.stop()
+    box.close()
+    return box.epoch
+
+
+def test_a_re_imaged_box_is_a_new_epoch_the_city_keeps_everything_and_records_it(tmp_path: Path,
+                                                                                broker: Broker) -> None:
+    cfg = load_cloud_config(cloud_config(tmp_path / "cloud.yaml", broker, tmp_path / "city.db"))
+    rx = CloudReceiver(cfg, "rx-epoch")
+    t = threading.Thread(target=rx.run)
+    t.start()
+    try:
+        assert rx.subscribed.wait(10)
+        data = tmp_path / "data"
+        first = run_agent(data, broker, 27)
+        for f in data.iterdir():  # the SD card is re-imaged: same school, same agent id, no data folder
+            f.unlink()
+        second = run_agent(data, broker, 27, start=27)
+        assert first != second
+        db = connect(cfg.storage)
+        wait_for(lambda: count(db, "SELECT COUNT(*) FROM samples") == 54, 20, "all 54 samples")
+        wait_for(lambda: count(db, "SELECT COUNT(*) FROM events WHERE kind = 'agent.new_epoch'") == 1, 20,
+                 "the new epoch recorded as an event")
+        assert rx.stats["duplicates"] == 0
+        streams = db.query("SELECT epoch, floor, hwm FROM streams ORDER BY floor, hwm DESC")
+        assert sorted(streams) == sorted([(first, 1, 27), (second, 1, 27)])
+        assert count(db, "SELECT COUNT(*) FROM holes") == 0
+        ev = db.query("SELECT message FROM events WHERE kind = 'agent.new_epoch'")[0][0]
+        assert "ended at seq 27" in ev
+    finally:
+        rx.stop()
+        t.join(10)
+
+
+# -- finding 7: holes are declared or never made -----------------------------------------------------------------
+
+
+def test_failed_reconnects_leave_no_seq_holes(tmp_path: Path, broker: Broker) -> None:
+    rx = Receiver(broker.host, broker.port)
+    broker.stop()
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=65536)
+    link = Link(MqttConfig(broker=broker.address, reconnect_min=0.05, reconnect_max=0.1), box, ENV, birth)
+    link.start()
+    try:
+        for i in range(5):
+            box.add_samples([Sample(1.7e9 + i, "sw-1", "x.count", i)])
+        wait_for(lambda: link._bd_seq >= 8, 20, "eight failed connect attempts")  # each took a will's seq before
+        broker.start()
+        for i in range(5, 10):
+            box.add_samples([Sample(1.7e9 + i, "sw-1", "x.count", i)])
+        rx.wait_for(lambda r: len(r.of("metrics")) >= 10, 20, "every message")
+    finally:
+        link.stop()
+        rx.close()
+    missing, top = holes(rx)
+    assert top == 10 and missing == set()
+    assert {m["seq"] for m in rx.of("birth")} == {0}
+
+
+# -- finding 8: the receiver asks for a rebirth whenever it lacks the current birth ------------------------------
+
+
+def test_data_after_a_death_without_a_new_birth_makes_the_city_ask_for_one(tmp_path: Path, broker: Broker) -> None:
+    cfg = load_cloud_config(cloud_config(tmp_path / "cloud.yaml", broker, tmp_path / "city.db"))
+    rx = CloudReceiver(cfg, "rx-rebirth")
+    t = threading.Thread(target=rx.run)
+    t.start()
+    box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**8, max_message_bytes=65536)
+
+    class Rebirth(Actions):
+        def rebirth(self) -> None:
+            link.rebirth()
+
+    handler = CommandHandler(CommandsConfig(), box, Rebirth())
+    link = Link(MqttConfig(broker=broker.address, reconnect_min=0.1, reconnect_max=0.5), box, ENV, birth,
+                handler.handle)
+    try:
+        assert rx.subscribed.wait(10)
+        link.start()
+        db = connect(cfg.storage)
+
+        def state() -> tuple[Any, ...]:
+            rows = db.query("SELECT online, births FROM schools WHERE school = 'test-school'")
+            return rows[0] if rows else (None, 0)
+
+        wait_for(lambda: state() == (1, 1), 20, "the birth")
+        # The broker restarted: the will of the old connection reached the city, the new connection's birth did
+        # not (both sides were reconnecting). The agent goes on sending.
+        publish(broker, [("edu/v1/testcity/test-school/death",
+                          link.env.encode("death", 0, {"bdSeq": link.status.bd_seq, "reason": "connection_lost"}))])
+        wait_for(lambda: state()[0] == 0, 20, "the school offline")
+        box.add_samples([Sample(time.time(), "sw-1", "x.count", i) for i in range(3)])
+        wait_for(lambda: state() == (1, 2), 30, "a rebirth asked for and taken")
+        assert db.query("SELECT rebirth_asked IS NOT NULL, want_rebirth FROM schools") == [(1, None)]
+    finally:
+        link.stop()
+        rx.stop()
+        t.join(10)
+
+
+def test_eduedge_outbox_on_a_directory_names_it_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "outbox.db").mkdir()
+    cfg = write_config(tmp_path / "agent.yaml", None, tmp_path / "data", outbox={"path": str(tmp_path / "outbox.db")})
+    got = subprocess.run([EDUEDGE, "outbox", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 1 and "Traceback" not in got.stderr
+    assert f"{tmp_path / 'outbox.db'} is not an outbox file" in got.stderr + got.stdout
