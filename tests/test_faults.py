@@ -470,3 +470,73 @@ def test_eduedge_outbox_on_a_directory_names_it_without_a_traceback(tmp_path: Pa
     got = subprocess.run([EDUEDGE, "outbox", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert got.returncode == 1 and "Traceback" not in got.stderr
     assert f"{tmp_path / 'outbox.db'} is not an outbox file" in got.stderr + got.stdout
+
+
+# -- findings 5 and 6: YAML limits, and `config check` as `run`'s pre-flight -----------------------------------
+
+
+def check_and_run(cfg: Path, data: Path) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    check = subprocess.run([EDUEDGE, "config", "check", str(cfg)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([EDUEDGE, "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    return check, run
+
+
+@pytest.mark.parametrize("text, where", [
+    ("a: &a [*a]\n", ":1:8: alias *a lies inside the node its anchor &a names (a loop)"),
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", ":1:67: nested deeper than 64 levels"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n"
+                                                    for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+     ":6:8: more than 200000 values once its aliases are expanded"),
+])
+def test_yaml_that_recurses_is_named_with_its_line_by_config_check_and_run(tmp_path: Path, text: str,
+                                                                          where: str) -> None:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(text)
+    for p in check_and_run(cfg, tmp_path / "data"):
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+        assert f"{cfg}{where}" in p.stderr
+
+
+@pytest.mark.parametrize("section, expect", [
+    ({"mqtt": {"broker": "127.0.0.1:1", "username": "school", "password": {"file": "/nonexistent/mqtt.pass"}}},
+     "mqtt.password: cannot read secret file /nonexistent/mqtt.pass: No such file or directory"),
+    ({"mqtt": {"broker": "127.0.0.1:1", "username": "school", "password": {"env": "EDUEDGE_TEST_UNSET_VARIABLE"}}},
+     "mqtt.password: environment variable EDUEDGE_TEST_UNSET_VARIABLE is not set"),
+    ({"mqtt": {"broker": "127.0.0.1:1", "tls": {"ca_file": "/nonexistent/ca.crt"}}},
+     "mqtt.tls.ca_file: cannot read /nonexistent/ca.crt: no such file"),
+    ({"mqtt": {"broker": "127.0.0.1:1", "max_message_bytes": "1MiB"}, "outbox": {"max_bytes": "1MiB"}},
+     "outbox.max_bytes: 1048576 bytes cannot hold messages of mqtt.max_message_bytes (1048576)"),
+    ({"mqtt": {"broker": "127.0.0.1:1", "keepalive": 0}}, "mqtt.keepalive: 0 s is too short"),
+])
+def test_config_check_says_what_run_would_fail_on(tmp_path: Path, section: dict[str, Any], expect: str) -> None:
+    os.environ.pop("EDUEDGE_TEST_UNSET_VARIABLE", None)
+    cfg = write_config(tmp_path / "agent.yaml", None, tmp_path / "data", **section)
+    check, run = check_and_run(cfg, tmp_path / "data")
+    for p in (check, run):
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+        assert expect in p.stderr and f"{cfg}:" in p.stderr, p.stderr
+
+
+def test_a_bad_file_sent_by_sighup_is_refused_and_the_running_configuration_kept(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.yaml", None, tmp_path / "data", host={"enabled": True, "interval": "1s"})
+    good = cfg.read_text()
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        p = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        wait_for(lambda: (tmp_path / "data" / "state.json").exists(), 30, "the agent to run")
+        for bad in ("a: &a [*a]\n", "x: " + "[" * 5000 + "]" * 5000 + "\n"):
+            cfg.write_text(bad)
+            mark = log.read_text().count("reload refused")
+            p.send_signal(__import__("signal").SIGHUP)
+            wait_for(lambda m=mark: log.read_text().count("reload refused") > m, 30, "the reload to be refused")
+            assert p.poll() is None, log.read_text()[-3000:]
+        cfg.write_text(good.replace("interval: 1s", "interval: 2s"))
+        p.send_signal(__import__("signal").SIGHUP)
+        wait_for(lambda: "configuration reloaded" in log.read_text(), 30, "the good file to be taken")
+        assert stop_agent(p, 20) == 0
+        assert "Traceback" not in log.read_text()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

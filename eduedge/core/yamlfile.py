@@ -3,6 +3,11 @@
 A technician fixing `/etc/eduedge/eduedge.yaml` needs "line 42, snmp.devices[3].host: ...", not a
 Python traceback. `load_yaml` keeps the line of every mapping key and sequence item, and
 `validation_errors` turns a pydantic `ValidationError` into one such line per problem.
+
+Limits, checked on the parser's events before anything is built (the parser is iterative; building and
+everything after it recurse once per level): at most MAX_DEPTH levels of nesting, no alias inside the node
+its anchor names (`a: &a [*a]` is a loop), and at most MAX_NODES nodes once aliases are expanded (a
+"billion laughs" file is a few lines long). Each is a `YamlFileError` with the file and line.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
+MAX_DEPTH = 64
+MAX_NODES = 200_000
 
 
 class YamlFileError(Exception):
@@ -57,6 +64,47 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
             _walk(item, child, lines)
 
 
+def _check_limits(text: str, path: Path | str) -> None:
+    """Refuse YAML that nests too deep, loops through an alias or expands past MAX_NODES (see module doc)."""
+    depth = 0
+    open_anchors: list[str | None] = []        # the anchor of every open collection (None: none)
+    sizes: dict[str, int] = {}                 # nodes an anchor's node expands to
+    counts: list[int] = [0]                    # nodes counted inside each open collection, and the document
+    total = 0
+
+    def where(ev: yaml.Event) -> str:
+        m = ev.start_mark
+        return f"{path}:{m.line + 1}:{m.column + 1}" if m else str(path)
+
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlFileError(path, [f"{where(ev)}: nested deeper than {MAX_DEPTH} levels"])
+            open_anchors.append(ev.anchor)
+            counts.append(1)
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, n = open_anchors.pop(), counts.pop()
+            counts[-1] += n
+            if anchor is not None:
+                sizes[anchor] = n
+        elif isinstance(ev, yaml.ScalarEvent):
+            counts[-1] += 1
+            if ev.anchor is not None:
+                sizes[ev.anchor] = 1
+        elif isinstance(ev, yaml.AliasEvent):
+            if ev.anchor in open_anchors:
+                raise YamlFileError(path, [f"{where(ev)}: alias *{ev.anchor} lies inside the node its anchor "
+                                           f"&{ev.anchor} names (a loop)"])
+            counts[-1] += sizes.get(ev.anchor, 1)
+        if sum(counts) > MAX_NODES or total > MAX_NODES:
+            raise YamlFileError(path, [f"{where(ev)}: more than {MAX_NODES} values once its aliases are expanded"])
+        if isinstance(ev, yaml.DocumentEndEvent):
+            total += counts[0]
+            counts = [0]
+
+
 def parse_yaml(text: str, path: Path | str = "<string>") -> YamlDoc:
     """Parse YAML text, remembering where every key and item sits.
 
@@ -65,6 +113,7 @@ def parse_yaml(text: str, path: Path | str = "<string>") -> YamlDoc:
     ({'a': {'b': [1, 2]}}, 2)
     """
     try:
+        _check_limits(text, path)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from eduedge.agent import preflight
 from eduedge.agent.cli._options import config_or_exit
 from eduedge.agent.config import ConfigError, load_config
 
@@ -17,10 +18,10 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "example-schoo
 def check_config(path: Path) -> list[str]:
     """Problems with the configuration at `path`, one printable line each; empty when it is good."""
     try:
-        load_config(path)
+        cfg = load_config(path)
     except ConfigError as e:
         return e.problems
-    return []
+    return preflight.problems(cfg, path)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,9 +30,18 @@ def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
 
     @config_app.command("check")
-    def check(path: Path = typer.Argument(..., help="the configuration file")) -> None:
-        """Validate FILE; print every problem with its file, line and field, and exit 2 if any."""
+    def check(path: Path = typer.Argument(..., help="the configuration file"),
+              file_only: bool = typer.Option(False, "--file-only", help="check the file alone, not whether this "
+                                             "machine has its secrets, certificates and directories (a file "
+                                             "written for another box)")) -> None:
+        """Validate FILE as `eduedge run` would before starting (secrets readable, TLS files loading, budgets
+        sane, directories writable); print every problem with its file, line and field, and exit 2 if any."""
         cfg = config_or_exit(path)
+        found = [] if file_only else preflight.problems(cfg, path)
+        for line in found:
+            typer.echo(line, err=True)
+        if found:
+            raise typer.Exit(2)
         typer.echo(f"{path}: OK - school {cfg.school.id} ({cfg.school.type}), "
                    f"{len(cfg.snmp.devices)} SNMP devices")
 

@@ -28,6 +28,13 @@ def register(app: typer.Typer) -> None:
         from eduedge.agent.daemon import Daemon
 
         cfg = config_or_exit(config)
+        from eduedge.agent import preflight
+
+        found = preflight.problems(cfg, config)  # what `config check` checks, so that the two always agree
+        for line in found:
+            typer.echo(f"eduedge: cannot start: {line}", err=True)
+        if found:
+            raise typer.Exit(2)
         setup_logging(cfg.agent.log_level)
         from eduedge.agent.compliance import PackError
 

@@ -210,8 +210,10 @@ class Daemon:
         try:
             new = load_config(self.config_path)
             cols = Collectors(new, self.aloop, self.store, previous=self.collectors, on_trap=self._trap)
-        except (ConfigError, PackError, SecretError, OSError, ValueError) as e:
-            problems = e.problems if isinstance(e, ConfigError | PackError) else [str(e)]
+        except Exception as e:  # whatever the new file does, a reload never ends the agent
+            problems = e.problems if isinstance(e, ConfigError | PackError) else [str(e) or type(e).__name__]
+            if not isinstance(e, ConfigError | PackError | SecretError | OSError | ValueError):
+                log.exception("reload refused: building the new configuration failed")
             for p in problems:
                 log.error("reload refused: %s", p)
             self._event(Event(time.time(), None, "agent.config_refused", "error",
