@@ -4,13 +4,16 @@ README says. What they do to readings is proven on the recordings in test_realde
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import BUNDLED_DIR, load_profiles
+from eduedge.collectors.snmp.recording import RecordingClient
 
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
 
@@ -51,15 +54,32 @@ def test_malformed_new_keys_are_refused_naming_file_and_key(tmp_path, line, comp
     assert any("acme.yaml:" in e and complaint in e for e in ps.errors), ps.errors
 
 
-def test_a_scalar_cannot_select_or_divide_rows(tmp_path):
+def test_a_scalar_cannot_select_rows(tmp_path):
     text = """
         match: {sysobjectid: ['1.3.6.1.4.1.77.**']}
         metrics:
           - {name: device.cpu_percent, unit: percent, scalar: 1.3.6.1.4.1.77.1.0,
-             denominator: [1.3.6.1.4.1.77.2.0]}
+             where: {oid: 1.3.6.1.4.1.77.2, equals: 1}}
     """
     ps = load_profiles(bundled_dir=bundle(tmp_path, acme=text))
     assert any("a scalar has none" in e for e in ps.errors), ps.errors
+
+
+def test_a_scalar_divided_by_other_scalars(tmp_path):
+    # memory in use from free and total, as AIRESPACE's agentFreeMemory / agentTotalMemory give it
+    text = """
+        match: {sysobjectid: ['1.3.6.1.4.1.77.**']}
+        extends: [_system]
+        metrics:
+          - {name: device.memory_percent, unit: percent, scalar: 1.3.6.1.4.1.77.3.0,
+             denominator: [1.3.6.1.4.1.77.2.0], scale: -100, offset: 100}
+    """
+    ps = load_profiles(bundled_dir=bundle(tmp_path, acme=text))
+    assert ps.errors == []
+    rec = tmp_path / "d.snmprec"
+    rec.write_text("1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.77.1\n1.3.6.1.4.1.77.2.0|2|8192\n1.3.6.1.4.1.77.3.0|2|432\n")
+    poll = asyncio.run(DevicePoller(RecordingClient(rec), ps).poll())
+    assert [round(s.value, 2) for s in poll.samples if s.metric == "device.memory_percent"] == [94.73]
 
 
 def test_tag_overrides_reach_inherited_metrics_and_origins_name_the_defining_file(tmp_path):

@@ -283,7 +283,7 @@ class DevicePoller:
                      scalars: dict[str, Value]) -> None:
         wanted = list(SYSTEM_OIDS)
         if self.profile is not None:
-            wanted += [m.scalar for m in self.profile.metrics if m.scalar and m.scalar not in wanted]
+            wanted += [o for o in dict.fromkeys(_scalar_oids(self.profile.metrics)) if o not in wanted]
         scalars.update(await self._read(self.client.get_many(wanted)))
         if not scalars:
             # a device whose every reply is undecodable is that, not one whose view hides the system group
@@ -300,7 +300,7 @@ class DevicePoller:
         if refresh:
             await self._identify(scalars)
             assert self.profile is not None
-            missing = [m.scalar for m in self.profile.metrics if m.scalar and m.scalar not in scalars]
+            missing = [o for o in dict.fromkeys(_scalar_oids(self.profile.metrics)) if o not in scalars]
             if missing:
                 scalars.update(await self._read(self.client.get_many(missing)))
             self._static.clear()
@@ -530,8 +530,14 @@ class DevicePoller:
             self._static_tags_for = stamp
         for m in self.profile.metrics:
             if m.scalar is not None:
+                divisor = None
+                if m.denominator:       # a scalar over the sum of others (free over total memory)
+                    parts = [as_number(scalars.get(d)) for d in m.denominator]
+                    if any(p is None for p in parts) or not sum(p for p in parts if p is not None):
+                        continue
+                    divisor = sum(p for p in parts if p is not None)
                 if m.scalar in scalars and self._emit(result, m, _Plan(m.scalar, m.bits, m.scale, m.saturated_at),
-                                                      (), scalars[m.scalar], {}, mono):
+                                                      (), scalars[m.scalar], {}, mono, divisor):
                     result.coverage[m.key] = result.coverage.get(m.key, 0) + 1
                 continue
             plan = self._plans.get(id(m))
@@ -704,6 +710,11 @@ def _meaningful(text: str) -> bool:
     """
     rest = _TRADEMARK.sub("", text)
     return bool(re.search(r"[A-Za-z0-9]", rest))
+
+
+def _scalar_oids(metrics: Iterable[Metric]) -> list[str]:
+    """The scalars a profile's metrics read: their own OIDs and the scalars they divide by."""
+    return [o for m in metrics if m.scalar for o in (m.scalar, *m.denominator)]
 
 
 def _subtrahend(m: Metric, data: dict[str, dict[str, Value]]) -> float:

@@ -273,10 +273,8 @@ class Metric(_Strict):
             raise ValueError(f"a `{self.kind}` has no `mapping`")
         if self.scalar is not None and self.tags and any(t.index is not None for t in self.tags):
             raise ValueError("a scalar has no row index to tag from")
-        if self.scalar is not None and (self.where is not None or self.denominator or self.row_scale
-                                        or self.subtract is not None):
-            raise ValueError("`where`, `denominator`, `row_scale` and `subtract` pick and combine rows; "
-                             "a scalar has none")
+        if self.scalar is not None and (self.where is not None or self.row_scale or self.subtract is not None):
+            raise ValueError("`where`, `row_scale` and `subtract` pick and combine rows; a scalar has none")
         if self.where is not None and self.where.same_as is not None:
             raise ValueError("`where: {same_as: …}` picks an identity row; a metric selects with `equals` or `not_in`")
         if self.format is not None and self.kind != "info":
