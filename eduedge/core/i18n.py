@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import gettext
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +139,16 @@ def _(message: str) -> str:
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural of a message for `n` (Chinese has one form)."""
     return catalogue(_choice.lang).ngettext(singular, plural, n)
+
+
+def clauses(parts: Iterable[str]) -> str:
+    """Sentences' parts one after the other: `a; b` in English, `a；b` in Chinese."""
+    return _("; ").join(parts)
+
+
+def listing(parts: Iterable[str]) -> str:
+    """Names in a list: `a, b` in English, `a、b` in Chinese (rule ids and device names keep ", ")."""
+    return _(", ").join(parts)
 
 
 def N_(message: str) -> str:

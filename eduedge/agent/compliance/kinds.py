@@ -44,7 +44,7 @@ from eduedge.agent.compliance.findings import Finding, Problem, Status, status_w
 from eduedge.agent.compliance.topology import End, Link, Topology
 from eduedge.agent.config import AgentConfig, role_word
 from eduedge.agent.samplestore import SampleStore
-from eduedge.core.i18n import N_, _, ngettext
+from eduedge.core.i18n import N_, _, clauses, listing, ngettext
 from eduedge.core.samples import Sample
 
 from .packs import Rule, RuleBase
@@ -104,7 +104,7 @@ def _statistic(name: str, values: Sequence[float]) -> float:
 
 
 def _missing(what: Sequence[str]) -> str:
-    return _("missing {what}").format(what="; ".join(what))
+    return _("missing {what}").format(what=clauses(what))
 
 
 def _numbers(samples: Sequence[Sample]) -> list[float]:
@@ -224,7 +224,7 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
                                     link.a.device))
         elif speed is None or not fresh:
             status = "unknown"
-            why = "; ".join(_why_unknown_end(e, ctx) for e in link.ends if e.speed_mbps is None or not fresh)
+            why = clauses(_why_unknown_end(e, ctx) for e in link.ends if e.speed_mbps is None or not fresh)
             reason = _("speed not known: {why}").format(why=why)
             missing.append(_("negotiated speed of {link} ({why})").format(link=link.label(), why=why))
             problems.append(Problem(rule_id, "unknown", _("{link}: speed not known").format(link=words), why, scope,
@@ -259,7 +259,7 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
                 else _("name the ports that feed classrooms in topology.classroom_drops, or give the devices in "
                        "classrooms a `room` so that LLDP can find their links"))
         what = (_("no backbone links known: LLDP shows none between devices with roles {roles}, and the "
-                  "configuration names none").format(roles=", ".join(ctx.cfg.topology.backbone_roles))
+                  "configuration names none").format(roles=listing(map(role_word, ctx.cfg.topology.backbone_roles)))
                 if which == "backbone" else _("no classroom links known from LLDP or the configuration"))
         missing.insert(0, what)
         problems.insert(0, Problem(rule_id, "unknown", what, hint, scope, 1.0))
@@ -272,7 +272,7 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
                else _("the {kind} link runs at {value} Mbit/s ({op} {threshold})")).format(
             n=n, kind=kind, op=rule.op, threshold=num(threshold), value=num(value))
     elif status == "fail":
-        named = "; ".join([*(_("{link} down").format(link=d) for d in down), *below][:3])
+        named = clauses([*(_("{link} down").format(link=d) for d in down), *below][:3])
         why = _("{bad} of {n} {kind} links below {threshold} Mbit/s or down: {named}").format(
             bad=bad, n=n, kind=kind, threshold=num(threshold), named=named)
     else:
@@ -559,7 +559,7 @@ def judge(rule: Rule, ctx: Context) -> Finding:
     why = (_("all {n} parts pass").format(n=len(parts)) if not bad else
            _("{bad} of {n} parts do not pass: {parts}").format(
                bad=len(bad), n=len(parts),
-               parts=", ".join(f"{p.rule.rsplit('.', 1)[-1]} {status_word(p.status)}" for p in bad)))
+               parts=listing(f"{p.rule.rsplit('.', 1)[-1]} {status_word(p.status)}" for p in bad)))
     spans = [p.window for p in parts if p.window is not None]
     window = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
     return _base(rule, rule.id, ctx, status, None, why, {"parts": [p.to_dict() for p in parts]}, window,

@@ -62,7 +62,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
 from eduedge.collectors.wifi.config import ZONE_TYPES
-from eduedge.core.i18n import _
+from eduedge.core.i18n import _, clauses
 from eduedge.core.samples import Sample
 
 ERROR_SHARE = 5.0            # % of lesson-time periods with errors a drop may show (a glitch, not a fault)
@@ -343,7 +343,7 @@ class RoomVerdict:
             assert w is not None
             return _("room {room} is not ready for a {profile}: {link} - {why}").format(
                 room=self.room, profile=profile, link=w.label, why=w.why)
-        missing = "; ".join(m for x in self.links for m in x.missing) or (self.notes[0] if self.notes else "")
+        missing = clauses(m for x in self.links for m in x.missing) or (self.notes[0] if self.notes else "")
         return _("room {room}: cannot tell whether it is ready for a {profile}: missing {missing}").format(
             room=self.room, profile=profile, missing=missing)
 
@@ -453,7 +453,8 @@ def judge_wifi(rule: Any, inp: Inputs, zone: str, rows: dict[str, dict[str, Any]
     if row is None or row["status"] == "unknown":
         reason = (row["reason"] if row is not None else
                   _("no Wi-Fi samples of the zone in {hours}").format(hours=inp.hours_text))
-        return LinkVerdict("wifi", label, "unknown", None, reason, missing=[f"{label}: {reason}"])
+        return LinkVerdict("wifi", label, "unknown", None, reason,
+                           missing=[_("{zone}: {reason}").format(zone=label, reason=reason)])
     allowance = 100.0 - rule.zone_share
     # as the coverage rule decides: measured client signal outranks the noise floor, which counts only without it
     if row["decided_by"] == "per-client signal":
@@ -641,7 +642,7 @@ def judge(rule: Any, rule_id: str, inp: Inputs) -> Judgement:
             missing += [_("room {room}: {what}").format(room=v.room, what=m) for m in lacking]
             problems.append(Problem(rule_id, "unknown", _("room {room}: readiness for a {profile} not known").format(
                                     room=v.room, profile=name),
-                                    _("missing {what}").format(what="; ".join(lacking)), "room", 1.0))
+                                    _("missing {what}").format(what=clauses(lacking)), "room", 1.0))
     statuses = [v.status for v in verdicts]
     status, ready = share_status(statuses, rule.threshold)
     why = _("{ready} of {n} classrooms ready for a {profile}; {failed} not, {unknown} unknown").format(

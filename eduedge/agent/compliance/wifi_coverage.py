@@ -52,7 +52,7 @@ from eduedge.agent.config import AgentConfig, WifiSignal
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import WifiSnapshot, median, snapshot, wireless_devices
 from eduedge.collectors.wifi.config import WifiCapacity
-from eduedge.core.i18n import N_, _
+from eduedge.core.i18n import N_, _, listing
 from eduedge.core.samples import Sample
 
 SUMMARY_DEVICE = "gateway"
@@ -294,11 +294,11 @@ def judge_coverage(rule: Any, rule_id: str, samples: SampleSource, cfg: AgentCon
     for zone, z in sorted(zones.items()):
         row = _zone_verdict(rule, cfg, zone, z, hours_text)
         rows.append(row)
+        where = _("{zone}: {reason}").format(zone=row["label"], reason=row["reason"])
         if row["status"] == "unknown":
-            missing.append(f"{row['label']}: {row['reason']}")
+            missing.append(where)
         if row["status"] != "pass":
-            problems.append(Problem(rule_id, row["status"],
-                                    f"{row['label']}: {row['reason']}", row["hint"], "room", row["shortfall"]))
+            problems.append(Problem(rule_id, row["status"], where, row["hint"], "room", row["shortfall"]))
         for k in ("label", "hint", "shortfall"):
             row.pop(k)
     signal = {k: v.model_dump() for k, v in cfg.standards.wifi_signal.items()}
@@ -306,7 +306,7 @@ def judge_coverage(rule: Any, rule_id: str, samples: SampleSource, cfg: AgentCon
                 "presence_percent": rule.presence, "min_client_minutes": rule.min_client_minutes,
                 "capacity": {k: v.model_dump() for k, v in cfg.wifi.capacity.items()}}
     types = _("every zone") if wanted is None else _("{types} zones").format(
-        types=", ".join(zone_type_word(t) for t in sorted(wanted)))
+        types=listing(zone_type_word(t) for t in sorted(wanted)))
     if not rows:
         what = _("no Wi-Fi zones of the required types ({types}) in the configuration or the data").format(types=types)
         return Judgement("unknown", None, what, evidence, [what],
