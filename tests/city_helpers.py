@@ -7,15 +7,14 @@ mosquitto into a real receiver (`cloud ingest`'s Receiver) and its SQLite store.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from eduedge.cloud.config import CloudConfig, load_cloud_config
 from eduedge.cloud.db import connect
-from eduedge.cloud.receiver import Receiver
 from eduedge.cloud.sweep import sweep
 from eduedge.simulator.broker import start_broker
 from eduedge.simulator.fleet import Fleet
@@ -45,12 +44,14 @@ def simulate_city(work: Path, schools: int, seconds: float, interval: float = 20
     broker = start_broker(work / "broker")
     cfg_path = city_config(work, broker.address)
     cfg: CloudConfig = load_cloud_config(cfg_path)
-    rx = Receiver(cfg, "rx-city")
-    t = threading.Thread(target=rx.run, daemon=True)
-    t.start()
+    # The receiver in a process of its own, as a city runs it (in this one it would share the GIL with the fleet).
+    log = (work / "receiver.log").open("ab")
+    rx = subprocess.Popen([sys.executable, "-c", "from eduedge.cli import main; main()", "cloud", "ingest", "-c",
+                           str(cfg_path), "--client-id", "rx-city"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not rx.subscribed.wait(20):
-            raise RuntimeError("the receiver did not subscribe")
+        deadline = time.monotonic() + 30
+        while "subscribing" not in (work / "receiver.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
         fleet = Fleet(broker.address, schools, interval, "yinchuan", seed, history_days=30, faults=True)
         stats = fleet.run(seconds, shutdown=False)   # the broker then stops without wills: a running city
         db = connect(cfg.storage)
@@ -67,8 +68,13 @@ def simulate_city(work: Path, schools: int, seconds: float, interval: float = 20
         sweep(db)
         db.close()
     finally:
-        rx.stop()
-        t.join(30)
+        rx.terminate()
+        try:
+            rx.wait(30)
+        except subprocess.TimeoutExpired:
+            rx.kill()
+            rx.wait(10)
+        log.close()
         broker.close()
     return cfg_path, stats.__dict__
 

@@ -244,3 +244,14 @@ def test_one_definition_of_online_and_judge_exits_1_on_a_fail(city):
 def judge(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from eduedge.cli import main; main()", "cloud", "judge", "-c",
                            str(cfg), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_behind_a_reverse_proxy_under_a_path_prefix(city):
+    c = TestClient(create_app(city["web"]), root_path="/eduedge")      # as uvicorn --root-path sets it
+    r = c.get(f"/eduedge/login?token={VIEWER}&next=/offline", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/eduedge/offline"
+    assert "Path=/eduedge" in r.headers["set-cookie"]
+    page = c.get("/eduedge/offline").text
+    links = re.findall(r'(?:href|src)="([^"]+)"', page)
+    assert links and all(x.startswith("/eduedge/") for x in links if x.startswith("/")), links
+    assert '"/static/' not in page and 'href="/offline"' not in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -77,3 +78,58 @@ def test_a_fleet_of_schools_streams_valid_telemetry(broker, realdevices):
              if kind in ("birth", "death")]
     assert ("death", 1, "connection_lost") in kinds
     assert ("birth", 2, None) in kinds
+
+
+def test_a_city_of_schools_that_differ_reports_findings_and_reconnects_after_a_broker_outage(tmp_path):
+    broker = start_broker(tmp_path / "broker")
+    got: list[tuple[str, dict]] = []
+    lock = threading.Lock()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cloud-city", protocol=mqtt.MQTTv5)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("edu/v1/#", qos=1)
+
+    def on_message(client, userdata, m):
+        with lock:
+            got.append((m.topic, decode(m.payload)))
+
+    c.on_message = on_message
+    c.reconnect_delay_set(0.2, 1.0)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    lines: list[str] = []
+    try:
+        fleet = Fleet(broker.address, schools=12, interval=1.0, city="yinchuan", seed=4, history_days=3,
+                      progress=lines.append, faults=True)
+        fates = {s.id: s.profile.fate for s in fleet.schools}
+        runner = threading.Thread(target=fleet.run, args=(14.0,))
+        runner.start()
+        time.sleep(5.0)
+        broker.stop()                                        # a broker outage: every school loses its connection
+        time.sleep(2.0)
+        broker.start()
+        runner.join(60)
+        stats = fleet.stats
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        broker.close()
+    with lock:
+        msgs = list(got)
+    assert [p for _, m in msgs for p in problems(m)] == []                 # all of it meets the contract
+    kinds = collections.Counter(t.rsplit("/", 1)[1] for t, _ in msgs)
+    assert kinds["findings"] >= 12 and kinds["metrics"] > 12 and kinds["birth"] > 12
+    births = [m for t, m in msgs if t.endswith("/birth")]
+    assert len({m["school_info"]["district"] for m in births}) >= 3          # districts differ
+    assert all(any(d["device"] == "gateway" for d in m["devices"]) for m in births)   # the inventory
+    findings = [f for t, m in msgs if t.endswith("/findings") for f in m["findings"]]
+    statuses = collections.Counter((f["rule"], f["status"]) for f in findings)
+    assert {s for _, s in statuses} >= {"pass", "fail", "unknown"}             # schools fail for different reasons
+    why = {f["evidence"]["why"] for f in findings if f["status"] == "fail"}
+    assert len(why) > 3
+    # the outage: schools connected again (bdSeq 2 births after the broker came back), and the history's metrics
+    # carry days of samples
+    reborn = {m["school"]["id"] for m in births if m["bdSeq"] >= 2}
+    cut = {s for s, fate in fates.items() if fate == "cut"}
+    assert stats.reconnects >= 8 and len(reborn - cut) >= 8
+    oldest = min(s["t"] for t, m in msgs if t.endswith("/metrics") for s in m["samples"])
+    assert time.time() - oldest > 2 * 86400
+    assert any(line.startswith("prepared 12/12") for line in lines) and any("connected" in x for x in lines)

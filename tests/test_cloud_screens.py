@@ -1,0 +1,79 @@
+"""The city console for a 200-school simulated city, as a bureau sees it: `sim fleet` schools (history, findings,
+faults) through mosquitto into a receiver, the real app under uvicorn, Debian's Chromium at 1280 and 1920 px.
+
+For the city, a school and a rule page at both widths: the screenshot is read back with tesseract (chi_sim) and
+says what the page says in Chinese; nothing overflows sideways (the page's script reports the document's
+scrollWidth); the DOM holds the 200 schools, the school's findings and the rule's rows worst first.
+
+With EDUEDGE_DOCS_SCREENSHOTS=1 the test also writes the small PNGs the README shows (docs/screens/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.chromium_helpers import look, ocr, widths
+from tests.city_helpers import VIEWER, simulate_city
+
+pytestmark = pytest.mark.integration
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "screens"
+RULE = "hebei-2019.egress"
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    work = tmp_path_factory.mktemp("city200")
+    cfg_path, stats = simulate_city(work, 200, 45.0)
+    db = sqlite3.connect(work / "city.db")
+    school = db.execute("SELECT school FROM current_findings WHERE status = 'fail' GROUP BY school "
+                        "ORDER BY COUNT(*) DESC, school LIMIT 1").fetchone()[0]
+    findings = db.execute("SELECT COUNT(*) FROM current_findings WHERE school = ?", [school]).fetchone()[0]
+    db.close()
+    return {"cfg": cfg_path, "work": work, "school": school, "findings": findings, "stats": stats}
+
+
+def test_the_console_in_chinese_at_1280_and_1920_px(city):
+    school = city["school"]
+    pages = {"city": "/", "school": f"/school/{school}", "rule": f"/rule/{RULE}"}
+    shots = [(f"{name}-{w}", path, w, 2000) for name, path in pages.items() for w in (1280, 1920)]
+    out = city["work"] / "shots"
+    doms = look(city["cfg"], VIEWER, out, shots, [(n, p, w) for n, p, w, _ in shots])
+    for name, dom in doms.items():
+        scroll, client = widths(dom)
+        assert scroll <= client, f"{name}: {scroll} px wide in a {client} px window"
+        assert 'lang="zh-CN"' in dom, name
+
+    city_dom = doms["city-1280"]
+    rows = city_dom.split('data-table="schools"')[1].split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
+    assert rows == 200
+    assert city_dom.count('class="chart"') == 3 and "<canvas" in city_dom           # ECharts drew
+    school_dom = doms["school-1280"]
+    assert school_dom.count('<article class="finding') == city["findings"]
+    assert "不达标" in school_dom and "{&#34;" not in school_dom and '{"' not in school_dom.split("<script")[0]
+    statuses = re.findall(r'<td class="c-status"[^>]*>\s*<span class="badge s-([a-z-]+)"',
+                          doms["rule-1280"].split('data-table="rule"')[1])
+    order = ["fail", "port-limited", "unknown", "none", "pass"]
+    assert len(statuses) > 100 and [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
+
+    expect = {"city": ["全市学校网络达标情况", "各项标准达标情况", "各区县学校达标情况", "宽带接入率"],
+              "school": ["达标评估", "近30天趋势", "出口带宽测试", "设备"],
+              "rule": ["出口带宽达到100Mbps以上", "各校测量值与要求"]}
+    for name, _path, w, _h in shots:
+        text = ocr(out / f"{name}.png")
+        found = [p for p in expect[name.rsplit("-", 1)[0]] if p in text]
+        assert len(found) >= len(expect[name.rsplit("-", 1)[0]]) - 1, (name, found, text[:400])
+        assert "教育城域网监测平台" in text, name
+
+    if os.environ.get("EDUEDGE_DOCS_SCREENSHOTS"):
+        small = city["work"] / "small"
+        look(city["cfg"], VIEWER, small, [(f"{n}-{w}", p, w, 1600) for n, p in pages.items() for w in (1280, 1920)],
+             [])
+        DOCS.mkdir(parents=True, exist_ok=True)
+        for png in small.glob("*.png"):
+            shutil.copy(png, DOCS / png.name)
