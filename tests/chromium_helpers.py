@@ -25,8 +25,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 def look(cfg_path: Path, token: str, out: Path, shots: list[tuple[str, str, int, int]],
-         doms: list[tuple[str, str, int]]) -> dict[str, str]:
-    """Screenshots (name, path, width, height) as out/NAME.png, and DOMs (name, path, width); returns the DOMs."""
+         doms: list[tuple[str, str, int]], scale: float = 1.0) -> dict[str, str]:
+    """Screenshots (name, path, width, height) as out/NAME.png, and DOMs (name, path, width); returns the DOMs.
+    `scale` < 1 draws the same layout into a smaller picture (--force-device-scale-factor)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("Debian's chromium is not installed (scripts/install-system-deps installs it)")
@@ -42,7 +43,8 @@ threading.Thread(target=serve, args=(CityWeb(load_cloud_config({str(cfg_path)!r}
 assert up.wait(60), "the app did not listen"
 def run(name, extra, path, width, height):
     url = "http://127.0.0.1:8080/login?token={quote(token)}&next=" + path
-    r = subprocess.run([{chromium!r}, *{FLAGS!r}, f"--window-size={{width}},{{height}}",
+    r = subprocess.run([{chromium!r}, *{FLAGS!r}, "--force-device-scale-factor={scale}",
+                        f"--window-size={{width}},{{height}}",
                         f"--user-data-dir={out}/profile-{{name}}", *extra, url], capture_output=True, text=True,
                        timeout=180)
     return r.stdout

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -48,7 +49,6 @@ from eduedge.cloud.views import gaps, ingest_stats, offline, school_detail, scho
 
 log = logging.getLogger("eduedge.cloud.web")
 HERE = Path(__file__).resolve().parent
-COMMANDS = ("rebirth", "run-check", "set-interval")
 
 
 class CommandRequest(BaseModel):
@@ -192,8 +192,6 @@ def create_app(web: CityWeb) -> FastAPI:
             web.read(audit.record, user.name, user.role, _remote(request), school_id, body.command, body.args,
                      "forbidden", "viewer")
             return render(request, "error.html", user, 403, message=text(lang_of(request), "cmd.forbidden"))
-        import anyio.to_thread
-
         answer = await anyio.to_thread.run_sync(_command, web, user, _remote(request), school_id, body)
         base = request.scope.get("root_path", "").rstrip("/")
         return RedirectResponse(f"{base}/school/{quote(school_id)}?sent={quote(answer['status'])}", 303)
