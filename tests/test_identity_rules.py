@@ -128,3 +128,49 @@ def test_ruckus_unleashed_is_told_from_zonedirector_by_the_table_it_answers(tmp_
     zd = "1.3.6.1.4.1.25053.1.2.1.1.1.1.9.0|4|ZD1200\n"
     ident = _identify(tmp_path, ZD, "Ruckus Wireless ZD1200", zd)
     assert (ident.profile, ident.model) == ("ruckus-zonedirector", "ZD1200")
+
+
+# Families no public recording covers: their profiles name maker and class from the IANA enterprise
+# (and, for AirOS, the sysDescr LibreNMS's airos detection expects); the Aruba CX string is the one Aruba
+# CX 6300 switches send (quoted in several NMS test suites).
+UNRECORDED = [
+    ("1.3.6.1.4.1.37496.2.1", "IPC-HFW2431S", "dahua", "Dahua", "camera", None, None),
+    ("1.3.6.1.4.1.39747.1", "IPC322LR3", "uniview", "Uniview", "camera", None, None),
+    ("1.3.6.1.4.1.534.1", "Eaton 9PX", "eaton-ups", "Eaton", "ups", None, None),
+    ("1.3.6.1.4.1.3941.1", "Santak C3K", "eaton-ups", "Eaton", "ups", None, None),
+    ("1.3.6.1.4.1.3808.1.1.1", "CyberPower RMCARD205", "cyberpower-ups", "CyberPower", "ups", None, None),
+    ("1.3.6.1.4.1.3797.2", "BenQ projector", "benq-projector", "BenQ", "display", None, None),
+    ("1.3.6.1.4.1.2435.2.3.9.1", "Brother NC-8300w", "brother-printer", "Brother", "printer", None, None),
+    ("1.3.6.1.4.1.641.2.1.2.1", "Lexmark MS610de", "lexmark-printer", "Lexmark", "printer", None, None),
+    ("1.3.6.1.4.1.18334.1.2.1.2.1.148.3.1", "KONICA MINOLTA bizhub C300i", "konica-printer", "Konica Minolta",
+     "printer", None, None),
+    ("1.3.6.1.4.1.2385.3.1.57", "SHARP MX-3070N", "sharp-printer", "Sharp", "printer", None, None),
+    ("1.3.6.1.4.1.10002.1", "Linux 2.6.32.68 #1 Mon Jun 1 2020 mips", "ubiquiti-airos", "Ubiquiti", "other", None,
+     None),
+    ("1.3.6.1.4.1.47196.4.1.1.1.210", "Aruba JL658A 6300M 24SFP+ 4SFP56 Swch FL.10.08.1010", "aruba-cx", "Aruba",
+     "switch", "6300M 24SFP+ 4SFP56 Swch", "FL.10.08.1010"),
+]
+
+
+@pytest.mark.parametrize(("oid", "descr", "profile", "vendor", "cls", "model", "version"), UNRECORDED,
+                         ids=[u[2] + ":" + u[0] for u in UNRECORDED])
+def test_unrecorded_families_give_maker_and_class(tmp_path, oid, descr, profile, vendor, cls, model, version):
+    ident = _identify(tmp_path, oid, descr)
+    assert (ident.profile, ident.vendor, ident.device_class, ident.model, ident.os_version) == (
+        profile, vendor, cls, model, version)
+    assert PROFILES.get(profile).unverified
+
+
+def test_a_maker_no_profile_names_still_gets_vendor_and_class_from_what_it_answers(tmp_path):
+    # a printer under an enterprise no profile names (40093, Zhuhai Seine Technology): the registry names the
+    # maker, Printer-MIB classes it and gives its supplies
+    extra = ("1.3.6.1.2.1.43.11.1.1.6.1.1|4|Black Toner\n1.3.6.1.2.1.43.11.1.1.8.1.1|2|1500\n"
+             "1.3.6.1.2.1.43.11.1.1.9.1.1|2|750\n")
+    rec = tmp_path / "device.snmprec"
+    rec.write_text(f"1.3.6.1.2.1.1.1.0|4|Pantum P3300DW\n1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.40093.1.1\n{extra}")
+    poll = asyncio.run(DevicePoller(RecordingClient(rec), PROFILES).poll())
+    assert (poll.identity.profile, poll.identity.device_class, poll.identity.capabilities) == (
+        "generic", "printer", ["printer"])
+    assert poll.identity.vendor == "Zhuhai Seine Technology"
+    assert [(s.tags["supply"], s.value) for s in poll.samples if s.metric == "printer.supply_level_percent"] == [
+        ("Black Toner", 50.0)]
