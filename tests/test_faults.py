@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -540,3 +541,64 @@ def test_a_bad_file_sent_by_sighup_is_refused_and_the_running_configuration_kept
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# -- finding 10: the service ---------------------------------------------------------------------------------------
+
+
+def test_run_tells_systemd_it_is_ready_feeds_the_watchdog_logs_priorities_and_keeps_its_files_private(
+        tmp_path: Path) -> None:
+    import signal
+    import socket
+
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.2)
+    got: list[str] = []
+
+    def received() -> list[str]:
+        with contextlib.suppress(TimeoutError):
+            while True:
+                got.append(sock.recv(4096).decode())
+        return got
+
+    cfg = write_config(tmp_path / "agent.yaml", None, tmp_path / "data", host={"enabled": True, "interval": "1s"})
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "600000", "JOURNAL_STREAM": "8:1234"}
+    env.pop("WATCHDOG_PID", None)
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        p = subprocess.Popen([EDUEDGE, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=out, env=env,
+                             preexec_fn=lambda: os.umask(0o022))
+    try:
+        wait_for(lambda: any(m.startswith("READY=1") for m in received()), 30, "READY=1")
+        ready = next(i for i, m in enumerate(got) if m.startswith("READY=1"))
+        wait_for(lambda: received()[ready:].count("WATCHDOG=1") >= 3, 10, "three watchdog pings (every 0.3 s)")
+        p.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(m.startswith("RELOADING=1") for m in received()), 20, "RELOADING=1")
+        reloading = next(i for i, m in enumerate(got) if m.startswith("RELOADING=1"))
+        wait_for(lambda: any(m.startswith("READY=1") for m in received()[reloading:]), 20, "READY=1 after the reload")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+        assert "STOPPING=1" in received()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        sock.close()
+    lines = log.read_text().splitlines()
+    warning = next(ln for ln in lines if "no mqtt section" in ln)
+    assert warning.startswith("<4>WARNING ") and all(ln[:1] in "< " for ln in lines), lines[:5]
+    for f in (tmp_path / "data").iterdir():  # the school's data: the agent's only, even with a 022 umask around it
+        assert f.stat().st_mode & 0o077 == 0, (f, oct(f.stat().st_mode))
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_unit_is_hardened_to_an_exposure_of_at_most_3() -> None:
+    unit = Path(__file__).resolve().parents[1] / "eduedge" / "config" / "eduedge.service"
+    out = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True,
+                         text=True, timeout=60).stdout
+    score = float(out.rsplit("Overall exposure level for", 1)[1].split(":", 1)[1].split()[0])
+    assert score <= 3.0, out[-3000:]
+    text = unit.read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text and "UMask=0077" in text

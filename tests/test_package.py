@@ -164,7 +164,7 @@ def test_the_shipped_example_configuration_checks_and_installs(box):
     assert example.returncode == 0, example.stderr
     assert example.stdout == (REPO / "eduedge/config/example-school.yaml").read_text(encoding="utf-8")
     (box.work / "eduedge.yaml").write_text(example.stdout, encoding="utf-8")
-    check = box.run("config", "check", "eduedge.yaml")
+    check = box.run("config", "check", "--file-only", "eduedge.yaml")  # its secrets are not on this machine
     assert check.returncode == 0, check.stderr
     assert "OK - school yc-xingqing-no3-primary" in check.stdout
     # the systemd unit comes out of the package, pointing at this install's eduedge

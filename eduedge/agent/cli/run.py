@@ -13,12 +13,28 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.outbox import OutboxError
 from eduedge.core.secrets import SecretError
 
+# syslog priorities (sd-daemon(3)): journald reads a `<N>` prefix on a line of a service's stdout/stderr, so
+# `journalctl -p warning` shows warnings and worse.
+PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+
+class JournalFormatter(logging.Formatter):
+    """One line per record, led by its journald priority; a traceback stays in the same entry."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{prio}>" + super().format(record).replace("\n", "\n  ")
+
 
 def setup_logging(level: str) -> None:
-    # Under systemd the journal stamps time and unit itself; elsewhere the line carries its own time.
-    fmt = ("%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM")
-           else "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
+    # Under systemd the journal stamps time and unit itself and takes the priority from each line's prefix;
+    # elsewhere the line carries its own time.
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(JournalFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +52,9 @@ def register(app: typer.Typer) -> None:
         if found:
             raise typer.Exit(2)
         setup_logging(cfg.agent.log_level)
+        # What the agent writes (its outbox, state, sample store) is the school's: no one else reads it, whether
+        # or not the unit's UMask=0077 applies.
+        os.umask(0o077)
         from eduedge.agent.compliance import PackError
 
         try:

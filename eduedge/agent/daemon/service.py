@@ -27,6 +27,7 @@ from eduedge.agent.compliance import PackError
 from eduedge.agent.config import AgentConfig, ConfigError, config_digest, load_config
 from eduedge.agent.contract import COMMANDS
 from eduedge.agent.daemon.delivery import Delivery
+from eduedge.agent.daemon.notify import Notifier
 from eduedge.agent.daemon.scheduler import Job, Scheduler
 from eduedge.agent.daemon.wiring import Collectors
 from eduedge.agent.envelope import Envelope, agent_version
@@ -63,6 +64,7 @@ class Daemon:
 
     def __init__(self, config_path: Path):
         self.config_path = Path(config_path)
+        self.notify = Notifier()
         self.cfg = load_config(self.config_path)
         self.digest = config_digest(self.config_path)
         self.started = time.time()
@@ -272,15 +274,20 @@ class Daemon:
                           for j in self.collectors.jobs.values())
         next_state = next_stats = next_inventory = 0.0
         next_maintain = time.monotonic() + MAINTAIN_EVERY_S
+        self.notify.ready(f"{len(self.collectors.jobs)} jobs")
         try:
             while not self._stop.is_set():
+                # fed only while this loop turns and the link's thread lives (daemon/notify.py)
+                self.notify.feed(self.link is None or self.link.is_alive())
                 try:
                     self.scheduler.run_pending()
                 except Exception:
                     log.exception("scheduler")
                 if self._reload.is_set():
                     self._reload.clear()
+                    self.notify.reloading()
                     self.reload()
+                    self.notify.ready(f"{len(self.collectors.jobs)} jobs")
                 if first_round and self._ready_to_judge():
                     first_round = False
                     for name, job in list(self.collectors.jobs.items()):
@@ -318,6 +325,7 @@ class Daemon:
         return all(j.runs for j in jobs if j.source is not None and j.source.first_round)
 
     def shutdown(self) -> None:
+        self.notify.stopping()
         log.info("stopping")
         self._event(Event(time.time(), None, "agent.stop", "info", "eduedge stopped", {"boot_id": self.env.boot_id}))
         self.collectors.stop()
