@@ -206,7 +206,7 @@ def test_the_base_install_has_none_of_the_extras(box):
     assert not commands & {"cloud", "sim", "demo"}, commands
 
 
-@pytest.mark.parametrize("args", [("--help",), ("rules",), ("config", "check", "eduedge.yaml")],
+@pytest.mark.parametrize("args", [("--help",), ("rules",), ("config", "check", "--file-only", "eduedge.yaml")],
                          ids=["help", "rules", "config-check"])
 def test_the_box_commands_import_no_city_or_simulator_code(box, args):
     (box.work / "eduedge.yaml").write_text(box.run("config", "example").stdout, encoding="utf-8")
