@@ -190,6 +190,14 @@ class SnmpClient:
             self._pending = None
             waiter.set_exception(e)
             return
+        except BaseException as e:
+            # gufo-snmp's Rust decoder can panic on hostile bytes (pyo3's PanicException is a BaseException):
+            # it is this reply's fault, told to the request with the device's name, not the event loop's.
+            if type(e).__name__ != "PanicException":
+                raise
+            self._pending = None
+            waiter.set_exception(SnmpDecodeError(f"the decoder failed on the reply ({str(e)[:200]})"))
+            return
         self._pending = None
         waiter.set_result(reply)
 
@@ -288,6 +296,12 @@ class SnmpClient:
                 for attempt in range(self.retries + 1):
                     try:
                         got = await self._exchange(lambda c=chunk: sock.send_get_many(c), sock.recv_get_many)
+                        stray = [o for o in got if o not in chunk]
+                        if stray:   # not an answer to what was asked (it carries our request id all the same)
+                            more = f" (+{len(chunk) - 1})" if len(chunk) > 1 else ""
+                            raise self._fail(f"GET {chunk[0]}{more}", SnmpDecodeError(
+                                f"the reply does not answer the request: {len(got)} values for {len(chunk)} OIDs, "
+                                f"{len(stray)} of them not asked for ({stray[0][:80]})"))
                         break
                     except SnmpDecodeError as e:
                         if len(chunk) == 1:
