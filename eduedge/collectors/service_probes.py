@@ -71,6 +71,7 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -454,9 +455,15 @@ async def probe_endpoint(ep: LiveClassEndpoint, cfg: LiveClassConfig) -> Service
     return result
 
 
-async def probe_all(cfg: LiveClassConfig) -> list[ServiceProbe]:
-    """One round of every configured endpoint, all at once."""
-    return list(await asyncio.gather(*(probe_endpoint(ep, cfg) for ep in cfg.endpoints)))
+async def probe_all(cfg: LiveClassConfig, on_done: Callable[[ServiceProbe], None] | None = None) -> list[ServiceProbe]:
+    """One round of every configured endpoint, all at once; `on_done` hears of each probe as it ends."""
+    async def one(ep: LiveClassEndpoint) -> ServiceProbe:
+        result = await probe_endpoint(ep, cfg)
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    return list(await asyncio.gather(*(one(ep) for ep in cfg.endpoints)))
 
 
 def expires_in_words(days: float, now: float | None = None) -> str:

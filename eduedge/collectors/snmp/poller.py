@@ -28,7 +28,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -873,12 +873,17 @@ def _uptime_s(scalars: dict[str, Value]) -> float | None:
     return None
 
 
-async def poll_many(pollers: Sequence[DevicePoller], concurrency: int = 64) -> list[DevicePoll]:
-    """Poll devices concurrently, at most `concurrency` at a time; each keeps its own deadline."""
+async def poll_many(pollers: Sequence[DevicePoller], concurrency: int = 64,
+                    on_done: Callable[[DevicePoll], None] | None = None) -> list[DevicePoll]:
+    """Poll devices concurrently, at most `concurrency` at a time; each keeps its own deadline. `on_done` hears
+    of each poll as it ends (the technician's commands count them on the screen)."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(p: DevicePoller) -> DevicePoll:
         async with sem:
-            return await p.poll()
+            result = await p.poll()
+        if on_done is not None:
+            on_done(result)
+        return result
 
     return list(await asyncio.gather(*(one(p) for p in pollers)))
