@@ -31,6 +31,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.agent.cli._progress import Activity, activity
 from eduedge.agent.compliance import PackError, RuleSet, assess, load_rules
 from eduedge.agent.compliance.findings import Finding, Problem, problem_order, rank_problems, status_label
 from eduedge.agent.compliance.html import ChartData, chart_data, render_html
@@ -39,7 +40,7 @@ from eduedge.agent.jobs import HOST_DEVICE
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.host import HostCollector
 from eduedge.collectors.snmp.build import poller_for
-from eduedge.collectors.snmp.poller import DevicePoller, poll_many
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
 from eduedge.collectors.snmp.profiles import load_profiles
 from eduedge.core.i18n import N_, _, language
 from eduedge.core.secrets import SecretError
@@ -70,6 +71,7 @@ class DiagResult:
     devices: list[DeviceState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     charts: ChartData | None = None
+    stored_by: str | None = None      # cached: who judged and stored the results ("diag", "daemon")
 
     @property
     def problems(self) -> list[Problem]:
@@ -116,28 +118,40 @@ def _pollers(cfg: AgentConfig) -> tuple[list[DevicePoller], list[DeviceState]]:
     return pollers, failed
 
 
-def poll_campus(cfg: AgentConfig, store: SampleStore) -> list[DeviceState]:
-    """Poll every configured device once (and read the gateway's own ports) into the store."""
+def poll_campus(cfg: AgentConfig, store: SampleStore, act: Activity | None = None) -> list[DeviceState]:
+    """Poll every configured device once (and read the gateway's own ports) into the store; `act` shows how
+    many have answered so far."""
+    act = act or Activity()
     pollers, states = _pollers(cfg)
     now = time.time()
     for s in states:
         store.add_poll(s.device, now, False, errors=s.errors)
     roles = {d.name: d.role for d in cfg.snmp.devices}
     if pollers:
-        for poll in asyncio.run(poll_many(pollers, cfg.snmp.defaults.concurrency)):
+        act.stage(_("polling the devices"), total=len(pollers))
+        silent = []
+
+        def done(poll: DevicePoll) -> None:
+            if poll.identity is None:
+                silent.append(poll.device)
+            act.advance(note=_("{n} did not answer").format(n=len(silent)) if silent else None)
+
+        for poll in asyncio.run(poll_many(pollers, cfg.snmp.defaults.concurrency, on_done=done)):
             ok = poll.identity is not None
             store.add_poll(poll.device, poll.time, ok, poll.samples,
                            poll.identity.hostname if poll.identity else None, poll.errors)
             states.append(DeviceState(poll.device, roles.get(poll.device, ""), ok, poll.errors, poll.duration_s))
     if cfg.host.enabled:
+        act.stage(_("reading the gateway's own ports"))
         data_dir = cfg.agent.data_dir if cfg.agent.data_dir.is_dir() else Path("/")
         store.add(HostCollector(HOST_DEVICE, data_dir, cfg.host.wan_interface).collect())
     order = {d.name: i for i, d in enumerate(cfg.snmp.devices)}
     return sorted(states, key=lambda s: order.get(s.device, len(order)))
 
 
-def run_live(cfg: AgentConfig, rules: RuleSet) -> DiagResult:
-    """Poll now, judge now; keep the results in data_dir when it can be written."""
+def run_live(cfg: AgentConfig, rules: RuleSet, act: Activity | None = None) -> DiagResult:
+    """Poll now, judge now; keep the results in data_dir when it can be written. `act` shows the stages."""
+    act = act or Activity()
     notes = []
     try:
         store = SampleStore.in_data_dir(cfg.agent.data_dir)
@@ -145,7 +159,8 @@ def run_live(cfg: AgentConfig, rules: RuleSet) -> DiagResult:
         notes.append(_("results not kept: cannot write {dir} ({error})").format(dir=cfg.agent.data_dir, error=e))
         store = SampleStore(":memory:")
     try:
-        devices = poll_campus(cfg, store)
+        devices = poll_campus(cfg, store, act)
+        act.stage(_("judging the rules"))
         now = time.time()
         findings = assess(store, cfg, now, rules, source="diag").findings
         charts = chart_data(store, now, findings)
@@ -177,7 +192,7 @@ def read_cached(cfg: AgentConfig, rules: RuleSet) -> DiagResult | None:
                if p.device in roles]
     when = _clock(cfg, meta["time"])
     source = _("cached ({who} at {when})").format(who=meta["source"], when=when)
-    return DiagResult(cfg, rules, findings, meta["time"], source, devices, [], charts)
+    return DiagResult(cfg, rules, findings, meta["time"], source, devices, [], charts, stored_by=meta["source"])
 
 
 # -- showing the results -----------------------------------------------------------------------------
@@ -196,9 +211,14 @@ def render(r: DiagResult) -> list[RenderableType]:
     where = s.city + ("/" + s.district if s.district else "")
     shown: list[RenderableType] = [
         _("eduedge diag — {school}").format(school=s.name),
-        _("school {id} · {type} · {where} · checked {when} ({source})").format(
+        _("school {id} · {type} · {where} · checked {when} (live)").format(
+            id=s.id, type=school_type_word(s.type), where=where, when=_clock(cfg, r.time))
+        if r.stored_by is None else
+        # the time once, and who judged it: not "(cached (diag at ...))"
+        _("school {id} · {type} · {where} · stored results: {who} judged at {when}").format(
             id=s.id, type=school_type_word(s.type), where=where, when=_clock(cfg, r.time),
-            source=_("live") if r.source == "live" else r.source)]
+            who=_("an earlier `eduedge diag`") if r.stored_by == "diag" else
+            _("the agent") if r.stored_by == "daemon" else r.stored_by)]
     if r.devices:
         answered = sum(1 for d in r.devices if d.ok)
         shown.append(_("devices: {answered} of {total} answered").format(answered=answered, total=len(r.devices)))
@@ -300,7 +320,8 @@ def register(app: typer.Typer) -> None:
                              "agent").format(dir=cfg.agent.data_dir), err=True)
                 raise typer.Exit(EXIT_NO_CACHE)
         else:
-            result = run_live(cfg, rules)
+            with activity(as_json) as act:
+                result = run_live(cfg, rules, act)
         if html is not None:
             write_html(result, html)
         if as_json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ from eduedge.agent.cli._options import (
     user_opt,
     version_opt,
 )
+from eduedge.agent.cli._progress import Activity, activity
+from eduedge.agent.cli._sensors import rows
 from eduedge.agent.cli._snmp import build_target, fail, profiles
 from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import ProfileError
 from eduedge.collectors.snmp.report import summarise
+from eduedge.core.i18n import _
 from eduedge.core.tables import add, key, num, table, terminal
 
 
@@ -54,15 +58,26 @@ def register(app: typer.Typer) -> None:
                 raise fail(str(e)) from None
         poller = DevicePoller(target.client(host), ps, forced_profile=profile, deadline=deadline)
 
-        async def twice() -> Any:
+        async def twice(act: Activity) -> Any:
+            act.stage(_("polling {device}").format(device=host))
             first = await poller.poll()
             if rate_interval <= 0 or first.identity is None:
                 return first
-            await asyncio.sleep(rate_interval)
+            # the rates need a second poll: count the wait down, so that a quiet screen is not a hung one
+            steps = max(1, round(rate_interval / 0.25))
+            act.stage(_("waiting {seconds:g} s to measure the rates").format(seconds=rate_interval), total=steps)
+            for _step in range(steps):
+                await asyncio.sleep(rate_interval / steps)
+                act.advance()
+            act.stage(_("polling {device} again, for the rates").format(device=host))
             return await poller.poll()
 
-        result = asyncio.run(twice())
+        started = time.monotonic()
+        with activity(as_json) as act:
+            result = asyncio.run(twice(act))
         summary = summarise(result)
+        # what the technician waited for (both polls and the wait between), beside what the last poll took
+        summary["wall_s"] = round(time.monotonic() - started, 3)
         if as_json:
             typer.echo(json.dumps(summary, ensure_ascii=False, default=str))
         else:
@@ -95,14 +110,24 @@ def _print_poll(summary: dict[str, Any]) -> None:
             add(t, n["local_port"], n["remote_name"], n["remote_port"], n["protocol"].upper())
         console.print(t)
     if summary["sensors"]:
-        t = table(key("metric"), num("value"), "unit", "tags")
-        for s in summary["sensors"]:
-            add(t, s["metric"], s["value"], s["unit"], ",".join(f"{k}={v}" for k, v in s["tags"].items()))
+        t = table(key(_("sensor")), num(_("value")), _("unit"), _("where"))
+        for r in rows(summary["sensors"]):
+            add(t, r.what, r.value, r.unit, r.where)
         console.print(t)
     for e in summary["errors"]:
         typer.echo(f"error: {e}", err=True)
-    typer.echo(f"{len(summary['interfaces'])} interfaces, {summary['values']} values in "
-               f"{summary['requests']} requests, {summary['duration_s']}s")
+    typer.echo(footer(summary))
+
+
+def footer(summary: dict[str, Any]) -> str:
+    """The last line: how much was read, and how long the technician waited (not only the last poll's time)."""
+    counts = _("{interfaces} interfaces, {values} values in {requests} requests").format(
+        interfaces=len(summary["interfaces"]), values=summary["values"], requests=summary["requests"])
+    wall = summary.get("wall_s")
+    if wall is None:
+        return _("{counts}, {seconds:.1f} s").format(counts=counts, seconds=summary["duration_s"])
+    return _("{counts}; {seconds:.1f} s in all (the last poll {poll:.2f} s)").format(
+        counts=counts, seconds=wall, poll=summary["duration_s"])
 
 
 def _state(i: dict[str, Any]) -> str:

@@ -1,0 +1,196 @@
+"""The technician is never left in front of a blank screen, and what is printed reads well.
+
+Progress (agent/cli/_progress.py) is shown on a terminal only: a command run in a pty shows its stage and how
+many devices answered, the same command piped or with `--json` prints nothing of it. The layout fixes are
+tested on the functions that print: diag's header, poll's sensors and its last line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from eduedge.agent.cli._progress import Activity, activity, wanted
+from eduedge.agent.cli._sensors import rows
+from eduedge.agent.cli.diag import DiagResult, render
+from eduedge.agent.cli.poll import footer
+from eduedge.agent.compliance import load_rules
+from eduedge.agent.config import load_config
+
+EDUEDGE = str(Path(sys.executable).with_name("eduedge"))
+EXAMPLE = Path(__file__).resolve().parents[1] / "eduedge" / "config" / "example-school.yaml"
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    doc["agent"]["data_dir"] = str(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return load_config(path)
+
+
+def in_pty(argv: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str]:
+    """Run `argv` with stdout and stderr on a pseudo-terminal, as a technician's console; all it wrote."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=child, stderr=child, close_fds=True,
+                            env={**os.environ, "COLUMNS": "100", "TERM": "xterm", **(env or {})})
+    os.close(child)
+    out = bytearray()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([main], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:          # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    return proc.wait(timeout=10), out.decode("utf-8", "replace")
+
+
+# -- the progress helper -------------------------------------------------------------------------------
+
+def test_a_terminal_sees_the_stage_and_the_count():
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    with activity(console=console, show=True) as act:
+        act.stage("polling the devices", total=4)
+        act.advance()
+        act.advance(note="1 did not answer")
+        console.file.flush()
+        time.sleep(0.3)              # rich redraws 8 times a second
+    text = buf.getvalue()
+    assert act.shown and "polling the devices" in text and "2 of 4" in text and "1 did not answer" in text
+
+
+def test_json_or_a_pipe_shows_nothing(monkeypatch):
+    terminal = Console(file=io.StringIO(), force_terminal=True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert wanted(False, terminal) and not wanted(True, terminal)        # --json: never
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    assert not wanted(False, terminal)                                   # stdout piped: never
+    buf = io.StringIO()
+    with activity(console=Console(file=buf, force_terminal=False)) as act:   # stderr not a terminal
+        act.stage("polling the devices", total=4)
+        act.advance()
+    assert not act.shown and buf.getvalue() == "" and act.stages == ["polling the devices"]
+
+
+def test_an_activity_without_a_console_does_nothing():
+    act = Activity()
+    act.advance()                    # before any stage: no error
+    act.stage("judging the rules")
+    assert not act.shown and act.stages == ["judging the rules"]
+
+
+# -- diag ----------------------------------------------------------------------------------------------
+
+def _text(parts) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=200, highlight=False)
+    for p in parts:
+        console.print(p, markup=False)
+    return buf.getvalue()
+
+
+def test_diag_cached_header_says_who_judged_and_when_once(cfg):
+    r = DiagResult(cfg, load_rules(cfg), [], 1741658700.0, "cached (diag at 2025-03-11 10:05:00 CST)",
+                   stored_by="diag")
+    head = _text(render(r)[:2])
+    assert "(cached (" not in head and head.count("2025-03-11") == 1, head
+    assert "stored results: an earlier `eduedge diag` judged at 2025-03-11" in head, head
+    live = _text(render(DiagResult(cfg, load_rules(cfg), [], 1741658700.0, "live"))[:2])
+    assert "checked 2025-03-11" in live and "(live)" in live, live
+
+
+# -- poll ----------------------------------------------------------------------------------------------
+
+def _poe(port: int, watts: float) -> dict:
+    return {"metric": "poe.port_power_w", "value": watts, "unit": "W",
+            "tags": {"if_index": str(port + 5), "interface": f"GigabitEthernet0/0/{port}"}}
+
+
+def test_poll_groups_the_idle_poe_ports_and_names_the_metrics_in_words():
+    sensors = [{"metric": "device.uptime_s", "value": 1375190.0, "unit": "s", "tags": {}},
+               {"metric": "device.temperature_c", "value": 42, "unit": "celsius",
+                "tags": {"entity_index": "9", "entity": "MPU Board 0"}}]
+    sensors += [_poe(p, 15.4 if p in (11, 12) else 0.0) for p in range(1, 49)]
+    shown = [(r.what, r.value, r.unit, r.where) for r in rows(sensors)]
+    assert shown == [("up for", "15.9", "days", ""), ("temperature", "42", "°C", "MPU Board 0"),
+                     ("PoE power on a port", "0", "W", "46 ports"),
+                     ("PoE power on a port", "15.4", "W", "GigabitEthernet0/0/11"),
+                     ("PoE power on a port", "15.4", "W", "GigabitEthernet0/0/12")]
+
+
+def test_a_metric_of_many_different_readings_is_one_row_of_its_range():
+    sensors = [{"metric": "wifi.radio_noise_dbm", "value": -90.0 - i, "unit": "dBm",
+                "tags": {"ap": f"ap-{i}", "radio": "0"}} for i in range(20)]
+    assert [(r.what, r.value, r.where) for r in rows(sensors)] == [("noise floor", "-109–-90", "20 radios")]
+    states = [{"metric": "ups.output_status", "value": v, "unit": "state", "tags": {"n": str(i)}}
+              for i, v in enumerate(["online"] * 3 + ["onBattery"] * 2 + [f"s{i}" for i in range(8)])]
+    assert rows(states)[0].value.startswith("online 3, onBattery 2, ")
+
+
+def test_poll_ends_with_the_time_the_technician_waited():
+    summary = {"interfaces": [{}] * 65, "values": 685, "requests": 46, "duration_s": 0.016, "wall_s": 4.03}
+    line = footer(summary)
+    assert "4.0 s in all" in line and "the last poll 0.02 s" in line and "0.016s" not in line, line
+
+
+# -- the commands on real SNMP agents --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def campus():
+    from eduedge.simulator.snmpsim import start_snmpsim
+    from tests.test_diag import CAMPUS
+
+    server = start_snmpsim(list(CAMPUS.items()))
+    yield server
+    server.stop()
+
+
+@pytest.mark.integration
+def test_diag_on_a_terminal_counts_the_devices_and_is_quiet_when_piped(campus, tmp_path):
+    from tests.test_diag import write_config
+
+    config = str(write_config(tmp_path, campus))
+    code, screen = in_pty([EDUEDGE, "diag", "--config", config])
+    assert code == 1, screen
+    assert "polling the devices" in screen and " of 4" in screen, screen
+    assert "Problems, most important first" in screen      # the report itself is printed after it
+    piped = subprocess.run([EDUEDGE, "diag", "--config", config], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "100"})
+    assert piped.returncode == 1 and "polling the devices" not in piped.stdout + piped.stderr
+    assert " of 4" not in piped.stderr and piped.stderr == "", piped.stderr
+    code, screen = in_pty([EDUEDGE, "diag", "--config", config, "--json"])
+    assert code == 1 and "polling the devices" not in screen and screen.lstrip().startswith("{"), screen[:300]
+
+
+@pytest.mark.integration
+def test_poll_on_a_terminal_counts_down_the_wait_for_the_rates(campus, tmp_path):
+    argv = [EDUEDGE, "poll", campus.address, "--community", "sw-core-1", "--rate-interval", "2"]
+    code, screen = in_pty(argv)
+    assert code == 0, screen
+    assert "polling " in screen and "waiting 2 s to measure the rates" in screen, screen
+    assert "s in all" in screen
+    piped = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and "waiting" not in piped.stdout + piped.stderr
+    code, screen = in_pty([*argv, "--json"])
+    assert code == 0 and "waiting" not in screen, screen[:300]
