@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ipaddress
 import math
 import os
 import re
@@ -315,13 +316,16 @@ class _Control:
 # -- the WAN interface ------------------------------------------------------------------------------
 
 def route_interface(host: str, port: int) -> str | None:
-    """The local interface the kernel would use to reach `host` (no packet is sent)."""
+    """The local interface the kernel would use to reach `host` (no packet is sent); None for a server on this
+    box, which no WAN port leads to (the loopback's counters carry everything local, not the school's line)."""
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         with socket.socket(info[0], socket.SOCK_DGRAM) as s:
             s.connect(info[4])
             local = s.getsockname()[0]
     except OSError:
+        return None
+    if ipaddress.ip_address(local.split("%")[0]).is_loopback:
         return None
     for name, addrs in psutil.net_if_addrs().items():
         if any(a.address.split("%")[0] == local for a in addrs):
