@@ -69,6 +69,34 @@ def demo(tmp_path_factory, realdevices):
         assert [p for p in pids if alive(p)] == []
 
 
+def test_sim_up_writes_a_configuration_that_judges_the_school(demo, tmp_path):
+    """The packs for a secondary school, the campus's WAN test server for broadband and live classes, the
+    learning SSID, the backbone roles of a two-tier campus; `eduedge diag` on it hears every device and judges
+    the backbone (unknown with the default core+distribution roles: the demo campus has no distribution)."""
+    import subprocess
+    import sys
+
+    state, _ = demo
+    cfg = load_config(state.agent_config)
+    assert cfg.standards.packs == ["yinchuan-2018", "hebei-2019", "moe-2019", "live-class"]
+    assert cfg.broadband.enabled and cfg.broadband.server == state.speedtest
+    assert cfg.live_class.enabled and [e.echo for e in cfg.live_class.endpoints] == [state.speedtest]
+    assert cfg.topology.backbone_roles == ["core", "access"]
+    assert cfg.discovery.enabled and cfg.discovery.learning.ssids == ["^Edu-Student$"]
+    hours = cfg.standards.school_hours          # a frozen clock is in its lesson whenever the agent looks
+    assert (len(hours.days), hours.start, hours.end) == (7, "00:00", "23:59")
+    doc = yaml.safe_load(Path(state.agent_config).read_text(encoding="utf-8"))
+    doc["agent"]["data_dir"] = str(tmp_path / "data")
+    (tmp_path / "agent.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    eduedge = str(Path(sys.executable).with_name("eduedge"))
+    r = subprocess.run([eduedge, "diag", "--json", "--config", str(tmp_path / "agent.yaml")], capture_output=True,
+                       text=True, timeout=120)
+    out = json.loads(r.stdout)
+    assert [d["device"] for d in out["devices"] if not d["ok"]] == [], out["devices"]
+    backbone = next(f for f in out["findings"] if f["rule"] == "yinchuan-2018.backbone")
+    assert backbone["status"] == "pass" and len(backbone["evidence"]["links"]) == 5, backbone["evidence"]["why"]
+
+
 def pollers(state: SimState) -> dict[str, DevicePoller]:
     cfg = load_config(state.agent_config)
     profiles = load_profiles(cfg.snmp.profile_dirs)

@@ -147,6 +147,16 @@ def test_shipped_campus_files_are_valid(realdevices):
         World(campus, time.time())                         # ports exist in the recordings, speeds fit
 
 
+def test_the_backbone_roles_fit_each_shipped_campus():
+    from eduedge.simulator.agentconfig import backbone_roles, packs_for
+
+    campuses = REPO / "eduedge" / "simulator" / "campuses"
+    roles = {n: backbone_roles(load_campus(campuses / f"campus-{n}.yaml")) for n in ("demo", "small", "large")}
+    # two tiers: access switches on the core; three tiers: distribution under the core
+    assert roles == {"demo": ["core", "access"], "small": ["core", "access"], "large": ["core", "distribution"]}
+    assert packs_for("kindergarten") == ["yinchuan-2018", "moe-2019", "live-class"]     # Hebei's rule is not theirs
+
+
 def test_campus_errors_name_file_line_and_field(tmp_path, realdevices):
     text = EXAMPLE.replace("port_count: 8", "port_count: 6").replace("count: 2", "count: 9")
     text += "faults: [{kind: reboot, device: nosuch}, {kind: slow, device: core}]\n"

@@ -190,6 +190,7 @@ DEFAULT_RADIOS = [Radio(band="2.4", channel=1), Radio(band="5", channel=36)]
 class Ssid(Strict):
     name: str = Field(min_length=1, max_length=32)
     share: float = Field(1.0, gt=0)       # relative share of the clients
+    learning: bool = False                # the students' learning devices use it (the 1:1 count's source)
 
 
 class Controller(Strict):
