@@ -21,6 +21,12 @@ rules and every rule on WAN capacity (Yinchuan's uplink, Hebei's egress, the MOE
 egress part), with a problem line naming the link, the zone, the WAN rate and the count against the
 enrolment; every other rule has the same status on both campuses.
 
+The healthy campus is also judged as a vocational college (the same evidence, `school.type:
+vocational-college` in a copy of its configuration and data directory): its backbone is 10 Gbit/s (a Ruijie
+core with 10G ports, Cisco C9300s uplinked on their Te ports), every zone - dormitory and sports field
+included - has the use and the signal to be judged covered, and its radios give the clients PHY rates for
+300 Mbit/s; so every seed rule that applies to either type of school is asked to pass, none left unknown.
+
 One threshold is the city's override, not the pack's: Yinchuan asks 2.5 Gbit/s of the school's access link,
 and the simulator's WAN relay carries about 1 Gbit/s on loopback here, so both campuses are judged at 500
 Mbit/s (`standards.overrides`, as a city sets one) and the healthy WAN is 800 Mbit/s. The rule at 2,500 is
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +50,10 @@ import psutil
 import pytest
 import yaml
 
+from eduedge.agent.compliance import load_packs
 from eduedge.agent.config import load_config
 from eduedge.core.netaddr import split_host_port
+from eduedge.simulator.agentconfig import SEED_PACKS, packs_for
 from eduedge.simulator.launch import sim_down, sim_up
 from eduedge.simulator.state import SimState
 from tests.mqtt_helpers import Receiver, stop_agent
@@ -57,6 +66,7 @@ LESSON = "2025-03-11T10:05:00"          # a Tuesday, the third lesson (08:00 + 2
 WAN_RULES = {"yinchuan-2018.uplink", "hebei-2019.egress", "moe-2019.fast-stable"}
 FAULTY_RULES = {"yinchuan-2018.backbone", "yinchuan-2018.wifi-areas", "yinchuan-2018.device-ratio", *WAN_RULES}
 UPLINK_OVERRIDE = 500
+MIN_CLIENT_MINUTES = 300            # the coverage rules' minimum evidence per zone (rule packs)
 GOOD_SIGNAL = {"rssi_dbm": {"mean": -52, "sd": 4, "min": -70, "max": -32},
                "snr_db": {"mean": 40, "sd": 4, "min": 26, "max": 55}}
 
@@ -99,7 +109,38 @@ def campus_doc(faulty: bool) -> dict[str, Any]:
         # the campus's ~1,000 learning devices (the Edu-Student SSID's clients) are one per person for this
         # enrolment, and too few for the demo campus's own 1,296 (the faulty campus keeps that)
         doc["school"]["enrolment"] = {"students": 700, "teachers": 60}
+        as_a_vocational_college(doc, tri)
     return doc
+
+
+def as_a_vocational_college(doc: dict[str, Any], tri: list[dict[str, Any]]) -> None:
+    """What a vocational college's rules ask beyond a school's: a 10 Gbit/s backbone, and every zone covered.
+    The core becomes a Ruijie with 48 10G ports (Te0/1-48), each building switch a Cisco C9300 uplinked on
+    Te1/1/1 (port 53); the dormitory (eight tri-radio UniFi APs, which report client counts, not each client's
+    signal, so the radios decide) and the sports field (three tri-radio APs on the library switch) get the
+    use of a study period and a PE lesson, each radio within the capacity of its zone type (70 % / 50 clients;
+    3 % + 2 % per client)."""
+    core = next(s for s in doc["switches"] if s["name"] == "core")
+    core.update(model="ruijie", port_count=52, ports=[{"ports": "1-8", "use": "backbone", "speed_mbps": 10000},
+                                                      {"ports": "9-20", "use": "classroom", "speed_mbps": 1000},
+                                                      {"ports": 49, "use": "uplink", "speed_mbps": 10000}])
+    for switch in doc["switches"]:
+        if switch["name"] != "core":
+            switch.update(model="iosxe_c9300", port_count=60,
+                          ports=[{"ports": "1-44", "use": "classroom", "speed_mbps": 1000},
+                                 {"ports": 53, "use": "uplink", "speed_mbps": 10000}])
+            switch["uplink"]["port"] = 53
+    aps = doc["wireless"]["aps"]
+    aps[:] = [a for a in aps if a["name"] != "ap-field"]
+    aps += [{"name": "ap-field{n}", "count": 3, "model": "AP7050DN-E", "zone": "sports-field", "room": "field",
+             "uplink": "sw-lib:{n+39}", "radios": tri}]
+    dorm = next(a for a in aps if a["name"].startswith("ap-d"))
+    dorm.update(count=8, radios=tri)
+    for zone in doc["zones"]:
+        if zone["kind"] in ("dormitory", "outdoor"):
+            zone.update(GOOD_SIGNAL)
+            zone["snr_db"] = {**GOOD_SIGNAL["snr_db"], "mean": 45}    # a noise floor well below -92 dBm
+            zone["clients"]["lesson"] = {"dormitory": 45, "outdoor": 90}[zone["kind"]]
 
 
 def for_judging(cfg_path: Path) -> Path:
@@ -133,6 +174,36 @@ class Run:
     text: str
     html: str
     agent_log: str
+    vocational: dict[str, Any] | None = None      # the same evidence judged as a vocational college's
+
+
+def zone_minutes(r: Receiver, seen: dict[str, Any]) -> dict[str, float]:
+    """Client-minutes per zone so far (with a signal or only counted), summed over the metrics received;
+    `seen` carries the sums and how many messages they cover between calls."""
+    messages = r.of("metrics")
+    sums = seen.setdefault("sums", {})
+    for m in messages[seen.get("n", 0):]:
+        for x in m["samples"]:
+            if x["metric"] in ("wifi.zone_client_minutes", "wifi.zone_counted_client_minutes"):
+                zone = x["tags"]["zone"]
+                sums[zone] = sums.get(zone, 0.0) + x["value"]
+    seen["n"] = len(messages)
+    return sums
+
+
+def judged_as(school_type: str, cfg_path: Path, tmp: Path) -> dict[str, Any]:
+    """`eduedge diag --json` on a copy of the configuration and data directory, with another type of school."""
+    doc = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    data = tmp / f"data-{school_type}"
+    shutil.copytree(doc["agent"]["data_dir"], data)
+    doc["agent"]["data_dir"] = str(data)
+    doc["school"]["type"] = school_type
+    doc["standards"]["packs"] = [p for p in doc["standards"]["packs"] if p in packs_for(school_type)]
+    path = tmp / f"agent-{school_type}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = subprocess.run([EDUEDGE, "diag", "--json", "--config", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    return json.loads(out.stdout)
 
 
 def campus_up(doc: dict[str, Any], tmp: Path) -> SimState:
@@ -142,8 +213,9 @@ def campus_up(doc: dict[str, Any], tmp: Path) -> SimState:
     return sim_up(campus_path, tmp / "sim", broker=True)
 
 
-def exercise(name: str, state: SimState, tmp: Path) -> Run:
-    """Let the campus's agent gather a minute of evidence and one capacity test, then diag."""
+def exercise(name: str, state: SimState, tmp: Path, zones: list[str] | None = None) -> Run:
+    """Let the campus's agent gather a minute of evidence and one capacity test, then diag. With `zones`, also
+    until each of them has the client-minutes to be judged, and judge the campus as a vocational college too."""
     cfg_path = for_judging(agent_config(state, tmp / "agent.yaml", tmp / "data", _free_udp_port()))
     cfg = load_config(cfg_path)
     rx = Receiver(*split_host_port(state.broker))
@@ -156,11 +228,16 @@ def exercise(name: str, state: SimState, tmp: Path) -> Run:
         rx.wait_for(lambda r: r.of("birth"), 30, f"{name}: the agent's birth")
         command(state.broker, cfg.school.city, cfg.school.id, "run-check", "bb", check="broadband")
 
+        seen: dict[str, Any] = {}
+
         def decided(r: Receiver) -> bool:
             last = {f["rule"]: f for m in r.of("findings") for f in m["findings"]}
-            zones = last.get("yinchuan-2018.wifi-areas", {}).get("evidence", {}).get("zones") or [{}]
-            return (all(z.get("status") in ("pass", "fail") for z in zones)
-                    and last.get("yinchuan-2018.device-ratio", {}).get("status") in ("pass", "fail"))
+            rows = last.get("yinchuan-2018.wifi-areas", {}).get("evidence", {}).get("zones") or [{}]
+            if not (all(z.get("status") in ("pass", "fail") for z in rows)
+                    and last.get("yinchuan-2018.device-ratio", {}).get("status") in ("pass", "fail")):
+                return False
+            minutes = zone_minutes(r, seen) if zones else {}
+            return all(minutes.get(z, 0.0) >= MIN_CLIENT_MINUTES * 1.1 for z in zones or [])
         try:
             rx.wait_for(decided, 150, f"{name}: every Wi-Fi zone and the device ratio decided")
         except AssertionError as e:
@@ -177,8 +254,9 @@ def exercise(name: str, state: SimState, tmp: Path) -> Run:
                           text=True, timeout=60).stdout
     subprocess.run([EDUEDGE, "diag", "--cached", "--html", str(tmp / "report.html"), "--config", str(cfg_path)],
                    capture_output=True, timeout=60)
+    vocational = judged_as("vocational-college", cfg_path, tmp) if zones else None
     return Run(json.loads(out.stdout), out.returncode, text, (tmp / "report.html").read_text(encoding="utf-8"),
-               log.read_text()[-3000:])
+               log.read_text()[-3000:], vocational)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +268,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         for name in ("healthy", "faulty"):
             states[name] = campus_up(campus_doc(name == "faulty"), base / name)
         with ThreadPoolExecutor(2) as pool:
-            futures = {name: pool.submit(exercise, name, state, base / name) for name, state in states.items()}
+            every_zone = [z["name"] for z in campus_doc(False)["zones"]]       # a vocational college's rule
+            futures = {name: pool.submit(exercise, name, state, base / name, every_zone if name == "healthy" else None)
+                       for name, state in states.items()}
             results = {name: f.result() for name, f in futures.items()}
     finally:
         for state in states.values():
@@ -216,9 +296,25 @@ def test_the_healthy_campus_fails_no_rule(runs: dict[str, Run]) -> None:
     got = statuses(healthy)
     assert [r for r, s in got.items() if s == "fail"] == [], (got, healthy.text)
     assert healthy.code == 0, healthy.text
-    for rule in FAULTY_RULES:                 # what the faulty campus fails is judged here too, and passes
-        assert got[rule] == "pass", (rule, got[rule], healthy.text)
+    # every seed rule that applies to the school is judged here, and passes: none is left unknown
+    seed = [r.id for r in load_packs(SEED_PACKS).for_school("secondary")]
+    assert set(seed) >= FAULTY_RULES
+    assert {r: got.get(r) for r in seed} == dict.fromkeys(seed, "pass"), healthy.text
     assert all(d["ok"] for d in healthy.diag["devices"]), healthy.diag["devices"]
+
+
+def test_the_healthy_campus_judged_as_a_vocational_college_passes_every_seed_rule_of_one(runs: dict[str, Run]) -> None:
+    vocational = runs["healthy"].vocational
+    assert vocational is not None
+    got = {f["rule"]: f for f in vocational["findings"]}
+    seed = [r.id for r in load_packs(SEED_PACKS).for_school("vocational-college")]
+    assert set(seed) >= {"yinchuan-2018.backbone-vocational", "yinchuan-2018.wifi-full",
+                         "yinchuan-2018.wifi-access-vocational"}
+    assert {r: got.get(r, {}).get("status") for r in seed} == dict.fromkeys(seed, "pass"), \
+        {r: got.get(r, {}).get("evidence", {}).get("why") for r in seed}
+    zones = {z["zone"] for z in got["yinchuan-2018.wifi-full"]["evidence"]["zones"]}
+    assert {"dorm", "sports-field"} <= zones
+    assert got["yinchuan-2018.backbone-vocational"]["value"] == 10000
 
 
 def test_the_faulty_campus_fails_exactly_its_faults_and_diag_names_each_cause(runs: dict[str, Run]) -> None:
