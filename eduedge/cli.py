@@ -18,6 +18,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from eduedge.agent.cli import app
+from eduedge.agent.cli._lang import localise, root_context
 
 
 def _installed(*modules: str) -> bool:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     usage box is for `-h`); an error nobody foresaw is one line and exit 1, its traceback only with
     EDUEDGE_DEBUG=1."""
     command = typer.main.get_command(build())
+    localise(command, root_context(command))    # the help in the locale's language (--lang redoes it)
     try:
         code = command.main(args=argv, prog_name="eduedge", standalone_mode=False)
     except NoArgsIsHelpError as e:     # a group called alone: its help is already printed

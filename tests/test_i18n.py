@@ -9,6 +9,7 @@ import tokenize
 from pathlib import Path
 
 import pytest
+import typer
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
@@ -152,3 +153,38 @@ def test_a_bad_lang_is_a_one_line_error(tmp_path):
     r = _cached(tmp_path, "--lang", "fr")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "'fr' is not a language eduedge speaks (zh or en)" in r.output
+
+
+def _command_paths(command, path=()):
+    yield path
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from _command_paths(sub, (*path, name))
+
+
+def _phrases(texts) -> list[str]:
+    """The English phrases of `texts`: the parts between placeholders with two words in a row."""
+    parts = {p.strip(" ,;:.()—-") for t in texts for p in re.split(r"\{[^}]*\}", t)}
+    return sorted(p for p in parts if re.search(r"[a-z]{2,} [a-z]{2,}", p))
+
+
+def test_every_commands_help_is_in_chinese():
+    """`--lang zh ... --help` on every command: the help of the command and of every option is the catalogue's
+    Chinese, and typer's panel titles too; nothing of the English help is left."""
+    with (REPO / "babel.cfg").open() as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    helps = {msgid for _f, _l, msgid, _c, _x in extract_from_dir(str(PACKAGE), method_map, options_map)
+             if isinstance(msgid, str)}
+    english = [p for p in _phrases(helps) if not p.startswith("eduedge ")]    # `Usage: eduedge diag` stays
+    app = build()
+    runner = CliRunner()
+    try:
+        for path in _command_paths(typer.main.get_command(app)):
+            r = runner.invoke(app, ["--lang", "zh", *path, "--help"], env={"COLUMNS": "250", "LANG": "C.UTF-8"})
+            assert r.exit_code == 0, (path, r.output)
+            assert "选项" in r.output and "显示本帮助并退出" in r.output, (path, r.output)
+            left = [p for p in english if p in r.output]
+            assert not left, f"eduedge {' '.join(path)} --help: English left: {left}\n{r.output}"
+        english_help = runner.invoke(app, ["--lang", "en", "diag", "--help"], env={"COLUMNS": "250"}).output
+        assert "Options" in english_help and "Check the school against its standards" in english_help
+    finally:
+        i18n.start()

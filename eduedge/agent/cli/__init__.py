@@ -13,6 +13,7 @@ from importlib.metadata import version
 import typer
 
 from eduedge.agent.cli import (
+    _lang,
     config,
     devices,
     diag,
@@ -48,12 +49,13 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _set_language(value: str | None) -> str | None:
+def _set_language(ctx: typer.Context, value: str | None) -> str | None:
     # Called for every command, given or not; eager, so that `eduedge --lang zh --help` is in Chinese.
     try:
         i18n.start(value)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    _lang.localise(ctx.find_root().command, ctx.find_root())    # (again: a test runs many commands in one process)
     return value
 
 

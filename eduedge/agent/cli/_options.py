@@ -33,7 +33,7 @@ def config_or_exit(path: Path, prefix: str = "") -> AgentConfig:
     return cfg
 
 
-def config_option(help: str = "the agent's configuration", default: Path | None = DEFAULT_CONFIG) -> Any:
+def config_option(help: str = N_("the agent's configuration"), default: Path | None = DEFAULT_CONFIG) -> Any:
     """The `--config`/`-c` option: one spelling, one short flag and one environment variable everywhere."""
     return typer.Option(default, "--config", "-c", envvar="EDUEDGE_CONFIG", help=help)
 
@@ -52,4 +52,4 @@ timeout_opt = typer.Option(2.0, "--timeout", help="seconds to wait for each answ
 retries_opt = typer.Option(1, "--retries", help="how many times to ask again after a timeout")
 json_opt = typer.Option(False, "--json", help="print one JSON object")
 dirs_opt = typer.Option([], "--profile-dir", help="extra directory of site profiles (repeatable)")
-device_config_opt = config_option("agent configuration: HOST may then be a configured device's name", None)
+device_config_opt = config_option(N_("agent configuration: HOST may then be a configured device's name"), None)

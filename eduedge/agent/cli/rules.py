@@ -15,6 +15,7 @@ import typer
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, load_packs, pack_paths
 from eduedge.agent.compliance.kinds import num
+from eduedge.core.i18n import N_
 
 EXIT_CONFIG = 2
 
@@ -74,7 +75,7 @@ def render_rules(rs: RuleSet, school_type: str | None) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("rules")
     def rules_cmd(pack: list[str] = typer.Option([], "--pack", help="only this pack (repeatable)"),
-                  config: Path | None = config_option("mark what applies to this school, with its overrides",
+                  config: Path | None = config_option(N_("mark what applies to this school, with its overrides"),
                                                                None),
                   as_json: bool = typer.Option(False, "--json", help="print a JSON list of rules")) -> None:
         """List the standards rules: what each measures, its threshold, and its source."""

@@ -36,6 +36,7 @@ from eduedge.collectors.broadband.config import BroadbandConfig
 from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Progress, parse_server, server_text
 from eduedge.collectors.broadband.result import BroadbandResult
 from eduedge.collectors.broadband.schedule import ExclusiveLock
+from eduedge.core.i18n import N_
 from eduedge.core.secrets import SecretError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
@@ -150,7 +151,8 @@ def register(app: typer.Typer) -> None:
         server: str | None = typer.Option(None, help="HOST:PORT (or eest://HOST:PORT) of an eduedge test server; "
                                                      "default broadband.server"),
         as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
-        config: Path | None = config_option(f"agent configuration (default {DEFAULT_CONFIG} if present)", None),
+        config: Path | None = config_option(N_("agent configuration (default /etc/eduedge/eduedge.yaml if present)"),
+                                            None),
         token_file: Path | None = typer.Option(None, help="the school's token (default broadband.token)"),
         engine: str | None = typer.Option(None, help="builtin or iperf3 (default broadband.engine)"),
         iperf3_server: str | None = typer.Option(None, help="HOST:PORT of an iperf3 server, for --engine iperf3"),
