@@ -546,11 +546,15 @@ live_class:
                               timeout=60)
     good = run("city-cloud")
     assert good.returncode == 0, good.stderr
-    lines = good.stdout.splitlines()
+    lines = [line.rstrip() for line in good.stdout.splitlines()]
     assert lines[0] == f"city-cloud (city-cloud): https://{NAME}:{net.https}/"
-    assert lines[1].split()[0] == "dns" and lines[1].endswith(f"ms  {ADDRESS}")
-    assert lines[3].split()[0] == "tls" and "certificate expires" in lines[3] and "(in 30 days)" in lines[3]
-    assert lines[4].split()[0] == "http" and lines[4].endswith("first byte, status 200")
+    assert lines[1].split() == ["stage", "time", "ms", "detail"]          # the unit is in the header
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in lines[3:-1]}
+    assert list(rows) == ["dns", "connect", "tls", "http"]                # every stage, in order, nothing else
+    assert all(float(row[0]) >= 0 for row in rows.values())
+    assert rows["dns"][1] == ADDRESS
+    assert "certificate expires" in rows["tls"][1] and "(in 30 days)" in rows["tls"][1]
+    assert rows["http"][1] == "first byte, status 200"
     assert lines[-1] == "  up: every stage passed"
     bad = run("old-cert")
     assert bad.returncode == 1 and "FAILED: the certificate of live.edu.test does not check out" in bad.stdout

@@ -56,6 +56,10 @@ ENGINE_TIME = (1, 3, 6, 1, 6, 3, 10, 2, 1, 3, 0)
 ENT_SERIAL = (1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 11)
 LLDP_LOC = (1, 0, 8802, 1, 1, 2, 1, 3)
 LLDP_REM = (1, 0, 8802, 1, 1, 2, 1, 4)
+# Neighbour tables a recording carries besides LLDP-MIB: they name the recorded device's real neighbours, not
+# the campus's cabling, so a simulated switch serves none of them (the topology would see phantom links).
+FOREIGN_NEIGHBOURS = ((1, 3, 6, 1, 4, 1, 11863, 6, 35, 1, 2, 2),   # TPLINK-LLDPINFO-MIB lldpNeighborInfoTable
+                      (1, 3, 6, 1, 4, 1, 9, 9, 23, 1, 2, 1))      # CISCO-CDP-MIB cdpCacheTable
 HW_WLAN = (1, 3, 6, 1, 4, 1, 2011, 6, 139)
 HW_AP_COUNT = (*HW_WLAN, 12, 1, 2, 1, 0)          # hwWlanCurJointApNum
 HW_AP_ENTRY = (*HW_WLAN, 13, 3, 3, 1)              # hwWlanApTable, index AP MAC
@@ -106,6 +110,8 @@ def build_mib(world: World, node: Node) -> Mib:
     # every switch serves LLDP-MIB (the trimmed recordings may lack it); other devices only if theirs has it
     if node.kind == "switch" or (node.speaks_lldp and any(k[:len(LLDP_LOC) - 1] == LLDP_LOC[:-1] for k in recs)):
         tables.append(_lldp(world, node, values))
+        for oid in [k for k in values if any(k[:len(t)] == t for t in FOREIGN_NEIGHBOURS)]:
+            del values[oid]
     if node.kind == "controller":
         if not any(k[:len(HW_WLAN)] == HW_WLAN for k in recs):
             raise DeviceBuildError(f"{node.name}: wireless tables are simulated for Huawei ACs (HUAWEI-WLAN-*) "
