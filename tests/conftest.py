@@ -31,3 +31,16 @@ def realdevices() -> Path:
     if not (REALDEVICES / "snmprec").is_dir():
         pytest.fail(f"recorded devices not found at {REALDEVICES} (set EDUEDGE_REALDEVICES)")
     return REALDEVICES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """End the run with what was skipped for want of root (namespaces, raw sockets, tmpfs), by name: a run
+    without root must not look like a run of everything."""
+    rooted = [r for r in terminalreporter.stats.get("skipped", []) if "root" in str(r.longrepr)]
+    if not rooted:
+        return
+    terminalreporter.write_line(f"{len(rooted)} tests skipped because they need root (run as root to include them):",
+                                yellow=True)
+    for r in rooted:
+        reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+        terminalreporter.write_line(f"  {r.nodeid}: {reason.removeprefix('Skipped: ')}")

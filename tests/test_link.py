@@ -26,7 +26,7 @@ from eduedge.agent.envelope import Envelope
 from eduedge.agent.link import Link
 from eduedge.agent.outbox import Outbox
 from eduedge.core.samples import Sample
-from eduedge.simulator.broker import Broker, start_broker
+from eduedge.simulator.broker import Broker, make_pki, start_broker
 from tests.mqtt_helpers import Receiver
 
 pytestmark = pytest.mark.integration
@@ -85,13 +85,13 @@ def test_broker_down_then_up_every_sample_arrives_in_order_within_its_priority(t
     try:
         rx.wait_for(lambda r: len(values(r)) > 100, 15, "data before the outage")
         broker.stop()  # clean stop: the receiver's subscription survives in the broker's persistence
-        time.sleep(3.0)
-        assert not link.status.connected
-        outage_rows = box.stats().rows
-        assert outage_rows > 10
+        # a backlog with more than ten events in it (the order check below needs them)
+        mark = len(events_made)
+        wait_until(lambda: not link.status.connected and len(events_made) > mark + 12 and box.stats().rows > 10, 15,
+                   "a backlog during the outage")
         back_at = produced[-1] + 1
         broker.start()
-        time.sleep(1.0)
+        wait_until(lambda: link.status.connected and produced[-1] > back_at + 20, 15, "data after the outage")
     finally:
         stop.set()
         t.join()
@@ -297,13 +297,50 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
         box2.add_samples([Sample(1.7e9, "sw-1", "test.counter", 2)])
         anon = make_link(b, box2, broker=f"localhost:{b.tls_port}", tls=MqttTls(ca_file=b.pki.ca_cert))
         anon.start()
-        time.sleep(2.0)
-        assert not anon.status.connected and anon.status.last_error
+        wait_until(lambda: anon.status.last_error, 15, "the broker's refusal")
+        assert not anon.status.connected and anon.status.connects == 0
         anon.stop()
         assert box2.stats().rows == 1
         rx.close()
         assert rx.problems == []
         assert [s["value"] for m in rx.of("metrics") for s in m["samples"]] == [1]
+    finally:
+        b.close()
+
+
+def wait_until(check: Any, timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+@pytest.mark.parametrize("wrong", ["ca", "name"])
+def test_the_agent_refuses_a_broker_whose_certificate_its_ca_did_not_sign_or_names_another_host(
+        tmp_path: Path, wrong: str) -> None:
+    # "name": the broker listens on 127.0.0.2 with a certificate for localhost and 127.0.0.1 only
+    b = start_broker(tmp_path / "broker", host="127.0.0.2" if wrong == "name" else "127.0.0.1", tls=True,
+                     tls_clients=("gw-test",))
+    try:
+        assert b.pki is not None and b.tls_port is not None
+        cert, key = b.pki.clients["gw-test"]
+        ca = make_pki(tmp_path / "other-pki").ca_cert if wrong == "ca" else b.pki.ca_cert
+        box = Outbox(tmp_path / "outbox.db", ENV, max_bytes=10**7)
+        box.add_samples([Sample(1.7e9, "sw-1", "test.counter", 1)])
+        link = make_link(b, box, broker=f"{b.host}:{b.tls_port}", tls=MqttTls(ca_file=ca, cert_file=cert,
+                                                                              key_file=key))
+        link.start()
+        error = wait_until(lambda: link.status.last_error, 15, "the agent's refusal")
+        link.stop()
+        assert "CERTIFICATE_VERIFY_FAILED" in error, error
+        # a CA with the same name but another key: the signature does not verify; the right CA, the wrong name
+        assert ("signature failure" if wrong == "ca" else "IP address mismatch") in error, error
+        assert link.status.connects == 0 and box.stats().rows == 1  # nothing was sent to that broker
+        log = (b.workdir / "mosquitto.log").read_text()
+        assert "New client connected" not in log
     finally:
         b.close()
 
@@ -336,7 +373,7 @@ def test_a_password_from_a_file_is_used_and_never_logged(tmp_path: Path, caplog:
         bad = Link(MqttConfig(broker=b.address, username="school", reconnect_min=0.1, reconnect_max=0.5),
                    box, ENV, birth, password="wrong")
         bad.start()
-        time.sleep(1.5)
+        wait_until(lambda: bad.status.last_error, 15, "the broker's refusal")
         assert not bad.status.connected and "refused" in (bad.status.last_error or "")
         bad.stop()
         assert "s3cret" not in caplog.text and "wrong" not in caplog.text.replace("went wrong", "")

@@ -121,7 +121,7 @@ def test_silence_is_one_error_naming_the_device_after_every_try():
     assert message.startswith("sw-test (127.0.0.1:")
     assert f"walk {IF_DESCR}: no answer within 0.2s x 3 tries" in message and "SNMPv2c community" in message
     assert received == 3
-    assert 0.6 <= took < 1.5
+    assert took >= 0.6  # each try waited out its timeout (no upper bound: a loaded box only makes it later)
 
 
 def test_the_rate_limit_spaces_the_requests():
