@@ -73,6 +73,12 @@ class Ingestor:
         self.totals: Counter[str] = Counter()
         self.rollups = Rollups(db)       # the pages' trends, kept in each batch's transaction
 
+    def use(self, db: Db) -> None:
+        """Write through `db` from now on (a receiver's new connection after the old one failed): everything
+        that writes, the rollups included, must drop the closed connection, or every later message fails too."""
+        self.db = db
+        self.rollups.db = db
+
     # -- the batch --------------------------------------------------------------------------------------
 
     def apply(self, batch: Sequence[Accepted], received: float, rejected: Sequence[tuple[str, str, str, int, bytes]]

@@ -213,7 +213,7 @@ class Receiver:
         while True:
             try:
                 self.db = connect(self.cfg.storage)
-                self.ingestor.db = self.db
+                self.ingestor.use(self.db)
                 return
             except Exception as e:
                 log.error("cannot reach the database (%s); retrying in 5 s", e)
