@@ -14,7 +14,7 @@ TEXT: dict[str, str] = {
     "agent_start": "starting the agent: eduedge run --config {config}  (log: {log})",
     "city_receives": "what the city receives:",
     "ask_broadband": "the city asks for a broadband test now (run-check broadband)",
-    "fault": "FAULT: {what} (eduedge sim fault {kind} --device {device})",
+    "fault": "FAULT: {what} (as `eduedge sim fault {kind} {device}` does)",
     "metrics_so_far": "metrics so far: {messages} messages, {samples} samples of {metrics} metrics from {devices} "
                       "devices",
     "all_judged": "every seed rule is judged; stopping",
