@@ -3,6 +3,7 @@ and late data, the agents' own gaps, birth/death sessions, findings, inventory, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -296,3 +297,63 @@ def test_an_ingestor_given_a_new_connection_writes_its_rollups_there_too(tmp_pat
     old.close()
     ing.rollups.add([("s1", "gw", "wan.down_mbps", "Mbit/s", (), 7200.5, 80.0)])
     assert new.query("SELECT school, samples FROM school_hours") == [("s1", 1)]
+
+
+# The tables version 1 keyed by (school, agent), as it made them; init_schema adds the rest of the schema.
+SCHEMA_V1 = """
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE schools (school TEXT PRIMARY KEY, city TEXT NOT NULL, name TEXT, type TEXT, district TEXT,
+  students BIGINT, teachers BIGINT, agent TEXT, agent_version TEXT, boot_id TEXT, config_digest TEXT, birth TEXT,
+  bd_seq BIGINT, birth_seq BIGINT, birth_time DOUBLE PRECISION, births BIGINT NOT NULL DEFAULT 0,
+  online INTEGER NOT NULL DEFAULT 0, online_since DOUBLE PRECISION, offline_since DOUBLE PRECISION,
+  offline_reason TEXT, pending_death_bd BIGINT, stale_deaths BIGINT NOT NULL DEFAULT 0, inventory_seq BIGINT,
+  rebirth_asked DOUBLE PRECISION, first_seen DOUBLE PRECISION, last_seen DOUBLE PRECISION);
+CREATE TABLE streams (school TEXT NOT NULL, agent TEXT NOT NULL, floor BIGINT, hwm BIGINT,
+  messages BIGINT NOT NULL DEFAULT 0, late BIGINT NOT NULL DEFAULT 0, min_bd_seq BIGINT, max_bd_seq BIGINT,
+  wills BIGINT NOT NULL DEFAULT 0, swept DOUBLE PRECISION NOT NULL, PRIMARY KEY (school, agent));
+CREATE TABLE holes (school TEXT NOT NULL, agent TEXT NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL,
+  opened DOUBLE PRECISION NOT NULL, PRIMARY KEY (school, agent, first_seq));
+CREATE TABLE gaps (id {id}, school TEXT NOT NULL, agent TEXT NOT NULL, seq BIGINT NOT NULL,
+  received DOUBLE PRECISION NOT NULL, dropped TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT,
+  messages BIGINT NOT NULL, samples BIGINT NOT NULL, seqs TEXT NOT NULL, first_time DOUBLE PRECISION,
+  last_time DOUBLE PRECISION);
+CREATE TABLE messages (id TEXT PRIMARY KEY, school TEXT NOT NULL, agent TEXT NOT NULL, seq BIGINT NOT NULL,
+  kind TEXT NOT NULL, time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL, items INTEGER NOT NULL);
+CREATE UNIQUE INDEX messages_seq ON messages (school, agent, seq);
+INSERT INTO meta (k, v) VALUES ('schema_version', '1');
+INSERT INTO streams (school, agent, floor, hwm, messages, swept) VALUES ('old-school', 'gw', 1, 9, 8, 0);
+INSERT INTO holes (school, agent, first_seq, last_seq, opened) VALUES ('old-school', 'gw', 5, 5, 0);
+INSERT INTO messages (id, school, agent, seq, kind, time, received, items) VALUES ('m1', 'old-school', 'gw', 9,
+  'metrics', 0, 0, 1)
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_version_1_database_is_migrated_keeping_its_streams(kind: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
+    from eduedge.cloud.db import DIALECT, connect_postgresql, connect_sqlite
+
+    storage = ({"engine": "sqlite", "path": str(tmp_path / "city.db")} if kind == "sqlite"
+               else pg_storage(request.getfixturevalue("pg")))
+    raw = connect_sqlite(storage["path"]) if kind == "sqlite" else connect_postgresql(storage["dsn"])
+    with raw.transaction():
+        for stmt in SCHEMA_V1.split(";"):
+            raw.execute(stmt.format(id=DIALECT[raw.engine]["id"]))
+    raw.close()
+    cfg = make_cfg(storage)
+    db = connect(cfg.storage)
+    try:
+        assert db.query("SELECT v FROM meta WHERE k = 'schema_version'") == [("2",)]
+        assert db.query("SELECT school, agent, epoch, floor, hwm FROM streams") == [("old-school", "gw", "", 1, 9)]
+        assert db.query("SELECT epoch, first_seq FROM holes") == [("", 5)]
+        old, new = School("old-school"), School("old-school")
+        new.env = dataclasses.replace(new.env, epoch="ab" * 16)
+        ing = Ingestor(db, cfg.ingest.dedup_window)
+        res = ing.apply([new.birth(0, seq=0), new.birth(0, t=NOW + 1, seq=0), new.metrics(seq=9), old.metrics(seq=9)],
+                        NOW + 2)
+        # two births of seq 0 are two messages; seq 9 of a new epoch is not the old stream's seq 9, which is
+        # still known
+        assert (res.stored, res.duplicates) == (3, 1)
+        assert count(db, "SELECT COUNT(*) FROM messages WHERE seq = 9") == 2
+    finally:
+        db.close()
