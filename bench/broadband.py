@@ -129,7 +129,8 @@ def iperf3(link: Link, direction: str, duration: float, streams: int) -> Run:
 
 def client_main(server: str, direction: str, duration: float, streams: int) -> None:
     """The eduedge side of one run, in its own process (and namespace): one direction, its own CPU time."""
-    from eduedge.collectors.broadband.engine import Engine, MeasureOptions, parse_server
+    from eduedge.collectors.broadband.engine import Engine, MeasureOptions
+    from eduedge.collectors.broadband.probe import parse_server
 
     host, port = parse_server(server)
     opts = MeasureOptions(streams=streams, duration=duration, directions=(direction,), idle_probes=5)  # type: ignore[arg-type]

@@ -2,7 +2,9 @@
 
 The box installs `eduedge` alone; `eduedge[cloud]` and `eduedge[sim]` bring the dependencies of the
 `cloud` and `sim` command groups. A group whose dependencies are missing is left out, so the base install
-never imports the city's or the simulator's code.
+never imports the city's or the simulator's code. A command line that names one of the agent's own commands
+gets neither group either, so `eduedge run` on a machine with the extras installed (a developer's, the
+benchmarks') carries the same code as on a box.
 """
 
 from __future__ import annotations
@@ -40,11 +42,22 @@ def build() -> typer.Typer:
     return app
 
 
+def agent_commands() -> set[str]:
+    """The names of the agent's own commands and command groups."""
+    return ({c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None}
+            | {g.name for g in app.registered_groups if g.name})
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    """The app a command line needs: the agent's alone when its first word is an agent command."""
+    return app if argv[:1] and argv[0] in agent_commands() else build()
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `eduedge` command. A mistake on the command line is one line on stderr and exit 2 (click's
     usage box is for `-h`); an error nobody foresaw is one line and exit 1, its traceback only with
     EDUEDGE_DEBUG=1."""
-    command = typer.main.get_command(build())
+    command = typer.main.get_command(app_for(sys.argv[1:] if argv is None else argv))
     localise(command, root_context(command))    # the help in the locale's language (--lang redoes it)
     try:
         code = command.main(args=argv, prog_name="eduedge", standalone_mode=False)

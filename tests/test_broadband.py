@@ -17,8 +17,9 @@ from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.broadband.collector import BroadbandCollector, Utilisation, result_events, result_samples
 from eduedge.collectors.broadband.config import BroadbandConfig, BroadbandWindow
-from eduedge.collectors.broadband.engine import MeasureOptions, parse_server, settled, slot_rates, window
+from eduedge.collectors.broadband.engine import MeasureOptions, settled, slot_rates, window
 from eduedge.collectors.broadband.iperf3 import parse_iperf3
+from eduedge.collectors.broadband.probe import parse_server
 from eduedge.collectors.broadband.result import BroadbandResult, PortInfo, Probes, Throughput, rfc3550_jitter
 from eduedge.collectors.broadband.schedule import Budget, DailyPlan, ExclusiveLock
 from eduedge.collectors.snmp.profiles import load_canonical

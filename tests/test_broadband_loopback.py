@@ -26,7 +26,8 @@ import pytest
 from eduedge.cloud.speedtest_server import SpeedtestServer
 from eduedge.collectors.broadband.collector import BroadbandCollector
 from eduedge.collectors.broadband.config import BroadbandConfig
-from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Prober, probe_once
+from eduedge.collectors.broadband.engine import Engine, MeasureOptions
+from eduedge.collectors.broadband.probe import Prober, probe_once
 from eduedge.collectors.broadband.result import BroadbandResult
 from eduedge.collectors.broadband.schedule import ExclusiveLock
 from eduedge.simulator.wanlink import LinkParams, WanLink

@@ -173,7 +173,7 @@ def test_latency_added_by_the_wan_relay_is_what_the_wire_shows(campus, tmp_path)
 
 _LOSS = """
 import asyncio, sys
-from eduedge.collectors.broadband.engine import probe_once
+from eduedge.collectors.broadband.probe import probe_once
 r = asyncio.run(probe_once(sys.argv[1], int(sys.argv[2]), count=10000, interval=0.001))
 print(r.probes.loss_percent)
 """

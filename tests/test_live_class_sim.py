@@ -30,7 +30,8 @@ from eduedge.agent.compliance.wifi_coverage import ZoneTracker
 from eduedge.agent.config import AgentConfig, load_config
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.broadband.collector import result_samples
-from eduedge.collectors.broadband.engine import Engine, MeasureOptions, parse_server
+from eduedge.collectors.broadband.engine import Engine, MeasureOptions
+from eduedge.collectors.broadband.probe import parse_server
 from eduedge.collectors.service_probes import probe_all
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import DevicePoller, poll_many

@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import secrets
 import signal
 import socket
@@ -50,13 +49,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-PROTOCOL = "EEST/1"
-ECHO = b"EEST/1 ECHO "
+from eduedge.core.eest import CHUNK, DEFAULT_PORT, ECHO, PROTOCOL, payload
+
 USAGE = "EEST/1 session|probe|download|upload SECONDS [token=TOKEN] [test=ID]"
 VERBS = ("session", "probe", "download", "upload")
-BLOCK = os.urandom(1 << 20)             # incompressible, so link compression cannot flatter the result
-VIEW = memoryview(BLOCK + BLOCK)        # a chunk may start anywhere in BLOCK and still be contiguous
-CHUNK = 256 * 1024                      # divides BLOCK, so the offset cycles through it
 MAX_LINE = 512
 REQUEST_TIMEOUT = 5.0
 REPORT_EVERY = 0.1
@@ -143,7 +139,7 @@ class _Session:
 @dataclass
 class SpeedtestServer:
     host: str = "127.0.0.1"
-    port: int = 5201
+    port: int = DEFAULT_PORT
     max_tests: int = 32
     max_seconds: float = 60.0
     tokens: frozenset[str] = frozenset()
@@ -156,6 +152,7 @@ class SpeedtestServer:
     _listener: socket.socket | None = None
     _udp: asyncio.DatagramTransport | None = None
     _conns: set[asyncio.Task] = field(default_factory=set)
+    _payload: memoryview | None = None          # what downloads send, made by the first one
 
     @property
     def active_tests(self) -> int:
@@ -315,12 +312,14 @@ class SpeedtestServer:
     async def _transfer(self, conn: socket.socket, verb: str, seconds: float, rest: bytes, s: _Session | None) -> None:
         loop = asyncio.get_running_loop()
         if verb == "download":
-            off = 0
+            if self._payload is None:
+                self._payload = payload()
+            data, block, off = self._payload, len(self._payload) // 2, 0
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(seconds):
                     while True:
-                        await loop.sock_sendall(conn, VIEW[off:off + CHUNK])
-                        off = (off + CHUNK) % len(BLOCK)
+                        await loop.sock_sendall(conn, data[off:off + CHUNK])
+                        off = (off + CHUNK) % block
                         self.stats.bytes_sent += CHUNK
                         if s is not None:
                             s.down_bytes += CHUNK
@@ -428,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--token-file", help="file with one accepted token per line")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    host, port = split_host_port(args.listen, 5201)
+    host, port = split_host_port(args.listen, DEFAULT_PORT)
     tokens = read_tokens(args.token_file) if args.token_file else frozenset()
     asyncio.run(serve(SpeedtestServer(host, port, args.max_tests, args.max_seconds, tokens, args.max_streams)))
 

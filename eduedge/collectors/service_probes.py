@@ -11,7 +11,7 @@ cloud, the live-class servers) and nothing else:
   only the configured URL is ever requested, and a 3xx answer is the service answering. The body is not read.
 - `echo`: the live-class server's eduedge test server (cloud/speedtest_server.py) answers a burst of UDP
   echoes shaped like a video stream (`live_class.video_probe`: 1200-byte datagrams, 100 a second, 3 s),
-  sent and timed by the broadband engine's prober (collectors/broadband/engine.py): median RTT, RFC 3550
+  sent and timed by the broadband collector's prober (collectors/broadband/probe.py): median RTT, RFC 3550
   jitter and loss of the burst. Like SmokePing, every round is a burst of many probes summarised by its
   median and loss, not one ping.
 
@@ -86,7 +86,7 @@ import dns.rdatatype
 import httpcore
 from cryptography import x509
 
-from eduedge.collectors.broadband.engine import parse_server, probe_once
+from eduedge.collectors.broadband.probe import parse_server, probe_once
 from eduedge.collectors.broadband.result import Probes
 from eduedge.collectors.service_probes_config import LiveClassConfig, LiveClassEndpoint
 from eduedge.core.netaddr import split_host_port

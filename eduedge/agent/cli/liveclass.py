@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import RenderableType
@@ -28,8 +28,10 @@ from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
 from eduedge.agent.compliance.findings import Finding
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
-from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_all
 from eduedge.core.tables import add, key, table, terminal
+
+if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command probes, not for every `eduedge`
+    from eduedge.collectors.service_probes import ServiceProbe
 
 EXIT_READY, EXIT_NOT_READY, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3
 PACK = "live-class"
@@ -70,6 +72,8 @@ def check(cfg: AgentConfig, rules: RuleSet, cached: bool = False) -> tuple[list[
     try:
         probes: list[ServiceProbe] = []
         if not cached and cfg.live_class.endpoints:
+            from eduedge.collectors.service_probes import probe_all
+
             probes = asyncio.run(probe_all(cfg.live_class))
             store.add([x for p in probes for x in p.samples()])
         elif not cfg.live_class.endpoints:
@@ -134,6 +138,8 @@ def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe]
 
 def probe_line(p: ServiceProbe) -> str:
     """One line per endpoint: up or the stage that failed, and the times."""
+    from eduedge.collectors.service_probes import expires_in_words
+
     parts = []
     for label, v in (("dns", p.dns_ms), ("connect", p.connect_ms), ("tls", p.tls_ms), ("first byte", p.ttfb_ms)):
         if v is not None:

@@ -9,21 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import RenderableType
 from rich.padding import Padding
 
 from eduedge.agent.cli._options import config_option, config_or_exit
-from eduedge.collectors.service_probes import ServiceProbe, expires_in_words, probe_endpoint
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
 from eduedge.core.tables import add, key, num, table, terminal
+
+if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command probes, not for every `eduedge`
+    from eduedge.collectors.service_probes import ServiceProbe
 
 EXIT_CONFIG = 2
 
 
 def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int) -> list[RenderableType]:
     """Every stage of one endpoint's check in a row of a table, timed, or why it failed."""
+    from eduedge.collectors.service_probes import expires_in_words
+
     failed = {f.stage: f.reason for f in p.failures}
     t = table(key("stage"), num("time ms"), "detail")
 
@@ -64,6 +69,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: no endpoint {endpoint!r} under live_class.endpoints (configured: {names}); only "
                        "configured endpoints are probed", err=True)
             raise typer.Exit(EXIT_CONFIG)
+        from eduedge.collectors.service_probes import probe_endpoint
+
         result = asyncio.run(probe_endpoint(ep, cfg.live_class))
         if as_json:
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -21,11 +21,9 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
 from eduedge.agent.cli._options import DEFAULT_CONFIG, config_option, config_or_exit
 from eduedge.agent.config import AgentConfig, ConfigError
@@ -33,11 +31,15 @@ from eduedge.agent.jobs import HOST_DEVICE
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.broadband.collector import result_samples
 from eduedge.collectors.broadband.config import BroadbandConfig
-from eduedge.collectors.broadband.engine import Engine, MeasureOptions, Progress, parse_server, server_text
 from eduedge.collectors.broadband.result import BroadbandResult
 from eduedge.collectors.broadband.schedule import ExclusiveLock
 from eduedge.core.i18n import N_
 from eduedge.core.secrets import SecretError
+
+if TYPE_CHECKING:    # rich and the engine load when a test runs, not for every `eduedge`
+    from rich.text import Text
+
+    from eduedge.collectors.broadband.engine import Progress
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
 TECHNICIAN = "technician"          # the `window` tag of a test a person ran, beside the agent's windows
@@ -101,12 +103,16 @@ class ProgressView:
     """One status line, redrawn by rich while the test runs."""
 
     def __init__(self) -> None:
+        from eduedge.collectors.broadband.engine import Progress
+
         self.p = Progress("connect")
 
     def update(self, p: Progress) -> None:
         self.p = p
 
     def __rich__(self) -> Text:
+        from rich.text import Text
+
         p = self.p
         text = Text(f"{_PHASE.get(p.phase, p.phase):<13}", style="bold")
         if p.planned:
@@ -164,6 +170,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure the WAN link now: download and upload goodput, idle and loaded latency, jitter, loss,
         and the ceiling of the gateway's WAN port."""
+        from rich.console import Console
+        from rich.live import Live
+
+        from eduedge.collectors.broadband.engine import Engine, MeasureOptions
+        from eduedge.collectors.broadband.probe import parse_server, server_text
+
         err = Console(stderr=True)
         try:
             server = server_text(*parse_server(server)) if server else None

@@ -23,10 +23,11 @@ import re
 import zlib
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+if TYPE_CHECKING:    # jsonschema loads with the first check (~3 MB): an agent checks only the commands it gets
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
 
 HERE = Path(__file__).resolve().parent
 TOPIC_ROOT = "edu/v1"
@@ -57,6 +58,8 @@ def topic(city: str, school: str, kind: str) -> str:
 
 @cache
 def _registry() -> Registry:
+    from referencing import Registry, Resource
+
     resources = []
     for path in sorted(HERE.glob("*.schema.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -72,11 +75,15 @@ def schema(name: str) -> dict[str, Any]:
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema(name), registry=_registry())
 
 
 @cache
 def _args_validator(command: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema("cmd")["$defs"][command], registry=_registry())
 
 

@@ -1,7 +1,8 @@
 """Broadband: the school's WAN link, measured against the city's test server and watched for load.
 
 Three things run on the gateway box:
-- capacity tests (collectors/broadband/engine.py; iperf3 optionally, collectors/broadband/iperf3.py):
+- capacity tests (collectors/broadband/engine.py, imported when one runs; iperf3 optionally,
+  collectors/broadband/iperf3.py):
   idle latency, then download and upload over several TCP streams with the ramp-up excluded, with
   latency measured under that load. They start at random times in the configured windows (school
   hours, overnight), never two at once, within a daily byte budget, and are skipped - with the reason,
@@ -58,17 +59,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import psutil
 
 from eduedge.collectors.broadband.config import BroadbandConfig
-from eduedge.collectors.broadband.engine import (
+from eduedge.collectors.broadband.probe import (
     COUNTER_BITS,
-    Engine,
-    MeasureOptions,
     ProbeResult,
-    ProgressFn,
     parse_server,
     port_info,
     probe_once,
@@ -79,6 +78,9 @@ from eduedge.collectors.broadband.schedule import Budget, DailyPlan, ExclusiveLo
 from eduedge.core.events import Event
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample
+
+if TYPE_CHECKING:    # the throughput test (and the bytes it sends) loads when a test runs
+    from eduedge.collectors.broadband.engine import Engine, MeasureOptions, ProgressFn
 
 log = logging.getLogger("eduedge.broadband")
 BUSY_WINDOW_S = 60.0
@@ -295,6 +297,8 @@ class BroadbandCollector:
         return cls(cfg, device, data_dir, ZoneInfo(timezone), wan_interface, token, rates)
 
     def options(self) -> MeasureOptions:
+        from eduedge.collectors.broadband.engine import MeasureOptions
+
         c = self.cfg
         return MeasureOptions(streams=c.streams, duration=c.duration, warmup_max=c.warmup_max,
                               directions=tuple(c.directions), idle_probes=c.idle_probes)
@@ -417,6 +421,8 @@ class BroadbandCollector:
         return Collected(result_samples(result, self.device, window), result_events(result, self.device, window))
 
     def engine(self, progress: ProgressFn | None = None) -> Engine:
+        from eduedge.collectors.broadband.engine import Engine
+
         host, port = self.server if self.server else (None, 0)
         runner = None
         if self.cfg.engine == "iperf3":

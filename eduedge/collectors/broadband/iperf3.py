@@ -15,7 +15,8 @@ import shutil
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eduedge.collectors.broadband.engine import Engine, MeasureError, PhaseState
+from eduedge.collectors.broadband.engine import Engine, PhaseState
+from eduedge.collectors.broadband.probe import MeasureError
 from eduedge.collectors.broadband.result import Direction, Throughput
 
 OMIT_MAX = 2          # iperf3's -O is whole seconds; 2 covers slow start on the paths a school sees
