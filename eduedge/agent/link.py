@@ -37,14 +37,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-
 from eduedge.agent.config import MqttConfig
 from eduedge.agent.contract import topic
 from eduedge.agent.envelope import Envelope
 from eduedge.agent.outbox import Outbox
+from eduedge.core.imports import without
 from eduedge.core.netaddr import split_host_port
+
+# paho imports dnspython, where installed, for connect_srv() alone (~5 MB resident); the link never looks a broker
+# up by SRV record. The live-class probes import dnspython themselves when they run.
+with without("dns.resolver"):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 log = logging.getLogger("eduedge.link")
 

@@ -1,0 +1,72 @@
+"""What the agent carries: `eduedge run` imports neither the city's nor the simulator's code, nor the libraries
+only some configurations (or other commands) use; those load when they are used. bench/footprint.py measures
+the memory this saves; this test keeps it from creeping back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# Heavy (several MB each, bench/README.md) and needed only by some configurations or commands.
+NOT_AT_START = ("eduedge.cloud", "eduedge.simulator", "jsonschema", "dns", "httpcore", "cryptography", "rich",
+                "eduedge.collectors.broadband.engine", "eduedge.collectors.service_probes")
+
+
+def _modules(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code) + "\nimport sys, json\n"
+                          "print(json.dumps(sorted(sys.modules)))"], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_AT_START))
+
+
+def test_eduedge_run_loads_no_city_simulator_or_optional_libraries() -> None:
+    mods = _modules("""
+        from eduedge import cli
+        cli.build(["run"])
+        import eduedge.agent.daemon
+    """)
+    assert "eduedge.agent.daemon" in mods and "paho.mqtt.client" in mods
+    assert _heavy(mods) == []
+
+
+@pytest.mark.skipif(not __import__("importlib.util").util.find_spec("snmpsim"), reason="needs the [sim] extra")
+def test_the_extra_groups_are_still_there_for_help_and_their_own_commands() -> None:
+    for argv in ([], ["--help"], ["sim"]):
+        mods = _modules(f"""
+            from eduedge import cli
+            cli.build({argv!r})
+        """)
+        assert "eduedge.simulator.cli" in mods, argv
+
+
+def test_a_broadband_collector_imports_the_engine_only_for_a_test(tmp_path: object) -> None:
+    mods = _modules(f"""
+        from eduedge.collectors.broadband.collector import BroadbandCollector
+        from eduedge.collectors.broadband.config import BroadbandConfig
+        c = BroadbandCollector.from_config(BroadbandConfig(enabled=True, server="127.0.0.1:9"), "gw",
+                                           {str(tmp_path)!r}, "UTC")
+        c.capacity()
+        import sys
+        assert "eduedge.collectors.broadband.engine" not in sys.modules
+        c.engine()
+    """)
+    assert "eduedge.collectors.broadband.engine" in mods
+
+
+def test_the_contract_loads_jsonschema_with_its_first_check() -> None:
+    mods = _modules("""
+        from eduedge.agent import contract
+        import sys
+        assert "jsonschema" not in sys.modules
+        assert contract.command_problems("rebirth", {"schema": {"name": "cmd", "version": 1},
+                                                    "request_id": "r", "args": {}}) == []
+    """)
+    assert "jsonschema" in mods
