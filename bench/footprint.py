@@ -155,13 +155,17 @@ def traced_report(prefix: Path, top: int) -> str:
     lines = [f"  Python memory at the end: {sum(s.size for s in end.statistics('filename')) / MB:.1f} MB; by file:"]
     for s in end.statistics("filename")[:top]:
         lines.append(f"    {s.size / MB:7.2f} MB {s.count:>8} blocks  {_short(s.traceback[0].filename)}")
+    lines.append("  by line:")
+    for s in end.statistics("lineno")[:top]:
+        fr = s.traceback[0]
+        lines.append(f"    {s.size / MB:7.2f} MB {s.count:>8} blocks  {_short(fr.filename)}:{fr.lineno}")
     if first.exists():
         diff = end.compare_to(tracemalloc.Snapshot.load(str(first)), "filename")
         lines.append("  growth from the end of the warm-up to the end, by file:")
         for s in sorted(diff, key=lambda d: -d.size_diff)[:top]:
             where = _short(s.traceback[0].filename)
             lines.append(f"    {s.size_diff / MB:+7.3f} MB {s.count_diff:>+8} blocks  {where}")
-        lines.append("  by line:")
+        lines.append("  growth by line:")
         for s in sorted(end.compare_to(tracemalloc.Snapshot.load(str(first)), "lineno"),
                         key=lambda d: -d.size_diff)[:top]:
             fr = s.traceback[0]

@@ -14,6 +14,7 @@ So a rate is never negative, and a reboot never shows as a spike.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 class _Last:
     value: int
     mono: float
-    epoch: int
+
+
+Column = dict[Hashable, _Last]          # one column of one device: row -> its last reading
 
 
 @dataclass
@@ -34,10 +37,13 @@ class RateTracker:
     True
     >>> r.update(("sw1", "if.in_octets", "1"), 3000, bits=64, mono=2.0)
     1000.0
+
+    The readings are kept device -> column -> row, so a counter costs its row's entry and its last reading,
+    not a key tuple of its own (a 356-device campus keeps ~29,000), and a reboot drops a device's readings
+    at once.
     """
 
-    _last: dict[Hashable, _Last] = field(default_factory=dict)
-    _epoch: dict[Hashable, int] = field(default_factory=dict)
+    _devices: dict[Hashable, dict[Hashable, Column]] = field(default_factory=dict)
     _uptime: dict[Hashable, float] = field(default_factory=dict)
     discarded: int = 0
 
@@ -46,25 +52,40 @@ class RateTracker:
         last = self._uptime.get(device)
         self._uptime[device] = uptime_s
         if last is not None and uptime_s < last:
-            self._epoch[device] = self._epoch.get(device, 0) + 1
+            self._devices.pop(device, None)
             return True
         return False
+
+    def column(self, device: Hashable, column: Hashable) -> Column:
+        """The rows of one column of one device, for `update_row`: a poll looks a column up once, not per row.
+        Look it up again for each poll (a reboot replaces it)."""
+        cols = self._devices.get(device)
+        if cols is None:
+            cols = self._devices[device] = {}
+        rows = cols.get(column)
+        if rows is None:
+            rows = cols[column] = {}
+        return rows
 
     def update(self, key: tuple[Hashable, ...], value: int, bits: int, mono: float) -> float | None:
         """Feed a counter reading; return its rate per second since the last one, or None.
 
-        `key[0]` is the device, so that a reboot of that device invalidates all its counters.
+        `key` is (device, column..., row): `key[0]` is the device, so that a reboot of that device invalidates
+        all its counters; `update(("sw1", oid, "5"), ...)` and `update_row(column("sw1", (oid,)), "5", ...)`
+        are the same counter.
         """
-        epoch = self._epoch.get(key[0], 0)
-        last = self._last.get(key)
+        return self.update_row(self.column(key[0], key[1:-1]), key[-1], value, bits, mono)
+
+    def update_row(self, rows: Column, row: Hashable, value: int, bits: int, mono: float) -> float | None:
+        """`update` for one row of a column from `column()`."""
+        last = rows.get(row)
         if last is None:
-            self._last[key] = _Last(value, mono, epoch)
+            # row indexes ("1".."48") repeat in every column of every device: one string for them all
+            rows[sys.intern(row) if type(row) is str else row] = _Last(value, mono)
             return None
         # updated in place: no allocation per reading, this runs for every counter value polled
-        prev_value, prev_mono, prev_epoch = last.value, last.mono, last.epoch
-        last.value, last.mono, last.epoch = value, mono, epoch
-        if prev_epoch != epoch:
-            return None
+        prev_value, prev_mono = last.value, last.mono
+        last.value, last.mono = value, mono
         dt = mono - prev_mono
         if dt <= 0:
             return None
@@ -80,6 +101,4 @@ class RateTracker:
     def forget(self, device: Hashable) -> None:
         """Drop every counter of a device (it was removed from the configuration)."""
         self._uptime.pop(device, None)
-        self._epoch.pop(device, None)
-        for k in [k for k in self._last if k[0] == device]:
-            del self._last[k]
+        self._devices.pop(device, None)

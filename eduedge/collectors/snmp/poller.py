@@ -28,6 +28,7 @@ import asyncio
 import math
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -182,7 +183,7 @@ class DevicePoll:
         return self.identity is not None and not self.errors
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plan:
     """Which OID each metric is read from on this device (primary or a fallback)."""
 
@@ -218,7 +219,7 @@ class DevicePoller:
         self._static_tags: dict[tuple, dict[str, dict[str, str]]] = {}   # see _build
         self._static_tags_for: tuple = ()
         self._static_samples: dict[int, tuple[list[tuple], int]] = {}  # see _static_metric
-        self._tag_specs: dict[int, tuple[tuple, bool]] = {}     # Metric id -> (_specs_key, all tags static)
+        self._tag_specs: dict[int, tuple[tuple, bool]] = {}     # the profile's, see _tag_specs_of
         self._cut: list[str] = []          # this poll's reads cut short by an undecodable value, see _read
 
     # -- fetching --------------------------------------------------------------------------------
@@ -526,7 +527,8 @@ class DevicePoller:
         # columns are re-read, so they are kept across polls instead of being rebuilt row by row.
         stamp = (self._refreshed_at, id(self.profile), len(self._static))
         if stamp != self._static_tags_for:
-            self._static_tags, self._static_samples, self._tag_specs = {}, {}, {}
+            self._static_tags, self._static_samples = {}, {}
+            self._tag_specs = _tag_specs_of(self.profile)
             self._static_tags_for = stamp
         for m in self.profile.metrics:
             if m.scalar is not None:
@@ -545,11 +547,7 @@ class DevicePoller:
                 continue
             rows = data.get(plan.oid, {})
             # metrics with equal tag specs (every IF-MIB metric, via a YAML anchor) share one dict per row
-            specs = self._tag_specs.get(id(m))
-            if specs is None:
-                specs = self._tag_specs[id(m)] = (_specs_key(m.tags),
-                                                  all(t.index is not None or t.static for t in m.tags))
-            tags_key, static = specs
+            tags_key, static = self._tag_specs[id(m)]
             row_tags = (self._static_tags if static else tag_cache).setdefault(tags_key, {})
             selector = data.get(m.where.oid, {}) if m.where is not None else {}
             plain = m.where is None and not m.denominator and not m.row_scale and m.subtract is None
@@ -629,8 +627,9 @@ class DevicePoller:
         """_emit's path for a counter column with a rate and no conditions (octets, errors, discards: most
         of every poll), with the per-column lookups done once; returns the readings."""
         assert m.rate is not None
-        out, now, device, update = result.samples, result.time, self.device, self.rates.update
+        out, now, device, update = result.samples, result.time, self.device, self.rates.update_row
         oid, bits = plan.oid, plan.bits or 64
+        state = self.rates.column(device, (oid,))      # the counters `_emit` keys (device, oid, index)
         name, unit, scale = m.rate.name, m.rate.unit, m.rate.scale
         readings = 0
         for index, raw in rows.items():
@@ -641,7 +640,7 @@ class DevicePoller:
                 readings += self._emit(result, m, plan, index, raw, tags, mono)
             elif raw >= 0:
                 readings += 1
-                rate = update((device, oid, index), raw, bits, mono)
+                rate = update(state, index, raw, bits, mono)
                 if rate is not None:
                     out.append(Sample(now, device, name, rate * scale, unit, tags))
         return readings
@@ -740,6 +739,27 @@ def _row_power(m: Metric, index: str, data: dict[str, dict[str, Value]]) -> int 
         else:
             power += code * (r.per_unit or 0)
     return power
+
+
+# Profile id -> (the profile, weakly; Metric id -> (its _specs_key, whether all its tags are static)). The same for
+# every device of a profile, so worked out once per loaded profile and shared: kept per device, the keys of a
+# 356-device campus took 5 MB. An entry goes with its profile (a reload makes new ones).
+_PROFILE_SPECS: dict[int, tuple[weakref.ref, dict[int, tuple[tuple, bool]]]] = {}
+
+
+def _tag_specs_of(profile: Profile) -> dict[int, tuple[tuple, bool]]:
+    key = id(profile)
+    held = _PROFILE_SPECS.get(key)
+    if held is None or held[0]() is not profile:
+        specs = {id(m): (_specs_key(m.tags), all(t.index is not None or t.static for t in m.tags))
+                 for m in profile.metrics}
+
+        def gone(ref: weakref.ref, key: int = key) -> None:
+            if _PROFILE_SPECS.get(key, (None,))[0] is ref:
+                del _PROFILE_SPECS[key]
+
+        held = _PROFILE_SPECS[key] = (weakref.ref(profile, gone), specs)
+    return held[1]
 
 
 def _specs_key(specs: tuple[Tag, ...]) -> tuple:
