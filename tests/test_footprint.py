@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 # Heavy (several MB each, bench/README.md) and needed only by some configurations or commands.
-NOT_AT_START = ("eduedge.cloud", "eduedge.simulator", "jsonschema", "dns", "httpcore", "cryptography", "rich",
+NOT_AT_START = ("eduedge.cloud", "eduedge.simulator", "jsonschema", "dns", "httpcore", "cryptography",
                 "eduedge.collectors.broadband.engine", "eduedge.collectors.service_probes")
 
 
@@ -30,7 +30,7 @@ def _heavy(modules: set[str]) -> list[str]:
 def test_eduedge_run_loads_no_city_simulator_or_optional_libraries() -> None:
     mods = _modules("""
         from eduedge import cli
-        cli.build(["run"])
+        cli.app_for(["run"])
         import eduedge.agent.daemon
     """)
     assert "eduedge.agent.daemon" in mods and "paho.mqtt.client" in mods
@@ -42,7 +42,7 @@ def test_the_extra_groups_are_still_there_for_help_and_their_own_commands() -> N
     for argv in ([], ["--help"], ["sim"]):
         mods = _modules(f"""
             from eduedge import cli
-            cli.build({argv!r})
+            cli.app_for({argv!r})
         """)
         assert "eduedge.simulator.cli" in mods, argv
 
