@@ -357,3 +357,17 @@ def test_a_version_1_database_is_migrated_keeping_its_streams(kind: str, tmp_pat
         assert count(db, "SELECT COUNT(*) FROM messages WHERE seq = 9") == 2
     finally:
         db.close()
+
+
+def test_data_from_a_newer_process_than_the_birth_makes_a_rebirth_wished_for_but_old_backlog_does_not(engine):
+    cfg, db = engine
+    ing = Ingestor(db, cfg.ingest.dedup_window)
+    s = School("reborn-school")
+    ing.apply([s.birth(3, t=NOW, seq=0)], NOW)
+    s.env = dataclasses.replace(s.env, boot_id=uuid.uuid4().hex)
+    ing.apply([s.metrics(t=NOW - 60)], NOW + 1)   # backlog an earlier process wrote: no wish
+    assert db.query("SELECT want_rebirth FROM schools WHERE school = 'reborn-school'") == [(None,)]
+    ing.apply([s.metrics(t=NOW + 5)], NOW + 6)    # a process whose birth the city never got
+    assert db.query("SELECT want_rebirth FROM schools WHERE school = 'reborn-school'") == [(NOW + 5,)]
+    ing.apply([s.birth(4, t=NOW + 7, seq=0)], NOW + 8)
+    assert db.query("SELECT want_rebirth, bd_seq FROM schools WHERE school = 'reborn-school'") == [(None, 4)]
