@@ -21,6 +21,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 
 from eduedge.agent.cli import app
 from eduedge.agent.cli._lang import localise, root_context
+from eduedge.core.i18n import _
 
 
 def _installed(*modules: str) -> bool:
@@ -65,16 +66,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except ClickException as e:
         where = e.ctx.command_path if isinstance(e, UsageError) and e.ctx is not None else "eduedge"
-        typer.echo(f"{where}: {' '.join(e.format_message().split())} ({where} -h shows the options)"
+        typer.echo(_("{where}: {problem} ({where} -h shows the options)").format(
+                       where=where, problem=" ".join(e.format_message().split()))
                    if isinstance(e, UsageError) else f"{where}: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("eduedge: interrupted", err=True)
+        typer.echo(_("eduedge: interrupted"), err=True)
         sys.exit(130)
     except Exception as e:
         if os.environ.get("EDUEDGE_DEBUG"):
             raise
-        message = " ".join(str(e).split()) or "no message"
-        typer.echo(f"eduedge: unexpected {type(e).__name__}: {message} (EDUEDGE_DEBUG=1 shows where)", err=True)
+        message = " ".join(str(e).split()) or _("no message")
+        typer.echo(_("eduedge: unexpected {error}: {message} (EDUEDGE_DEBUG=1 shows where)").format(
+            error=type(e).__name__, message=message), err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

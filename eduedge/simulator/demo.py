@@ -44,8 +44,11 @@ import yaml
 
 from eduedge.agent import contract
 from eduedge.agent.compliance import load_packs
+from eduedge.agent.config import school_type_word
+from eduedge.core.i18n import language
 from eduedge.core.netaddr import split_host_port
 from eduedge.simulator.agentconfig import SEED_PACKS
+from eduedge.simulator.demo_text import status as status_text
 from eduedge.simulator.demo_text import text
 from eduedge.simulator.launch import control, sim_down, sim_up
 
@@ -242,8 +245,9 @@ def run_demo(campus: Path = DEMO_CAMPUS, seconds: float = 150.0, interval: str =
         log = (work / "agent.log").open("wb")
         say(text("agent_start", config=cfg, log=work / "agent.log"))
         say(text("city_receives"))
-        agent = subprocess.Popen([eduedge, "run", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        # the agent speaks the demo's language: the findings' reasons and hints in the summary are its words
+        agent = subprocess.Popen([eduedge, "--lang", language(), "run", "--config", str(cfg)], stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + seconds
         shown, next_progress = 0, 0.0
         asked: str | None = None
@@ -299,15 +303,15 @@ def run_demo(campus: Path = DEMO_CAMPUS, seconds: float = 150.0, interval: str =
     return 0 if ok else 1
 
 
-def _status(status: str | None) -> str:
-    return text(f"status_{status or 'missing'}")
+def _status(status: str | None, width: int = 12) -> str:
+    return status_text(f"status_{status or 'missing'}", width)
 
 
 def _summary(heard: Heard, cfg: Path, rules: list[str], fault_what: str, seconds: float,
              say: Callable[[str], None], keep: bool) -> None:
     school = yaml.safe_load(cfg.read_text(encoding="utf-8"))["school"]
     say("")
-    say(text("summary_title", school=school["name"], type=school["type"]))
+    say(text("summary_title", school=school["name"], type=school_type_word(school["type"])))
     say("  " + text("summary_messages", counts=dict(heard.counts)))
     say("  " + text("summary_samples", samples=heard.samples, metrics=len(heard.metrics), devices=len(heard.devices)))
     say("  " + text("summary_seed"))
@@ -318,8 +322,8 @@ def _summary(heard: Heard, cfg: Path, rules: list[str], fault_what: str, seconds
         evidence = f.get("evidence") or {}
         say("    " + text("summary_rule", status=_status(f.get("status")), rule=rule, why=evidence.get("why", "")))
         for part in evidence.get("parts", []):
-            say("    " + text("summary_part", status=_status(part.get("status")), part=part["rule"].rsplit(".", 1)[-1],
-                             why=(part.get("evidence") or {}).get("why", "")))
+            say("    " + text("summary_part", status=_status(part.get("status"), 10),
+                             part=part["rule"].rsplit(".", 1)[-1], why=(part.get("evidence") or {}).get("why", "")))
         if f.get("status") == "fail":       # what failed it, as diag would rank it for the technician
             causes = [p for p in evidence.get("problems", []) if p.get("status") == "fail"]
             for p in causes[:MAX_CAUSES]:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from eduedge.core.i18n import _
+
 
 def age(t: float | None, now: float) -> str:
     """How long ago `t` was, in the unit that reads best: `42s ago`, `3m ago`, `2.5h ago`, `4.0d ago`."""
     if t is None:
-        return "never"
-    s = max(0.0, now - t)
+        return _("never")
+    return _("{span} ago").format(span=span(max(0.0, now - t)))
+
+
+def span(s: float) -> str:
+    """A length of time in the unit that reads best: `42s`, `3m`, `2.5h`, `4.0d`."""
     if s < 120:
-        return f"{s:.0f}s ago"
+        return _("{n}s").format(n=f"{s:.0f}")
     if s < 7200:
-        return f"{s / 60:.0f}m ago"
+        return _("{n}m").format(n=f"{s / 60:.0f}")
     if s < 172800:
-        return f"{s / 3600:.1f}h ago"
-    return f"{s / 86400:.1f}d ago"
+        return _("{n}h").format(n=f"{s / 3600:.1f}")
+    return _("{n}d").format(n=f"{s / 86400:.1f}")
 
 
 def size(n: float) -> str:

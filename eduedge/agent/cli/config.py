@@ -9,7 +9,8 @@ import typer
 
 from eduedge.agent import preflight
 from eduedge.agent.cli._options import config_or_exit
-from eduedge.agent.config import ConfigError, load_config
+from eduedge.agent.config import ConfigError, load_config, school_type_word
+from eduedge.core.i18n import _
 
 # The reference configuration travels inside the package (an installed box has no checkout to copy it from).
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "example-school.yaml"
@@ -42,8 +43,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(line, err=True)
         if found:
             raise typer.Exit(2)
-        typer.echo(f"{path}: OK - school {cfg.school.id} ({cfg.school.type}), "
-                   f"{len(cfg.snmp.devices)} SNMP devices")
+        typer.echo(_("{path}: OK - school {id} ({type}), {devices} SNMP devices").format(
+            path=path, id=cfg.school.id, type=school_type_word(cfg.school.type), devices=len(cfg.snmp.devices)))
 
     @config_app.command("example")
     def example() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.core.i18n import _, ngettext
 from eduedge.core.tables import add, key, table, terminal
 
 
@@ -31,11 +32,13 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([{**d.__dict__, "name": inv.device_id(d)} for d in rows], indent=2))
             return
-        t = table(key("class"), key("address"), key("MAC"), "vendor", "where", "state")
+        t = table(key(_("class")), key(_("address")), key("MAC"), _("vendor"), _("where"), _("state"))
         for d in sorted(rows, key=lambda d: (d.device_class, d.ip or "")):
-            where = " ".join(x for x in (d.switch, d.interface, f"room {d.room}" if d.room else None) if x)
-            up = {True: "up", False: "down", None: "?"}[d.reachable]
-            add(t, d.device_class, d.ip, d.mac, d.vendor or "?", where or "-", up + ("" if d.present else " (absent)"))
+            room = _("room {room}").format(room=d.room) if d.room else None
+            where = " ".join(x for x in (d.switch, d.interface, room) if x)
+            up = {True: _("up"), False: _("down"), None: "?"}[d.reachable]
+            add(t, d.device_class, d.ip, d.mac, d.vendor or "?", where or "-",
+                up + ("" if d.present else " " + _("(absent)")))
         if rows:
             terminal().print(t)
-        typer.echo(f"{len(rows)} devices")
+        typer.echo(ngettext("{n} device", "{n} devices", len(rows)).format(n=len(rows)))

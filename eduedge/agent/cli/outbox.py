@@ -17,9 +17,11 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.outbox import OutboxError, inspect
 from eduedge.agent.state import pid_alive, read_state, state_path
+from eduedge.core.i18n import N_, _
 from eduedge.core.tables import add, num, table, terminal
 
-PRIORITY_NAMES = {0: "0 answers, gaps, lifecycle", 1: "1 findings, events, inventory", 2: "2 metrics"}
+PRIORITY_NAMES = {0: N_("0 answers, gaps, lifecycle"), 1: N_("1 findings, events, inventory"),   # translated
+                  2: N_("2 metrics")}                                                           # where shown
 
 
 def outbox_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str, Any], list[RenderableType]]:
@@ -31,22 +33,26 @@ def outbox_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
     rate = ((st.get("link") or {}).get("rate_per_s") if st.get("running") and pid_alive(int(st.get("pid", 0)))
             else None)
     data = {**stats.to_dict(), "delivery_rate_per_s": rate, "budget_bytes": cfg.outbox.max_bytes}
-    lines: list[RenderableType] = [f"outbox {path}",
-             f"  depth     {stats.rows} messages, {size(stats.bytes)} of {size(cfg.outbox.max_bytes)} budget "
-             f"(file {size(stats.file_bytes)})",
-             f"  oldest    {age(stats.oldest, now)}"]
-    t = table("priority", num("messages"), num("items"), num("size"), num("oldest"))
+    lines: list[RenderableType] = [
+        _("outbox {path}").format(path=path),
+        "  " + _("depth     {rows} messages, {size} of {budget} budget (file {file})").format(
+            rows=stats.rows, size=size(stats.bytes), budget=size(cfg.outbox.max_bytes), file=size(stats.file_bytes)),
+        "  " + _("oldest    {ago}").format(ago=age(stats.oldest, now))]
+    t = table(_("priority"), num(_("messages")), num(_("items")), num(_("size")), num(_("oldest")))
     for p in (0, 1, 2):
         d = stats.by_priority.get(p, {"rows": 0, "bytes": 0, "items": 0, "oldest": None})
-        add(t, PRIORITY_NAMES[p], d["rows"], d["items"], size(d["bytes"]), age(d["oldest"], now))
+        add(t, _(PRIORITY_NAMES[p]), d["rows"], d["items"], size(d["bytes"]), age(d["oldest"], now))
     lines.append(Padding(t, (0, 0, 0, 2), expand=False))
-    lines.append(f"  delivered {stats.delivered_messages} messages ({stats.delivered_items} items) since created"
-                 + (f"; now {rate:.1f} msg/s" if rate is not None else "; agent not running"))
+    delivered = _("delivered {messages} messages ({items} items) since created").format(
+        messages=stats.delivered_messages, items=stats.delivered_items)
+    lines.append("  " + delivered + (_("; now {rate} msg/s").format(rate=f"{rate:.1f}") if rate is not None
+                                     else _("; agent not running")))
     if stats.drops:
         for d in stats.drops:
-            lines.append(f"  DROPPED   {d.messages} {d.kind} messages ({d.items} items): {d.reason}")
+            lines.append("  " + _("DROPPED   {messages} {kind} messages ({items} items): {reason}").format(
+                messages=d.messages, kind=d.kind, items=d.items, reason=d.reason))
     else:
-        lines.append("  dropped   nothing")
+        lines.append("  " + _("dropped   nothing"))
     return data, lines
 
 

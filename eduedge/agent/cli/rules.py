@@ -15,7 +15,8 @@ import typer
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.compliance import PackError, RuleSet, load_packs, pack_paths
 from eduedge.agent.compliance.kinds import num
-from eduedge.core.i18n import N_
+from eduedge.agent.config import school_type_word
+from eduedge.core.i18n import N_, _, language, listing
 
 EXIT_CONFIG = 2
 
@@ -39,35 +40,43 @@ def render_rules(rs: RuleSet, school_type: str | None) -> str:
     lines: list[str] = []
     effective = {r.id: r for r in rs.rules}     # with the city's overrides
     for pack in rs.packs:
-        lines += [f"{pack.pack}  {pack.title.zh}", f"{' ' * len(pack.pack)}  {pack.title.en}  [{pack.jurisdiction}]"]
+        chinese = language() == "zh"    # the source's own words, without the English gloss
+        lines += [f"{pack.pack}  {pack.title.zh}" + (f"  [{pack.jurisdiction}]" if chinese else ""),
+                  *([] if chinese else [f"{' ' * len(pack.pack)}  {pack.title.en}  [{pack.jurisdiction}]"])]
         if pack.evidence_note:
-            lines.append(f"  note: {' '.join(pack.evidence_note.split())}")
+            lines.append("  " + _("note: {note}").format(note=" ".join(pack.evidence_note.split())))
         for rule in (effective[r.id] for r in pack.rules):
             mark = ""
             if school_type is not None:
                 applies = rule.scope == "school" and rule.applies_to_type(school_type)
-                mark = "  (applies)" if applies else "  (cloud)" if rule.scope == "region" else "  (not this school)"
+                mark = "  " + (_("(applies)") if applies else _("(cloud)") if rule.scope == "region"
+                               else _("(not this school)"))
             lines.append(f"  {rule.id}{mark}")
-            lines.append(f"      {rule.title.zh} — {rule.title.en}")
+            lines.append(f"      {rule.title.zh}" + ("" if chinese else f" — {rule.title.en}"))
             for item in [rule, *rule.parts]:
                 prefix = "      " if item is rule else f"      .{item.id}: "
                 if item.threshold is not None:
-                    override = (f" (city override; the pack says {num(item.city_override_of)})"
+                    override = (" " + _("(city override; the pack says {n})").format(n=num(item.city_override_of))
                                 if item.city_override_of is not None else "")
                     lines.append(f"{prefix}{item.measures} {item.op} {num(item.threshold)} {item.unit}{override}"
                                  f" [{item.kind}]")
                 elif item.kind == "all-of":
-                    lines.append(f"{prefix}all of {len(rule.parts)} parts")
+                    lines.append(prefix + _("all of {n} parts").format(n=len(rule.parts)))
                 if item.proposal:
-                    lines.append(f"{' ' * len(prefix)}proposal: {' '.join(item.proposal.split())}")
-            applies_to = "all schools" if rule.applies_to == "all" else ", ".join(rule.applies_to)
-            lines.append(f"      applies to: {applies_to}" + (f"; by {rule.deadline}" if rule.deadline else ""))
+                    lines.append(" " * len(prefix) + _("proposal: {text}").format(text=" ".join(item.proposal.split())))
+            applies_to = (_("all schools") if rule.applies_to == "all"
+                          else listing(school_type_word(t) for t in rule.applies_to))
+            lines.append("      " + (_("applies to: {types}; by {deadline}") if rule.deadline else
+                                     _("applies to: {types}")).format(types=applies_to, deadline=rule.deadline))
             src = rule.source
-            lines.append(f"      source: {src.document.zh} {src.number or ''} {src.clause}".rstrip())
+            lines.append("      " + _("source: {document}").format(
+                document=f"{src.document.zh} {src.number or ''} {src.clause}".rstrip()))
             lines.append(f"        「{src.quote}」")
-            lines.append(f"        {src.gloss}")
+            if not chinese:
+                lines.append(f"        {src.gloss}")
             if src.url:
-                lines.append(f"        {src.url} ({src.evidence} source)")
+                lines.append(f"        {src.url} " + (_("(seed source)") if src.evidence == "seed" else
+                                                      _("(secondary source)")))
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -87,7 +96,7 @@ def register(app: typer.Typer) -> None:
                             cfg.standards.overrides if cfg and not pack else None)
         except PackError as e:
             for line in e.problems:
-                typer.echo(f"error: {line}", err=True)
+                typer.echo(_("error: {problem}").format(problem=line), err=True)
             raise typer.Exit(EXIT_CONFIG) from None
         school_type = cfg.school.type if cfg is not None else None
         if as_json:

@@ -14,10 +14,11 @@ import typer
 from rich.console import RenderableType
 from rich.padding import Padding
 
-from eduedge.agent.cli._format import age, size
+from eduedge.agent.cli._format import age, size, span
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.state import pid_alive, read_state, state_path
+from eduedge.core.i18n import _
 from eduedge.core.tables import add, key, table, terminal
 
 
@@ -28,7 +29,7 @@ def _found(summary: dict[str, Any] | None) -> str:
         if isinstance(v, dict):
             v = ", ".join(f"{n} {s}" for s, n in v.items())
         elif isinstance(v, list):
-            v = ", ".join(map(str, v[:5])) + (" ..." if len(v) > 5 else "") if v else "none"
+            v = ", ".join(map(str, v[:5])) + (" ..." if len(v) > 5 else "") if v else _("none")
         parts.append(f"{k}: {v}")
     return "; ".join(parts)
 
@@ -51,38 +52,42 @@ def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
     unit = systemd_state()
     running = bool(st and st.get("running") and pid_alive(int(st.get("pid", 0))))
     if unit is not None:
-        lines.append(f"service:   systemd unit eduedge is {unit}")
+        lines.append(_("service:   systemd unit eduedge is {state}").format(state=unit))
     if not running:
-        lines.append("agent:     NOT RUNNING" + (f" (last seen {age(st.get('updated'), now)}, pid {st.get('pid')})"
-                                                 if st else f" (no state file in {cfg.agent.data_dir})"))
+        lines.append((_("agent:     NOT RUNNING (last seen {ago}, pid {pid})") if st else
+                      _("agent:     NOT RUNNING (no state file in {dir})")).format(
+            ago=age(st.get("updated"), now) if st else "", pid=st.get("pid") if st else "", dir=cfg.agent.data_dir))
     else:
         assert st is not None
-        lines.append(f"agent:     running, pid {st['pid']}, up {age(st['started'], now).replace(' ago', '')}, "
-                     f"state {age(st.get('updated'), now)}")
+        lines.append(_("agent:     running, pid {pid}, up {up}, state {ago}").format(
+            pid=st["pid"], up=span(max(0.0, now - st["started"])), ago=age(st.get("updated"), now)))
     code = 0 if running else 3
     link = st.get("link") if st else None
     if st and link is None:
-        lines.append("mqtt:      not configured (collecting into the outbox only)")
+        lines.append(_("mqtt:      not configured (collecting into the outbox only)"))
     elif link is not None:
         if link.get("connected") and running:
-            lines.append(f"mqtt:      connected to {link['broker']} since {age(link.get('since'), now)} "
-                         f"(bdSeq {link.get('bd_seq')}), delivering {link.get('rate_per_s', 0):.1f} msg/s")
+            lines.append(_("mqtt:      connected to {broker} since {ago} (bdSeq {bd_seq}), delivering {rate} msg/s")
+                         .format(broker=link["broker"], ago=age(link.get("since"), now), bd_seq=link.get("bd_seq"),
+                                 rate=f"{link.get('rate_per_s', 0):.1f}"))
         else:
-            lines.append(f"mqtt:      NOT CONNECTED to {link['broker']}: {link.get('last_error') or 'unknown'}")
+            lines.append(_("mqtt:      NOT CONNECTED to {broker}: {error}").format(
+                broker=link["broker"], error=link.get("last_error") or _("unknown")))
             code = max(code, 1)
     jobs = sorted((st or {}).get("collectors", {}).items())
     if jobs:
-        t = table(key("collector"), key("last success"), "last run found")
+        t = table(key(_("collector")), key(_("last success")), _("last run found"))
         for name, job in jobs:
             err = job.get("last_error")
             found = _found(job.get("last_summary"))
             add(t, name, age(job.get("last_success"), now),
-                "; ".join(x for x in (found, f"ERROR: {err}" if err else "") if x))
+                "; ".join(x for x in (found, _("ERROR: {error}").format(error=err) if err else "") if x))
         lines.append(Padding(t, (0, 0, 0, 2), expand=False))
     ob = (st or {}).get("outbox") or {}
     if ob:
-        lines.append(f"outbox:    {ob.get('rows', 0)} messages, {size(ob.get('bytes', 0))}, oldest "
-                     f"{age(ob.get('oldest'), now)}, {ob.get('inflight', 0)} in flight")
+        lines.append(_("outbox:    {rows} messages, {size}, oldest {ago}, {inflight} in flight").format(
+            rows=ob.get("rows", 0), size=size(ob.get("bytes", 0)), ago=age(ob.get("oldest"), now),
+            inflight=ob.get("inflight", 0)))
     return (st or {}), lines, code
 
 

@@ -87,6 +87,11 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+# What each statistic is called in a finding's why (translated there); p20 and p95 read the same everywhere
+_STATISTICS = {"mean": N_("mean"), "median": N_("median"), "p20": "p20", "p95": "p95",
+               "percent-true": N_("percent-true")}
+
+
 def _statistic(name: str, values: Sequence[float]) -> float:
     if name == "mean":
         return sum(values) / len(values)
@@ -458,7 +463,7 @@ def judge_statistic(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
                          evidence, window, [_("a non-zero {metric}").format(metric=rule.relative_to)])
         value = value / denominator
     ok = _OPS[rule.op](value, rule.threshold)
-    what = _("{statistic} of {metric}").format(statistic=rule.statistic, metric=rule.measures) + (
+    what = _("{statistic} of {metric}").format(statistic=_(_STATISTICS[rule.statistic]), metric=rule.measures) + (
         f" / {rule.relative_to}" if rule.relative_to else "")
     why = _("{what} = {value} {unit} over {n} samples (needs {op} {threshold})").format(
         what=what, value=num(value), unit=rule.unit, n=len(values), op=rule.op, threshold=num(rule.threshold))
