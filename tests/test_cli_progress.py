@@ -194,3 +194,34 @@ def test_poll_on_a_terminal_counts_down_the_wait_for_the_rates(campus, tmp_path)
     assert piped.returncode == 0 and "waiting" not in piped.stdout + piped.stderr
     code, screen = in_pty([*argv, "--json"])
     assert code == 0 and "waiting" not in screen, screen[:300]
+
+
+# -- wifi ----------------------------------------------------------------------------------------------
+
+def _ap(name: str, channels: tuple[int, int], up: bool = True) -> dict:
+    return {"name": name, "up": up, "radios": [{"radio": "0", "band": "2.4", "channel": channels[0], "status": "up"},
+                                               {"radio": "1", "band": "5", "channel": channels[1], "status": "up"}]}
+
+
+def test_wifi_names_the_co_channel_neighbours_of_a_zone():
+    from eduedge.agent.cli.wifi import co_channel, co_channel_lines
+
+    zones = [{"zone": "teaching-a", "aps": [_ap(f"ap-a{i:02d}", (1, 36)) for i in range(1, 13)]},
+             {"zone": "office", "aps": [_ap("ap-o1", (1, 36)), _ap("ap-o2", (6, 149)), _ap("ap-o3", (6, 149), False)]}]
+    found = co_channel(zones)
+    assert [(c["zone"], c["band"], c["channel"], len(c["aps"])) for c in found] == [
+        ("teaching-a", "2.4", 1, 12), ("teaching-a", "5", 36, 12)]       # a down AP shares nothing
+    assert co_channel_lines(found) == [
+        "zone teaching-a: 12 APs share channel 1 (2.4 GHz), 36 (5 GHz): ap-a01, ap-a02, ap-a03, ap-a04, ap-a05, "
+        "ap-a06 and 6 more"]
+
+
+def test_wifi_with_nothing_weak_still_shows_the_neighbours(capsys, monkeypatch):
+    from eduedge.agent.cli.wifi import _print, co_channel
+
+    monkeypatch.setenv("COLUMNS", "80")
+    zones = [{"zone": "teaching-a", "aps": [_ap(f"ap-a{i:02d}", (1, 36)) for i in range(1, 13)]}]
+    _print({"zones": [], "ssids": {}, "devices": {}, "weak": [], "co_channel": co_channel(zones)})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Nothing weak seen now" in out and "Co-channel neighbours" in out
+    assert "zone teaching-a: 12 APs share channel 1 (2.4 GHz), 36 (5 GHz)" in out, out

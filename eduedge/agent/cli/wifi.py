@@ -18,18 +18,23 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.agent.cli._progress import Activity, activity
 from eduedge.agent.compliance.wifi_coverage import capacity_for, good_signal, signal_for
 from eduedge.agent.config import AgentConfig
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import Ap, WifiSnapshot, median, snapshot, wireless_devices
+from eduedge.core.i18n import _
 from eduedge.core.secrets import SecretError
 from eduedge.core.tables import add, key, num, table
 
 
-def poll_wireless(cfg: AgentConfig, only: str | None = None) -> list[DevicePoll]:
-    """Poll the configured controllers and APs once (clients pseudonymised with the school's key)."""
+def poll_wireless(cfg: AgentConfig, only: str | None = None, act: Activity | None = None) -> list[DevicePoll]:
+    """Poll the configured controllers and APs once (clients pseudonymised with the school's key); `act` shows
+    how many have answered."""
     from eduedge.collectors.snmp.build import poller_for
     from eduedge.collectors.snmp.poller import poll_many
     from eduedge.collectors.snmp.profiles import load_profiles
@@ -42,7 +47,16 @@ def poll_wireless(cfg: AgentConfig, only: str | None = None) -> list[DevicePoll]
     profiles = load_profiles(cfg.snmp.profile_dirs)
     pseudo = pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir)
     pollers = [poller_for(d, cfg.snmp, profiles, pseudonymizer=pseudo) for d in devices]
-    return asyncio.run(poll_many(pollers, cfg.snmp.defaults.concurrency))
+    act = act or Activity()
+    act.stage(_("polling the Wi-Fi controllers and APs"), total=len(pollers))
+    silent: list[str] = []
+
+    def done(poll: DevicePoll) -> None:
+        if poll.identity is None:
+            silent.append(poll.device)
+        act.advance(note=_("{n} did not answer").format(n=len(silent)) if silent else None)
+
+    return asyncio.run(poll_many(pollers, cfg.snmp.defaults.concurrency, on_done=done))
 
 
 def report(snap: WifiSnapshot, cfg: AgentConfig) -> dict[str, Any]:
@@ -87,7 +101,53 @@ def report(snap: WifiSnapshot, cfg: AgentConfig) -> dict[str, Any]:
         weak.append(f"{len(unplaced)} AP(s) in no zone: {', '.join(a['name'] for a in unplaced[:8])} - place them "
                     "under wifi.aps")
     return {"time": snap.time, "devices": snap.devices, "ssids": snap.ssids,
-            "zones": sorted(zones.values(), key=lambda z: z["zone"]), "unplaced_aps": unplaced, "weak": weak}
+            "zones": sorted(zones.values(), key=lambda z: z["zone"]), "unplaced_aps": unplaced, "weak": weak,
+            "co_channel": co_channel(zones.values())}
+
+
+def co_channel(zones: Any) -> list[dict[str, Any]]:
+    """APs of one zone whose radios are up on the same channel of the same band: they hear each other and
+    share the channel's airtime, whatever their signal. One entry per zone, band and channel with two APs or
+    more, the most crowded first."""
+    out = []
+    for z in zones:
+        on: dict[tuple[str, int], list[str]] = {}
+        for a in z["aps"]:
+            if not a["up"]:
+                continue
+            for r in a["radios"]:
+                if r.get("channel") is not None and r.get("status") in (None, "up"):
+                    names = on.setdefault((str(r.get("band") or "?"), int(r["channel"])), [])
+                    if a["name"] not in names:
+                        names.append(a["name"])
+        out += [{"zone": z["zone"], "band": band, "channel": ch, "aps": names}
+                for (band, ch), names in on.items() if len(names) > 1]
+    return sorted(out, key=lambda c: (-len(c["aps"]), c["zone"], c["band"], c["channel"]))
+
+
+def co_channel_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """`zone teaching-a: 12 APs share channel 1 (2.4 GHz), 36 (5 GHz): ap-a01, ap-a02, ... and 6 more`: one line
+    per zone and set of APs (the same APs on one channel in each band are one line)."""
+    together: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for c in entries:
+        together.setdefault((c["zone"], tuple(c["aps"])), []).append(c)
+    lines = []
+    for (zone, names), same in together.items():
+        channels = ", ".join(_("{channel} ({band} GHz)").format(channel=c["channel"], band=c["band"]) for c in same)
+        shown = ", ".join(names[:6]) + (" " + _("and {n} more").format(n=len(names) - 6) if len(names) > 6 else "")
+        lines.append(_("zone {zone}: {n} APs share channel {channels}: {aps}").format(
+            zone=zone, n=len(names), channels=channels, aps=shown))
+    return lines
+
+
+def _bullets(console: Any, lines: list[str]) -> None:
+    """`  - line`, a line too long for the terminal carried on under its own start."""
+    grid = Table.grid()
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for line in lines:
+        grid.add_row("  - ", Text(line))
+    console.print(grid)
 
 
 def _ap_row(ap: Ap, clients: list, cfg: AgentConfig) -> dict[str, Any]:
@@ -167,9 +227,15 @@ def _print(rep: dict[str, Any]) -> None:
         if not d.get("answered"):
             console.print(f"[red]{escape(name)} did not answer[/]: "
                           f"{escape('; '.join(d.get('errors') or []) or 'no data')}")
-    console.print(f"[bold]{'What is weak and where' if rep['weak'] else 'Nothing weak seen now'}[/]")
-    for w in rep["weak"]:
-        console.print(f"  - {w}", markup=False)
+    console.print(_("What is weak and where") if rep["weak"] else
+                  _("Nothing weak seen now (APs up, radios' load and noise, clients' signal)"),
+                  style="bold", markup=False)
+    _bullets(console, rep["weak"])
+    if rep.get("co_channel"):
+        # not a fault by itself, but what to look at first when a zone is slow: neighbours that share airtime
+        console.print(_("Co-channel neighbours (APs of one zone on one channel share its airtime):"), markup=False,
+                      style="bold")
+        _bullets(console, co_channel_lines(rep["co_channel"]))
     for f in rep.get("findings", []):
         console.print(f"{f['rule']}: {f['status']} - {f['why']}", markup=False)
 
@@ -184,7 +250,8 @@ def register(app: typer.Typer) -> None:
         """Poll the Wi-Fi controllers and APs now: zones, APs, radios, clients, and what is weak and where."""
         cfg = config_or_exit(config)
         try:
-            polls = poll_wireless(cfg, device)
+            with activity(as_json) as act:
+                polls = poll_wireless(cfg, device, act)
         except (ValueError, SecretError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
