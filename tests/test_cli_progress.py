@@ -225,3 +225,43 @@ def test_wifi_with_nothing_weak_still_shows_the_neighbours(capsys, monkeypatch):
     out = " ".join(capsys.readouterr().out.split())
     assert "Nothing weak seen now" in out and "Co-channel neighbours" in out
     assert "zone teaching-a: 12 APs share channel 1 (2.4 GHz), 36 (5 GHz)" in out, out
+
+
+# -- liveclass -----------------------------------------------------------------------------------------
+
+def _room(name: str) -> dict:
+    wifi = "Wi-Fi zone teaching-a: no AP state in school hours of the last 7 d"
+    return {"room": name, "status": "unknown", "weakest": None, "notes": [],
+            "words": f"{name}: missing {wifi}; probe rounds to live-class (have 0, need 3)",
+            "links": [{"link": "drop", "label": "drop sw-a1 Gi0/0/3", "status": "pass", "why": "1000 Mbit/s, 2 % used"},
+                      {"link": "wifi", "label": "Wi-Fi zone teaching-a", "status": "unknown",
+                       "why": "no AP state in school hours of the last 7 d", "missing": [wifi]},
+                      {"link": "path", "label": "the path to live-class", "status": "unknown",
+                       "why": "too few probe rounds", "missing": ["probe rounds to live-class (have 0, need 3)"]}]}
+
+
+def test_liveclass_for_one_room_says_its_verdict_and_each_missing_thing_once(cfg):
+    from eduedge.agent.cli.liveclass import render
+    from eduedge.agent.compliance.findings import Finding
+
+    f = Finding("live-class.720p-one-way", "school", "unknown", 0.0, 100.0, "%", 1741658700.0,
+                evidence={"profile": {"name": {"en": "720p one-way live lesson"}},
+                          "rooms": [_room(f"A{i:03d}") for i in range(101, 125)]},
+                why="0 of 24 classrooms ready for a 720p one-way live lesson; 0 not, 24 unknown")
+    out = _text(render(cfg, [f], [], [], "A101"))
+    assert "0 of 24 classrooms" not in out, out
+    assert "720p one-way live lesson (live-class.720p-one-way): A101 UNKNOWN: 2 of 3 links cannot be judged" in out
+    assert out.count("no AP state in school hours") == 1, out
+    assert out.count("have 0, need 3") == 1, out
+    everyone = _text(render(cfg, [f], [], [], None))           # without ROOM: the school's line and every room
+    assert "0 of 24 classrooms" in everyone and "A124" in everyone
+
+
+def test_liveclass_says_whether_the_probes_it_made_count(cfg):
+    from eduedge.agent.cli.liveclass import probes_counted
+
+    tuesday_10 = 1741658400.0            # 2025-03-11 10:00 in Asia/Shanghai, the example's school hours
+    sunday_night = 1741528800.0          # 2025-03-09 22:00
+    assert "one more round" in probes_counted(cfg, tuesday_10)
+    night = probes_counted(cfg, sunday_night)
+    assert "outside school hours" in night and "does not count them" in night, night

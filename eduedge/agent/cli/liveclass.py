@@ -24,10 +24,13 @@ from rich.console import RenderableType
 from rich.padding import Padding
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.agent.cli._progress import Activity, activity
 from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
 from eduedge.agent.compliance.findings import Finding
+from eduedge.agent.compliance.kinds import Context, duration
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
+from eduedge.core.i18n import _, ngettext
 from eduedge.core.tables import add, key, table, terminal
 
 if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command probes, not for every `eduedge`
@@ -65,23 +68,40 @@ def open_store(cfg: AgentConfig, cached: bool) -> tuple[SampleStore, list[str]]:
         return SampleStore(":memory:"), [f"the agent's history is not used: cannot write {cfg.agent.data_dir} ({e})"]
 
 
-def check(cfg: AgentConfig, rules: RuleSet, cached: bool = False) -> tuple[list[Finding], list[ServiceProbe],
-                                                                          list[str]]:
-    """Probe the endpoints now (unless `cached`), then judge the classrooms for each profile."""
+def check(cfg: AgentConfig, rules: RuleSet, cached: bool = False,
+          act: Activity | None = None) -> tuple[list[Finding], list[ServiceProbe], list[str]]:
+    """Probe the endpoints now (unless `cached`), then judge the classrooms for each profile; `act` shows
+    the stages."""
+    act = act or Activity()
     store, notes = open_store(cfg, cached)
     try:
         probes: list[ServiceProbe] = []
         if not cached and cfg.live_class.endpoints:
             from eduedge.collectors.service_probes import probe_all
 
-            probes = asyncio.run(probe_all(cfg.live_class))
+            act.stage(_("probing the live-class endpoints"), total=len(cfg.live_class.endpoints))
+            probes = asyncio.run(probe_all(cfg.live_class, on_done=lambda _p: act.advance()))
             store.add([x for p in probes for x in p.samples()])
-        elif not cfg.live_class.endpoints:
+        act.stage(_("judging the classrooms"))
+        if probes:
+            notes.append(probes_counted(cfg, probes[0].time))
+        if not cfg.live_class.endpoints:
             notes.append("no endpoints under live_class.endpoints: the path to a live-class server is not known")
         findings = evaluate(store, cfg, time.time(), rules)
     finally:
         store.close()
     return findings, probes, notes
+
+
+def probes_counted(cfg: AgentConfig, t: float) -> str:
+    """Whether the probes made now count toward the path's judgement: only rounds in school hours do."""
+    if Context(cfg, None, None, t).in_school_hours(t):  # type: ignore[arg-type]   # reads only the hours
+        return _("the probes made now are one more round of the path's, in school hours")
+    h = cfg.standards.school_hours
+    return _("the probes made now are outside school hours ({days} {start}-{end}, {timezone}), so the path's "
+             "judgement does not count them: the running agent probes every {interval} in school hours").format(
+        days=",".join(h.days), start=h.start, end=h.end, timezone=h.timezone,
+        interval=duration(cfg.live_class.interval))
 
 
 def _rooms(f: Finding, room: str | None) -> list[dict[str, Any]]:
@@ -102,24 +122,43 @@ def room_line(r: dict[str, Any]) -> str:
     return f"{'weakest link: ' if r['status'] == 'pass' else ''}{w['label']} - {w['why']}" if w else ""
 
 
+def room_verdict(r: dict[str, Any]) -> str:
+    """One room's verdict in a line, for `eduedge liveclass ROOM` (its links follow, each with its why)."""
+    if r["status"] == "unknown":
+        n = sum(1 for x in r["links"] if x["status"] == "unknown")
+        return _("{room} {status}: {n} of {links} links cannot be judged").format(
+            room=r["room"], status=_LABEL[r["status"]], n=n, links=len(r["links"]))
+    return _("{room} {status}: {line}").format(room=r["room"], status=_LABEL[r["status"]], line=room_line(r))
+
+
+def _own_missing(x: dict[str, Any]) -> list[str]:
+    """What a link misses that its `why` does not already say."""
+    return [m for m in x.get("missing", []) if x["why"] not in m and m not in x["why"]]
+
+
 def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe], notes: list[str],
            room: str | None) -> list[RenderableType]:
     """What `eduedge liveclass` prints: per profile a table of the rooms (and, for one ROOM, every link)."""
     shown: list[RenderableType] = [f"Live classes at {cfg.school.name} ({cfg.school.id})"]
     for f in findings:
         p = f.evidence.get("profile", {})
-        shown += ["", f"{p.get('name', {}).get('en', f.rule)} ({f.rule}): {f.why}"]
+        name = f"{p.get('name', {}).get('en', f.rule)} ({f.rule})"
         rooms = _rooms(f, room)
-        if rooms:
-            t = table(key("room"), key("status"), "weakest link, or what is missing")
-            for r in rooms:
-                add(t, r["room"], _LABEL[r["status"]], room_line(r))
-            shown.append(Padding(t, (0, 0, 0, 2), expand=False))
+        if room is not None:
+            # one room: its own verdict (not the school's "0 of 24 classrooms"), then its links, each said once
+            shown += [""] + [f"{name}: {room_verdict(r)}" for r in rooms]
+        else:
+            shown += ["", f"{name}: {f.why}"]
+            if rooms:
+                t = table(key("room"), key("status"), "weakest link, or what is missing")
+                for r in rooms:
+                    add(t, r["room"], _LABEL[r["status"]], room_line(r))
+                shown.append(Padding(t, (0, 0, 0, 2), expand=False))
         if room is not None:
             for r in rooms:
                 links = table(key("status"), "link", "why, and what to do")
                 for x in r["links"]:
-                    why = [x["why"], *(f"missing: {m}" for m in x.get("missing", []))]
+                    why = [x["why"], *(_("missing: {what}").format(what=m) for m in _own_missing(x))]
                     if x.get("hint") and x["status"] == "fail":
                         why.append(f"what to do: {x['hint']}")
                     add(links, x["status"], x["label"], "\n".join(why))
@@ -129,7 +168,9 @@ def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe]
             shown.append(Padding("(the profile's numbers are the project's proposal: "
                                  "`eduedge rules --pack live-class`)", (0, 0, 0, 2)))
     if probes:
-        shown += ["", "Endpoints, probed now"]
+        up = sum(1 for p in probes if p.up)
+        shown += ["", ngettext("Endpoints, probed now: {up} of {n} up", "Endpoints, probed now: {up} of {n} up",
+                               len(probes)).format(up=up, n=len(probes))]
         shown += [Padding(probe_line(p), (0, 0, 0, 2)) for p in probes]
     for n in notes:
         shown.append(f"note: {n}")
@@ -176,7 +217,8 @@ def register(app: typer.Typer) -> None:
         if cached and not (cfg.agent.data_dir / "compliance.sqlite").is_file():
             typer.echo(f"no stored results in {cfg.agent.data_dir}: run without --cached, or start the agent", err=True)
             raise typer.Exit(EXIT_UNKNOWN)
-        findings, probes, notes = check(cfg, rules, cached)
+        with activity(as_json) as act:
+            findings, probes, notes = check(cfg, rules, cached, act)
         known = sorted({r["room"] for f in findings for r in f.evidence.get("rooms", [])})
         if room is not None and room not in known:
             typer.echo(f"error: no classroom {room!r} (classrooms: {', '.join(known) or 'none'}; see live_class.rooms)",
