@@ -265,3 +265,45 @@ def test_liveclass_says_whether_the_probes_it_made_count(cfg):
     assert "one more round" in probes_counted(cfg, tuesday_10)
     night = probes_counted(cfg, sunday_night)
     assert "outside school hours" in night and "does not count them" in night, night
+
+
+# -- scan and devices ----------------------------------------------------------------------------------
+
+def test_an_empty_scan_says_why_instead_of_an_empty_table(capsys, monkeypatch):
+    from eduedge.agent.cli.scan import _print
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _print({"subnets": ["127.66.0.0/24"], "seconds": 4.56, "devices": [], "errors": [],
+            "listed": [{"name": "core", "address": "127.66.0.1", "summary": "up, ping 0.0 ms", "reachable": True}]})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no device discovered on 127.66.0.0/24 in 4.56 s" in out, out
+    assert "127.66.0.0/24 is loopback: nothing answers ARP there" in out
+    assert "address MAC class" not in out                  # no empty table
+    assert "listed core (127.66.0.1): up" in out
+
+
+def _devices(config: Path, *args: str) -> str:
+    from typer.testing import CliRunner
+
+    from eduedge.agent.cli import app
+
+    r = CliRunner().invoke(app, ["devices", "--config", str(config), *args])
+    assert r.exit_code == 0, r.output
+    return " ".join(r.output.split())
+
+
+def test_devices_says_why_it_lists_none(tmp_path):
+    doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    doc["agent"]["data_dir"] = str(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    config = tmp_path / "agent.yaml"
+    doc["discovery"] = {"enabled": False}
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert "no devices: discovery is off" in _devices(config)
+    doc["discovery"] = {"enabled": True, "subnets": ["10.20.0.0/24"]}
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    out = _devices(config)
+    assert "no devices yet: the agent has not saved an inventory" in out and "10.20.0.0/24" in out, out
+    (tmp_path / "data" / "discovery.json").write_text('{"devices": {}}')
+    assert "the agent's inventory was empty when it last saved it" in _devices(config)
+    assert "0 devices" not in _devices(config)

@@ -19,10 +19,15 @@ from typing import Any
 import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.agent.cli._progress import Activity, activity
+from eduedge.core.i18n import _
+from eduedge.core.tables import add, key, table, terminal
 
 
-def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None) -> dict[str, Any]:
-    """One scan as a JSON-ready dict; raises `OutOfScope` for a subnet the configuration does not list."""
+def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None,
+         act: Activity | None = None) -> dict[str, Any]:
+    """One scan as a JSON-ready dict; raises `OutOfScope` for a subnet the configuration does not list.
+    `act` shows the stages."""
     from eduedge.agent.compliance.device_inventory import DiscoveryJob, apply_reachability, reachability_targets
     from eduedge.collectors.discovery.discovery import OutOfScope, Scope
     from eduedge.collectors.reachability import probe
@@ -36,11 +41,15 @@ def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None
         job.scope = Scope(tuple({*job.scope.subnets, *nets}), job.scope.hosts)
     for n in nets:
         job.scope.check_subnet(n)
+    act = act or Activity()
+    act.stage(_("sweeping {subnets} and reading the switches' tables").format(subnets=", ".join(map(str, nets))))
     t0 = time.monotonic()
     cycle = asyncio.run(job.run(nets))
     took = time.monotonic() - t0
     r = cfg.reachability
     targets = [t for t in reachability_targets(cfg, job.inventory) if job.scope.allows(t.address) or t.listed]
+    if targets:
+        act.stage(_("pinging {n} devices").format(n=len(targets)))
     reach = asyncio.run(probe(targets, job.scope, r.count, r.timeout, r.concurrency, r.tcp_ports)) if targets else []
     apply_reachability(job.inventory, reach)
     by_ip = {x.address: x for x in reach}
@@ -64,14 +73,27 @@ def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None
             "errors": cycle.errors}
 
 
-def _print(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def nothing_found(result: dict[str, Any]) -> list[str]:
+    """Why a scan shows no device: what was asked and where, and what cannot answer there."""
+    why = [_("no device discovered on {subnets} in {seconds:g} s: no reply to the ARP sweep and no address in the "
+             "switches' tables").format(subnets=", ".join(result["subnets"]), seconds=result["seconds"])]
+    for net in result["subnets"]:
+        n = ipaddress.ip_network(net)
+        if n.is_loopback:
+            why.append(_("{subnet} is loopback: nothing answers ARP there; scan the campus's own subnets "
+                         "(discovery.subnets)").format(subnet=net))
+    if result["errors"]:
+        why.append(_("and the scan itself had trouble (below)"))
+    return why
 
-    table = Table(title=f"{len(result['devices'])} devices on {', '.join(result['subnets'])} "
-                        f"({result['seconds']:g} s)")
-    for col in ("address", "MAC", "class", "vendor", "where", "status"):
-        table.add_column(col)
+
+def _print(result: dict[str, Any]) -> None:
+    console = terminal()
+    if not result["devices"]:
+        for line in nothing_found(result):
+            console.print(line, markup=False)
+    t = table(key("address"), key("MAC"), key("class"), "vendor", "where", "status",
+              title=f"{len(result['devices'])} devices on {', '.join(result['subnets'])} ({result['seconds']:g} s)")
     for d in result["devices"]:
         where = " ".join(x for x in (d["switch"], d["port"], f"room {d['room']}" if d["room"] else None) if x)
         status = []
@@ -79,17 +101,17 @@ def _print(result: dict[str, Any]) -> None:
             status.append(d["reachability"]["summary"])
         if d["pjlink"]:
             status.append(f"PJLink {d['pjlink']['summary']}")
-        table.add_row(d["ip"] or "", d["mac"], d["class"] + (" (personal)" if d["personal"] else ""),
-                      d["vendor"] or "?", where or "-", "; ".join(status) or "-")
-    console = Console()
-    console.print(table)
+        add(t, d["ip"] or "", d["mac"], d["class"] + (" (personal)" if d["personal"] else ""),
+            d["vendor"] or "?", where or "-", "; ".join(status) or "-")
+    if result["devices"]:
+        console.print(t)
     for d in result["devices"]:
         if not d["personal"] or d["class"] == "learning":
             console.print(f"  {d['ip']} {d['class']}: {d['evidence'][0] if d['evidence'] else 'no evidence'}")
     for x in result["listed"]:
         console.print(f"  listed {x['name']} ({x['address']}): {x['summary']}")
     for e in result["errors"]:
-        console.print(f"[yellow]warning:[/] {e}")
+        console.print(f"warning: {e}", markup=False, style="yellow")
 
 
 def register(app: typer.Typer) -> None:
@@ -106,7 +128,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = config_or_exit(config)
         try:
-            result = scan(cfg, subnet, own)
+            with activity(as_json) as act:
+                result = scan(cfg, subnet, own, act=act)
         except OutOfScope as e:
             typer.echo(f"refused: {e} (pass --i-own-this-network if it is yours to scan)", err=True)
             raise typer.Exit(2) from None
