@@ -30,7 +30,7 @@ from eduedge.agent.compliance.findings import Finding
 from eduedge.agent.compliance.kinds import Context, duration
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
-from eduedge.core.i18n import _, ngettext
+from eduedge.core.i18n import _
 from eduedge.core.tables import add, key, table, terminal
 
 if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command probes, not for every `eduedge`
@@ -169,8 +169,7 @@ def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe]
                                  "`eduedge rules --pack live-class`)", (0, 0, 0, 2)))
     if probes:
         up = sum(1 for p in probes if p.up)
-        shown += ["", ngettext("Endpoints, probed now: {up} of {n} up", "Endpoints, probed now: {up} of {n} up",
-                               len(probes)).format(up=up, n=len(probes))]
+        shown += ["", _("Endpoints, probed now: {up} of {n} up").format(up=up, n=len(probes))]
         shown += [Padding(probe_line(p), (0, 0, 0, 2)) for p in probes]
     for n in notes:
         shown.append(f"note: {n}")
