@@ -204,10 +204,14 @@ def test_the_catalogues_are_complete():
         used |= set(re.findall(r"""text\(\s*\w+(?:\([^)]*\))?,\s*['"]([a-z_-]+\.[a-z_.-]+)['"]""", body))
     assert len(used) > 80
     assert used - set(zh) == set()
-    from eduedge.agent.compliance.packs import SCHOOL_TYPES
+    from eduedge.agent.compliance.packs import SCHOOL_TYPES, load_packs
+    from eduedge.agent.config import STANDARDS_DIR
     from eduedge.cloud.city import STATUS_ORDER
     dynamic = {f"status.{s}" for s in STATUS_ORDER} | {f"state.{s}" for s in ("online", "offline", "silent", "never")}
     dynamic |= {f"type.{t}" for t in SCHOOL_TYPES} | {f"op.{o}" for o in (">=", ">", "<=", "<")}
+    packs = sorted(p.stem for p in STANDARDS_DIR.glob("*.yaml"))
+    units = {r.unit for r in load_packs(packs).rules}          # every shipped pack's units have words
+    dynamic |= {f"unit.{u}" for u in units if u and u != "Mbit/s"}
     assert dynamic - set(zh) == set()
     for lang in (zh, en):                                      # the placeholders agree between languages
         for k, v in lang.items():

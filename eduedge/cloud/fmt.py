@@ -70,7 +70,10 @@ class Fmt:
         if isinstance(v, bool) or not isinstance(v, int | float):
             return str(v)
         body = f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}".rstrip("0").rstrip(".")
-        return f"{body} {unit}" if unit else body
+        if not unit:
+            return body
+        words = MESSAGES[self.lang].get(f"unit.{unit}", unit)     # the packs' units, in the page's language
+        return f"{body}{words}" if words.startswith("%") else f"{body} {words}"
 
     def status(self, s: str) -> str:
         key = f"status.{s}"

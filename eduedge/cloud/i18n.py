@@ -80,6 +80,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "type.kindergarten": "幼儿园", "type.teaching-point": "教学点", "type.secondary-vocational": "中职学校",
         "type.vocational-college": "高职院校",
         "op.>=": "≥", "op.>": ">", "op.<=": "≤", "op.<": "<",
+        "unit.percent of zones": "% 的区域", "unit.percent of classrooms": "% 的教室",
+        "unit.percent of schools": "% 的学校", "unit.devices per person": "台/人",
     },
     "en": {
         "app.title": "City education network monitor",
@@ -150,6 +152,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "type.kindergarten": "kindergarten", "type.teaching-point": "teaching point",
         "type.secondary-vocational": "secondary vocational", "type.vocational-college": "vocational college",
         "op.>=": "≥", "op.>": ">", "op.<=": "≤", "op.<": "<",
+        "unit.percent of zones": "% of zones", "unit.percent of classrooms": "% of classrooms",
+        "unit.percent of schools": "% of schools", "unit.devices per person": "devices per person",
     },
 }
 
