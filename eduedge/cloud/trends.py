@@ -11,6 +11,7 @@ Every series is a list of (day, value) with `day` the city's local date as YYYY-
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from typing import Any
@@ -42,17 +43,43 @@ def days(now: float, zone: ZoneInfo, n: int = 30) -> list[tuple[str, float, floa
     return out
 
 
+class HeardDays:
+    """Which local days each school was heard on, for the access trend. Days before today change only when a
+    backlog arrives late, so they are read once every `refresh_s` (and when the day turns); today's hours are
+    read on every call. Keeps the city page's cost from growing with schools x hours x 37 days."""
+
+    def __init__(self, refresh_s: float = 600.0):
+        self.refresh_s = refresh_s
+        self._key: tuple[float, float, float] | None = None
+        self._read = 0.0
+        self._past: dict[str, list[float]] = {}
+
+    def _days(self, db: Db, lo: float, hi: float | None, off: float) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = defaultdict(list)
+        where = "hour >= ?" + ("" if hi is None else " AND hour < ?")
+        for school, d in db.query(f"SELECT school, {db.floor(f'(hour + {off!r}) / {DAY!r}')} AS d FROM school_hours "
+                                  f"WHERE {where} GROUP BY school, d", [lo] if hi is None else [lo, hi]):
+            out[school].append(float(d) * DAY - off + DAY)          # the end of the local day it was heard
+        return out
+
+    def heard(self, db: Db, first: float, today: float, off: float, now: float) -> dict[str, list[float]]:
+        """{school: [end of each local day it was heard on, from `first`]}."""
+        if self._key != (first, today, off) or now - self._read > self.refresh_s:
+            self._past = self._days(db, first, today, off)
+            self._key, self._read = (first, today, off), now
+        out = {s: list(v) for s, v in self._past.items()}
+        for s, v in self._days(db, today, None, off).items():
+            out.setdefault(s, []).extend(v)
+        return out
+
+
 def access_trend(db: Db, rows: list[dict[str, Any]], counted: set[str], window: float, now: float, zone: ZoneInfo,
-                 n: int = 30) -> dict[str, list[tuple[str, float | None]]]:
+                 n: int = 30, cache: HeardDays | None = None) -> dict[str, list[tuple[str, float | None]]]:
     """{region: [(day, access %)]} for the city (key '') and each district, over the schools in `counted`."""
     span = days(now, zone, n)
     first = span[0][1] - window
-    heard: dict[str, list[float]] = defaultdict(list)
-    # One row per school and day heard (not per hour): the work grows with schools x days, not x hours.
     off = _offset(zone, now)
-    for school, d in db.query(f"SELECT school, {db.floor(f'(hour + {off!r}) / {DAY!r}')} AS d FROM school_hours "
-                              f"WHERE hour >= ? GROUP BY school, d", [first]):
-        heard[school].append(float(d) * DAY - off + DAY)          # the end of the local day it was heard
+    heard = (cache or HeardDays()).heard(db, first, span[-1][1], off, now)
     regions: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         if r["school"] in counted:
@@ -63,7 +90,11 @@ def access_trend(db: Db, rows: list[dict[str, Any]], counted: set[str], window: 
     covered: dict[str, list[bool]] = {}           # per school: had access at each day's end
     for s in counted:
         hs = sorted(heard.get(s, ()))
-        covered[s] = [any(end - window < h <= end for h in hs) for end in ends]
+        row = []
+        for end in ends:                      # the last day heard by this day's end: within the window?
+            i = bisect.bisect_right(hs, end)
+            row.append(i > 0 and hs[i - 1] > end - window)
+        covered[s] = row
     out: dict[str, list[tuple[str, float | None]]] = {}
     for region, schools in sorted(regions.items()):
         out[region] = [(span[i][0], round(100.0 * sum(covered[s][i] for s in schools) / len(schools), 2))
