@@ -14,6 +14,8 @@ import functools
 import re
 from pathlib import Path
 
+from eduedge.core.i18n import _
+
 _NUMERIC = re.compile(r"^\.?(\d+)(\.\d+)*$")
 _NAMED = re.compile(r"^(?:(?P<module>[A-Za-z][\w-]*)::)?(?P<name>[A-Za-z][\w-]*)(?P<suffix>(?:\.\d+)*)$")
 
@@ -48,19 +50,22 @@ def resolve_oid(text: str) -> str:
         return text.lstrip(".")
     m = _NAMED.match(text)
     if m is None:
-        raise ValueError(f"{text!r} is neither a numeric OID (1.3.6.1.2.1.1) nor a MIB name (sysDescr, "
-                         "SNMPv2-MIB::system)")
+        raise ValueError(_("{text} is neither a numeric OID (1.3.6.1.2.1.1) nor a MIB name (sysDescr, "
+                           "SNMPv2-MIB::system)").format(text=repr(text)))
     module, name, suffix = m.group("module"), m.group("name"), m.group("suffix")
     symbols = _symbols()
     if module is not None and module not in symbols:
         close = difflib.get_close_matches(module, symbols, n=3)
-        raise ValueError(f"no MIB module {module!r} among those pysnmp ships" +
-                         (f" (close: {', '.join(close)})" if close else ""))
+        raise ValueError((_("no MIB module {module} among those pysnmp ships (close: {close})") if close else
+                          _("no MIB module {module} among those pysnmp ships")).format(
+            module=repr(module), close=", ".join(close)))
     for mod in [module] if module else symbols:
         if name in symbols[mod]:
             return symbols[mod][name] + suffix
     known = {n for mod in ([module] if module else symbols) for n in symbols[mod]}
     close = difflib.get_close_matches(name, known, n=4)
-    raise ValueError(f"no OID named {name!r} in the MIBs pysnmp ships" + (f" (close: {', '.join(close)})" if close
-                     else "") + "; IF-MIB and vendor MIBs are not among them: give the number (ifTable is "
-                     "1.3.6.1.2.1.2.2)")
+    raise ValueError((_("no OID named {name} in the MIBs pysnmp ships (close: {close}); IF-MIB and vendor MIBs are "
+                        "not among them: give the number (ifTable is 1.3.6.1.2.1.2.2)") if close else
+                      _("no OID named {name} in the MIBs pysnmp ships; IF-MIB and vendor MIBs are not among them: "
+                        "give the number (ifTable is 1.3.6.1.2.1.2.2)")).format(name=repr(name),
+                                                                              close=", ".join(close)))

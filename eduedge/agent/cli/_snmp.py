@@ -16,11 +16,12 @@ from typing import Any
 
 import typer
 
-from eduedge.agent.cli._options import DEFAULT_CONFIG, config_or_exit
+from eduedge.agent.cli._options import DEFAULT_CONFIG, ERROR, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
 from eduedge.collectors.snmp.poller import as_text
 from eduedge.collectors.snmp.profiles import ProfileSet, load_profiles
+from eduedge.core.i18n import N_, _
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.secrets import SecretError
 
@@ -44,7 +45,7 @@ def _read_key(path: Path | None, what: str) -> str | None:
     try:
         return path.read_text(encoding="utf-8").splitlines()[0].strip()
     except (OSError, IndexError):
-        raise typer.BadParameter(f"cannot read the {what} from {path}") from None
+        raise typer.BadParameter(_("cannot read the {what} from {path}").format(what=_(what), path=path)) from None
 
 
 def _configured(cfg: AgentConfig, name: str) -> Target | None:
@@ -56,7 +57,7 @@ def _configured(cfg: AgentConfig, name: str) -> Target | None:
     try:
         auth = SnmpAuth.from_config(cfg.snmp.credentials[device.credentials], device.credentials)
     except SecretError as e:
-        typer.echo(f"error: {device.name}: {e}", err=True)
+        typer.echo(_("error: {problem}").format(problem=f"{device.name}: {e}"), err=True)
         raise typer.Exit(2) from None
     h, port = split_host_port(device.host)
     return Target(_address(h, port, device.name), port, auth, device.timeout or defaults.timeout,
@@ -74,7 +75,8 @@ def _address(host: str, port: int, what: str) -> str:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError) as e:
-        raise typer.BadParameter(f"{what}: cannot resolve {host!r} ({getattr(e, 'strerror', None) or e})") from None
+        raise typer.BadParameter(_("{what}: cannot resolve {host} ({error})").format(
+            what=what, host=repr(host), error=getattr(e, "strerror", None) or e)) from None
     found.sort(key=lambda a: a[0] != socket.AF_INET)
     return str(found[0][4][0])
 
@@ -92,7 +94,7 @@ def build_target(host: str, community: str, snmp_version: str | None, user: str 
         config = DEFAULT_CONFIG
     names: list[str] = []
     if config is not None:
-        cfg = config_or_exit(config, "error: ")
+        cfg = config_or_exit(config, ERROR)
         known = _configured(cfg, host)
         if known is not None:
             return known
@@ -103,23 +105,25 @@ def build_target(host: str, community: str, snmp_version: str | None, user: str 
         raise typer.BadParameter(str(e)) from None
     close = difflib.get_close_matches(host, names, n=3)
     if close:
-        raise typer.BadParameter(f"no device {host!r} under snmp.devices in {config} (close: {', '.join(close)})")
-    where = (f"{host!r} is no device in {config}" if config is not None else
-             f"{host!r} (no configuration names devices here: {DEFAULT_CONFIG}, the default, does not exist)")
+        raise typer.BadParameter(_("no device {host} under snmp.devices in {config} (close: {close})").format(
+            host=repr(host), config=config, close=", ".join(close)))
+    where = (_("{host} is no device in {config}") if config is not None else
+             _("{host} (no configuration names devices here: {default}, the default, does not exist)")).format(
+        host=repr(host), config=config, default=DEFAULT_CONFIG)
     h = _address(h, port, where)
     version = snmp_version or ("3" if user else "2c")
     if version == "3":
         if not user:
-            raise typer.BadParameter("SNMPv3 needs --user")
+            raise typer.BadParameter(_("SNMPv3 needs --user"))
         auth = SnmpAuth(version="3", user=user,
                         auth_proto=auth_proto.upper() if auth_key_file else None,
-                        auth_key=_read_key(auth_key_file, "auth key"),
+                        auth_key=_read_key(auth_key_file, N_("auth key")),
                         priv_proto=priv_proto.upper() if priv_key_file else None,
-                        priv_key=_read_key(priv_key_file, "privacy key"))
+                        priv_key=_read_key(priv_key_file, N_("privacy key")))
     elif version in ("1", "2c"):
         auth = SnmpAuth(version=version, community=community)
     else:
-        raise typer.BadParameter(f"--snmp-version must be 1, 2c or 3, not {version!r}")
+        raise typer.BadParameter(_("--snmp-version must be 1, 2c or 3, not {version}").format(version=repr(version)))
     return Target(h, port, auth, timeout, retries)
 
 
@@ -127,12 +131,12 @@ def profiles(profile_dirs: list[Path]) -> ProfileSet:
     """The bundled profiles and those in `profile_dirs`; a refused profile is a warning on stderr."""
     ps = load_profiles(profile_dirs)
     for err in ps.errors:
-        typer.echo(f"warning: {err}", err=True)
+        typer.echo(_("warning: {problem}").format(problem=err), err=True)
     return ps
 
 
 def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(_("error: {problem}").format(problem=message), err=True)
     return typer.Exit(1)
 
 

@@ -30,7 +30,7 @@ from eduedge.agent.cli._snmp import build_target, fail, profiles
 from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import ProfileError
 from eduedge.collectors.snmp.report import summarise
-from eduedge.core.i18n import _
+from eduedge.core.i18n import N_, _
 from eduedge.core.tables import add, key, num, table, terminal
 
 
@@ -89,23 +89,24 @@ def register(app: typer.Typer) -> None:
 def _print_poll(summary: dict[str, Any]) -> None:
     if summary["identity"] is None:
         for e in summary["errors"]:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(_("error: {problem}").format(problem=e), err=True)
         return
     ident = summary["identity"]
     console = terminal()
-    typer.echo(f"{summary['device']}  profile {summary['profile']}  "
-               f"{ident.get('vendor') or ''} {ident.get('model') or ''} {ident.get('os_version') or ''}".rstrip())
+    what = " ".join(str(ident.get(k) or "") for k in ("vendor", "model", "os_version")).strip()
+    typer.echo((_("{device}  profile {profile}  {what}").format(device=summary["device"], profile=summary["profile"],
+                                                               what=what)).rstrip())
     if ident.get("serial"):
-        typer.echo(f"serial {ident['serial']}")
-    t = table(key("interface"), key("state"), num("speed\nMbit/s"), num("in\nMbit/s"), num("out\nMbit/s"),
-              num("errors\n/s"), "alias")
+        typer.echo(_("serial {serial}").format(serial=ident["serial"]))
+    t = table(key(_("interface")), key(_("state")), num(_("speed\nMbit/s")), num(_("in\nMbit/s")),
+              num(_("out\nMbit/s")), num(_("errors\n/s")), _("alias"))
     for i in summary["interfaces"]:
         errs = (i.get("in_errors_pps") or 0) + (i.get("out_errors_pps") or 0)
         add(t, i["name"], _state(i), i.get("speed_mbps"),
             _mbps(i.get("in_bps")), _mbps(i.get("out_bps")), f"{errs:.2f}", i.get("alias", ""))
     console.print(t)
     if summary["neighbors"]:
-        t = table(key("local port"), key("neighbour"), key("its port"), key("seen by"))
+        t = table(key(_("local port")), key(_("neighbour")), key(_("its port")), key(_("seen by")))
         for n in summary["neighbors"]:
             add(t, n["local_port"], n["remote_name"], n["remote_port"], n["protocol"].upper())
         console.print(t)
@@ -115,7 +116,7 @@ def _print_poll(summary: dict[str, Any]) -> None:
             add(t, r.what, r.value, r.unit, r.where)
         console.print(t)
     for e in summary["errors"]:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(_("error: {problem}").format(problem=e), err=True)
     typer.echo(footer(summary))
 
 
@@ -133,7 +134,16 @@ def footer(summary: dict[str, Any]) -> str:
 def _state(i: dict[str, Any]) -> str:
     """One word for admin and oper status: `disabled` when switched off, else what the link is."""
     admin, oper = i.get("admin_status"), i.get("oper_status")
-    return "disabled" if admin == "down" else oper or admin or "-"
+    return _("disabled") if admin == "down" else _state_word(oper or admin or "-")
+
+
+# ifOperStatus's words (RFC 2863) as the reader says them
+_STATES = {"up": N_("up"), "down": N_("down"), "testing": N_("testing"), "unknown": N_("unknown"),
+           "dormant": N_("dormant"), "notPresent": N_("notPresent"), "lowerLayerDown": N_("lowerLayerDown")}
+
+
+def _state_word(state: str) -> str:
+    return _(_STATES[state]) if state in _STATES else state
 
 
 def _mbps(bps: Any) -> str:

@@ -15,8 +15,9 @@ import typer
 from rich.console import RenderableType
 from rich.padding import Padding
 
-from eduedge.agent.cli._options import config_option, config_or_exit
+from eduedge.agent.cli._options import ERROR, config_option, config_or_exit
 from eduedge.collectors.service_probes_config import LiveClassEndpoint
+from eduedge.core.i18n import _
 from eduedge.core.tables import add, key, num, table, terminal
 
 if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command probes, not for every `eduedge`
@@ -30,10 +31,11 @@ def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int
     from eduedge.collectors.service_probes import expires_in_words
 
     failed = {f.stage: f.reason for f in p.failures}
-    t = table(key("stage"), num("time ms"), "detail")
+    t = table(key(_("stage")), num(_("time ms")), _("detail"))
 
     def row(stage: str, ms: float | None, *detail: str) -> None:
-        text = "  ".join(d for d in (*detail, f"FAILED: {failed[stage]}" if stage in failed else "") if d)
+        broke = _("FAILED: {reason}").format(reason=failed[stage]) if stage in failed else ""
+        text = "  ".join(d for d in (*detail, broke) if d)
         add(t, stage, None if ms is None else f"{ms:.1f}", text)
 
     if ep.url or p.dns_ms is not None or "dns" in failed:
@@ -41,17 +43,20 @@ def render_probe(p: ServiceProbe, ep: LiveClassEndpoint, packets: int, size: int
     if ep.url:
         row("connect", p.connect_ms)
     if ep.url and ep.url.startswith("https"):
-        row("tls", p.tls_ms, f"certificate {expires_in_words(p.cert_days, p.time)}" if p.cert_days is not None else "")
+        row("tls", p.tls_ms, _("certificate {expires}").format(expires=expires_in_words(p.cert_days, p.time))
+            if p.cert_days is not None else "")
     if p.http_status is not None or p.ttfb_ms is not None or "http" in failed:
-        row("http", p.ttfb_ms, "first byte" + (f", status {p.http_status}" if p.http_status else ""))
+        row("http", p.ttfb_ms, (_("first byte, status {status}") if p.http_status else _("first byte")).format(
+            status=p.http_status))
     if p.udp is not None or "udp" in failed:
         u = p.udp
         answered = u is not None and u.answered
         row("udp", u.median_ms if u is not None and answered else None,
-            f"rtt; jitter {u.jitter_ms or 0:.1f} ms, loss {u.loss_percent:.1f} % ({u.sent} echoes of {size} B, "
-            f"{packets}/s)" if u is not None and answered else "")
+            _("rtt; jitter {jitter} ms, loss {loss} % ({sent} echoes of {size} B, {packets}/s)").format(
+                jitter=f"{u.jitter_ms or 0:.1f}", loss=f"{u.loss_percent:.1f}", sent=u.sent, size=size,
+                packets=packets) if u is not None and answered else "")
     return [f"{p.endpoint} ({p.role}): {p.target}", Padding(t, (0, 0, 0, 2), expand=False),
-            "  up: every stage passed" if p.up else f"  down: {p.failure}"]
+            "  " + (_("up: every stage passed") if p.up else _("down: {failure}").format(failure=p.failure))]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,12 +67,12 @@ def register(app: typer.Typer) -> None:
                   as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
                   config: Path = config_opt) -> None:
         """Check one configured endpoint now: DNS, connect, TLS, HTTP and the video-like UDP burst, each timed."""
-        cfg = config_or_exit(config, "error: ")
+        cfg = config_or_exit(config, ERROR)
         ep = next((e for e in cfg.live_class.endpoints if e.name == endpoint), None)
         if ep is None:
-            names = ", ".join(e.name for e in cfg.live_class.endpoints) or "none"
-            typer.echo(f"error: no endpoint {endpoint!r} under live_class.endpoints (configured: {names}); only "
-                       "configured endpoints are probed", err=True)
+            names = ", ".join(e.name for e in cfg.live_class.endpoints) or _("none")
+            typer.echo(_("error: no endpoint {endpoint} under live_class.endpoints (configured: {names}); only "
+                         "configured endpoints are probed").format(endpoint=repr(endpoint), names=names), err=True)
             raise typer.Exit(EXIT_CONFIG)
         from eduedge.collectors.service_probes import probe_endpoint
 

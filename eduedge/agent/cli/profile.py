@@ -30,7 +30,12 @@ from eduedge.collectors.snmp.client import SnmpRequestError
 from eduedge.collectors.snmp.poller import DevicePoller
 from eduedge.collectors.snmp.profiles import ProfileError, load_profiles
 from eduedge.collectors.snmp.recording import RecordingClient
+from eduedge.core.i18n import N_, _
 from eduedge.core.tables import add, terminal
+
+# The identity's fields as `profile match` labels them (translated where shown)
+_FIELDS = {"vendor": N_("vendor:"), "model": N_("model:"), "os_version": N_("os_version:"), "serial": N_("serial:"),
+           "hostname": N_("hostname:"), "device_class": N_("device_class:"), "sys_object_id": N_("sys_object_id:")}
 
 
 def register(app: typer.Typer) -> None:
@@ -49,11 +54,11 @@ def register(app: typer.Typer) -> None:
                   profile_dir: list[Path] = dirs_opt) -> None:
         """Say which profile a device (or a recording) matches, why, and the identity found."""
         if (host is None) == (snmprec is None):
-            raise typer.BadParameter("give either HOST or --snmprec FILE")
+            raise typer.BadParameter(_("give either HOST or --snmprec FILE"))
         ps = profiles(profile_dir)
         if snmprec is not None:
             if not snmprec.is_file():
-                raise fail(f"{snmprec}: no such recording")
+                raise fail(_("{file}: no such recording").format(file=snmprec))
             client: Any = RecordingClient(snmprec)
         else:
             assert host is not None
@@ -67,9 +72,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(ident.to_dict(), ensure_ascii=False))
             return
         grid = Table.grid(padding=(0, 2))
-        add(grid, "profile:", f"{ident.profile}  ({ident.matched_by})")
-        for fld in ("vendor", "model", "os_version", "serial", "hostname", "device_class", "sys_object_id"):
-            add(grid, f"{fld}:", getattr(ident, fld) or "-")
+        add(grid, _("profile:"), f"{ident.profile}  ({ident.matched_by})")
+        for fld, label in _FIELDS.items():
+            add(grid, _(label), getattr(ident, fld) or "-")
         terminal().print(grid)
 
     @profile_app.command("check")
@@ -78,6 +83,7 @@ def register(app: typer.Typer) -> None:
         ps = load_profiles(profile_dir or [])
         for err in ps.errors:
             typer.echo(err, err=True)
-        typer.echo(f"{len(ps.concrete())} profiles loaded, {len(ps.errors)} problems")
+        typer.echo(_("{loaded} profiles loaded, {problems} problems").format(loaded=len(ps.concrete()),
+                                                                           problems=len(ps.errors)))
         if ps.errors:
             raise typer.Exit(2)

@@ -11,6 +11,7 @@ import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.outbox import OutboxError
+from eduedge.core.i18n import _
 from eduedge.core.secrets import SecretError
 
 # syslog priorities (sd-daemon(3)): journald reads a `<N>` prefix on a line of a service's stdout/stderr, so
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
         found = preflight.problems(cfg, config)  # what `config check` checks, so that the two always agree
         for line in found:
-            typer.echo(f"eduedge: cannot start: {line}", err=True)
+            typer.echo(_("eduedge: cannot start: {problem}").format(problem=line), err=True)
         if found:
             raise typer.Exit(2)
         setup_logging(cfg.agent.log_level)
@@ -61,10 +62,10 @@ def register(app: typer.Typer) -> None:
             daemon = Daemon(config)
         except PackError as e:
             for line in e.problems:
-                typer.echo(f"eduedge: cannot start: {line}", err=True)
+                typer.echo(_("eduedge: cannot start: {problem}").format(problem=line), err=True)
             raise typer.Exit(2) from None
         except (OutboxError, SecretError, OSError, ValueError) as e:
-            typer.echo(f"eduedge: cannot start: {e}", err=True)
+            typer.echo(_("eduedge: cannot start: {problem}").format(problem=e), err=True)
             raise typer.Exit(1) from None
         daemon.install_signals()
         raise typer.Exit(daemon.run())

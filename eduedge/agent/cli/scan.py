@@ -20,7 +20,7 @@ import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.cli._progress import Activity, activity
-from eduedge.core.i18n import _
+from eduedge.core.i18n import _, ngettext
 from eduedge.core.tables import add, key, table, terminal
 
 
@@ -35,7 +35,7 @@ def scan(cfg: Any, subnets: list[str], own: bool, state_path: Path | None = None
 
     nets = [ipaddress.IPv4Network(s) for s in subnets] or list(cfg.discovery.subnets)
     if not nets:
-        raise OutOfScope("no subnet to scan: list discovery.subnets in the configuration or give --subnet")
+        raise OutOfScope(_("no subnet to scan: list discovery.subnets in the configuration or give --subnet"))
     job = DiscoveryJob(cfg, pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir), state_path)
     if own:
         job.scope = Scope(tuple({*job.scope.subnets, *nets}), job.scope.hosts)
@@ -92,26 +92,31 @@ def _print(result: dict[str, Any]) -> None:
     if not result["devices"]:
         for line in nothing_found(result):
             console.print(line, markup=False)
-    t = table(key("address"), key("MAC"), key("class"), "vendor", "where", "status",
-              title=f"{len(result['devices'])} devices on {', '.join(result['subnets'])} ({result['seconds']:g} s)")
+    n = len(result["devices"])
+    t = table(key(_("address")), key("MAC"), key(_("class")), _("vendor"), _("where"), _("status"),
+              title=ngettext("{n} device on {subnets} ({seconds} s)", "{n} devices on {subnets} ({seconds} s)",
+                             n).format(n=n, subnets=", ".join(result["subnets"]), seconds=f"{result['seconds']:g}"))
     for d in result["devices"]:
-        where = " ".join(x for x in (d["switch"], d["port"], f"room {d['room']}" if d["room"] else None) if x)
+        room = _("room {room}").format(room=d["room"]) if d["room"] else None
+        where = " ".join(x for x in (d["switch"], d["port"], room) if x)
         status = []
         if d["reachability"]:
             status.append(d["reachability"]["summary"])
         if d["pjlink"]:
             status.append(f"PJLink {d['pjlink']['summary']}")
-        add(t, d["ip"] or "", d["mac"], d["class"] + (" (personal)" if d["personal"] else ""),
+        add(t, d["ip"] or "", d["mac"], d["class"] + (" " + _("(personal)") if d["personal"] else ""),
             d["vendor"] or "?", where or "-", "; ".join(status) or "-")
     if result["devices"]:
         console.print(t)
     for d in result["devices"]:
         if not d["personal"] or d["class"] == "learning":
-            console.print(f"  {d['ip']} {d['class']}: {d['evidence'][0] if d['evidence'] else 'no evidence'}")
+            evidence = d["evidence"][0] if d["evidence"] else _("no evidence")
+            console.print(f"  {d['ip']} {d['class']}: {evidence}", markup=False)
     for x in result["listed"]:
-        console.print(f"  listed {x['name']} ({x['address']}): {x['summary']}")
+        console.print("  " + _("listed {name} ({address}): {summary}").format(
+            name=x["name"], address=x["address"], summary=x["summary"]), markup=False)
     for e in result["errors"]:
-        console.print(f"warning: {e}", markup=False, style="yellow")
+        console.print(_("warning: {problem}").format(problem=e), markup=False, style="yellow")
 
 
 def register(app: typer.Typer) -> None:
@@ -131,10 +136,11 @@ def register(app: typer.Typer) -> None:
             with activity(as_json) as act:
                 result = scan(cfg, subnet, own, act=act)
         except OutOfScope as e:
-            typer.echo(f"refused: {e} (pass --i-own-this-network if it is yours to scan)", err=True)
+            typer.echo(_("refused: {problem} (pass --i-own-this-network if it is yours to scan)").format(problem=e),
+                       err=True)
             raise typer.Exit(2) from None
         except ValueError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(_("error: {problem}").format(problem=e), err=True)
             raise typer.Exit(2) from None
         if as_json:
             typer.echo(json.dumps(result, indent=2, ensure_ascii=False))

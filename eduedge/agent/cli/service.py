@@ -13,6 +13,7 @@ import typer
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import load_config
+from eduedge.core.i18n import _
 
 UNIT_TEMPLATE = Path(__file__).resolve().parents[2] / "config" / "eduedge.service"
 
@@ -37,7 +38,7 @@ def install_service(config: Path, user: str = "eduedge", root: Path = Path("/"),
     target = root / "etc/systemd/system/eduedge.service"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(unit) + "\n")
-    done.append(f"wrote {target}")
+    done.append(_("wrote {file}").format(file=target))
     if root != Path("/"):
         return done
     try:
@@ -46,16 +47,16 @@ def install_service(config: Path, user: str = "eduedge", root: Path = Path("/"),
         subprocess.run(["useradd", "--system", "--home-dir", str(data_dir), "--no-create-home",
                         "--shell", "/usr/sbin/nologin", user], check=True)
         pw = pwd.getpwnam(user)
-        done.append(f"created system user {user}")
+        done.append(_("created system user {user}").format(user=user))
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chown(data_dir, pw.pw_uid, pw.pw_gid)
-    done.append(f"{data_dir} belongs to {user}")
+    done.append(_("{dir} belongs to {user}").format(dir=data_dir, user=user))
     if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
         subprocess.run(["systemctl", "daemon-reload"], check=True)
         subprocess.run(["systemctl", "enable"] + (["--now"] if start else []) + ["eduedge"], check=True)
-        done.append("enabled" + (" and started" if start else "") + " eduedge.service")
+        done.append(_("enabled and started eduedge.service") if start else _("enabled eduedge.service"))
     else:
-        done.append("no systemd running here: start it with `systemctl enable --now eduedge` on the box")
+        done.append(_("no systemd running here: start it with `systemctl enable --now eduedge` on the box"))
     return done
 
 

@@ -25,6 +25,7 @@ from eduedge.agent.cli._options import (
 )
 from eduedge.agent.cli._snmp import Target, build_target, fail, json_value
 from eduedge.collectors.snmp.client import SnmpRequestError
+from eduedge.core.i18n import _
 
 
 async def walk(target: Target, oid: str) -> list[tuple[str, Any]]:
@@ -62,4 +63,4 @@ def register(app: typer.Typer) -> None:
         for o, v in rows:
             typer.echo(f"{o} = {json_value(v)}")
         if not rows:
-            typer.echo(f"(nothing under {oid})", err=True)
+            typer.echo(_("(nothing under {oid})").format(oid=oid), err=True)
