@@ -222,11 +222,12 @@ def fault_cause(heard: Heard) -> str | None:
 
 
 def run_demo(campus: Path = DEMO_CAMPUS, seconds: float = 150.0, interval: str = "15s",
-             say: Callable[[str], None] = print, keep: bool = False) -> int:
+             say: Callable[[str], None] = print, keep: bool = False, work: Path | None = None) -> int:
     """Run the demo; return 0 when telemetry arrived, all of it met the contract, every seed rule that applies
-    was judged and the injected fault failed its rule. `seconds` bounds the agent's run."""
+    was judged and the injected fault failed its rule. `seconds` bounds the agent's run; `work` is the
+    directory for the campus's state and the agent's (a new temporary one by default)."""
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="eduedge-demo-"))
+    work = Path(tempfile.mkdtemp(prefix="eduedge-demo-")) if work is None else work
     state_dir = work / "sim"
     say(text("starting", campus=campus.name, start=LESSON_TIME))
     state = sim_up(campus_in_a_lesson(campus, work / campus.name), state_dir, use_netns=False, broker=True)
