@@ -628,7 +628,7 @@ def fault_rounds(tmp_path: Path, b: Broker, rounds: int, seed: int) -> dict[str,
     """Each round starts the producer, puts it through one fault (outage, full disk, or both) and kills it -9."""
     rng = __import__("random").Random(seed)
     rx = Receiver(b.host, b.port)
-    budget = 4 * 2**20
+    budget = 2**20  # the budget that once reached 17.7 MB of files
     with small_disk(tmp_path / "disk", "24m") as disk:
         data = disk / "agent"
         db = data / "outbox.db"
