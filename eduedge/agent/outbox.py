@@ -362,7 +362,6 @@ class Outbox:
         self._retry: list[tuple[float, int]] = []
         self._unrecorded: list[Unrecorded] = []
         self._ack_pending: list[tuple[int, tuple[int, int]]] = []  # acknowledged, deletion not yet committed
-        self.released = False  # whether the last full-disk error gave the reserve back
         self._bd_seq = -1
         self._full_since: float | None = None
         self._full_logged = 0.0
@@ -603,17 +602,19 @@ class Outbox:
                                                          f"unsent messages in {kept.name} that could not be read; "
                                                          f"at most {n}")])
 
-    def _full(self, e: BaseException, what: str) -> None:
-        """A full disk: remembered as a state, logged once a minute while it lasts."""
+    def _full(self, e: BaseException, what: str) -> bool:
+        """A full disk: remembered as a state, logged once a minute while it lasts; the reserve file is given back.
+        True if that freed space just now (worth trying again at once)."""
         now = time.monotonic()
         if self._full_since is None:
             self._full_since = now
             self.full_events += 1
-        self.released = self._release_reserve() or getattr(self, "released", False)
+        released = self._release_reserve()
         if now - self._full_logged >= FULL_LOG_EVERY_S:
             self._full_logged = now
             log.error("outbox: %s: %s (disk full; polling and sending go on, what cannot be kept is declared "
                       "as a gap once writing works again)", what, e)
+        return released
 
     def _writing_works(self) -> None:
         if self._full_since is not None:
@@ -633,9 +634,7 @@ class Outbox:
                 return op()
             except sqlite3.Error as e:
                 if _is_full(e):
-                    self.released = False
-                    self._full(e, what)
-                    if self.released:
+                    if self._full(e, what):
                         with contextlib.suppress(sqlite3.Error):
                             return op()
                     return default
@@ -942,9 +941,7 @@ class Outbox:
             except sqlite3.Error as e:
                 if not _is_full(e):
                     raise
-                self.released = False
-                self._full(e, "cannot checkpoint the write-ahead log")
-                if not self.released:
+                if not self._full(e, "cannot checkpoint the write-ahead log"):
                     return False
                 try:
                     busy = self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
