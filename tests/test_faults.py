@@ -389,11 +389,13 @@ def test_a_re_imaged_box_is_a_new_epoch_the_city_keeps_everything_and_records_it
         wait_for(lambda: count(db, "SELECT COUNT(*) FROM events WHERE kind = 'agent.new_epoch'") == 1, 20,
                  "the new epoch recorded as an event")
         assert rx.stats["duplicates"] == 0
-        streams = db.query("SELECT epoch, floor, hwm FROM streams ORDER BY floor, hwm DESC")
-        assert sorted(streams) == sorted([(first, 1, 27), (second, 1, 27)])
+        wait_for(lambda: sorted(db.query("SELECT epoch, floor, hwm FROM streams")) == sorted([(first, 1, 27),
+                                                                                          (second, 1, 27)]),
+                 20, "two whole streams, one per epoch")
         assert count(db, "SELECT COUNT(*) FROM holes") == 0
         ev = db.query("SELECT message FROM events WHERE kind = 'agent.new_epoch'")[0][0]
-        assert "ended at seq 27" in ev
+        # the old epoch's last seq as far as the city had stored it when the new one first showed
+        assert f"(epoch {second[:8]}, seqs from 1); the previous epoch {first[:8]} ended at seq " in ev
     finally:
         rx.stop()
         t.join(10)

@@ -143,6 +143,10 @@ def _new_epoch(db: Db, st: Stream, now: float) -> None:
     if not old:
         return
     prev, hwm = old[0]
+    # The old stream's highest seq as stored, not as last swept (its last messages may be in this very sweep).
+    top = db.query("SELECT max(seq) FROM messages WHERE school = ? AND agent = ? AND epoch = ?",
+                   [st.school, st.agent, prev])[0][0]
+    hwm = max(hwm, top or 0)
     db.execute("INSERT INTO events (school, agent, seq, t, kind, severity, device, message, data) "
                "VALUES (?, ?, ?, ?, 'agent.new_epoch', 'warning', NULL, ?, ?)",
                [st.school, st.agent, st.floor, now,
