@@ -307,3 +307,26 @@ def test_devices_says_why_it_lists_none(tmp_path):
     (tmp_path / "data" / "discovery.json").write_text('{"devices": {}}')
     assert "the agent's inventory was empty when it last saved it" in _devices(config)
     assert "0 devices" not in _devices(config)
+
+
+# -- sim fleet -----------------------------------------------------------------------------------------
+
+def test_the_fleets_run_in_a_line():
+    from types import SimpleNamespace
+
+    from eduedge.simulator.cli import _running
+
+    st = SimpleNamespace(connected=180, schools=200, messages=4200, acked=4100)
+    assert _running(st, 75.0, 900.0) == "13:45 left · 180/200 connected · 4200 sent, 4100 acked"
+
+
+@pytest.mark.integration
+def test_sim_fleet_on_a_terminal_shows_the_schools_prepared_and_the_run(tmp_path):
+    argv = [EDUEDGE, "sim", "fleet", "--schools", "2", "--duration", "3s", "--interval", "1s", "--history-days", "1"]
+    code, screen = in_pty(argv)
+    assert code == 0, screen
+    assert "preparing the schools" in screen and " of 2" in screen and "connected ·" in screen, screen
+    assert "prepared 2/2 schools" not in screen          # the log lines give way to the live one
+    piped = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and "preparing the schools" not in piped.stdout + piped.stderr
+    assert "prepared 2/2 schools" in piped.stderr         # a log still gets its lines

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -137,6 +139,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"cleared {reply['cleared']} active fault(s)")
 
 
+def _running(st: Any, elapsed: float, duration: float) -> str:
+    """The fleet's run in a line: time left, schools connected, what was sent and acknowledged."""
+    left = max(0.0, duration - elapsed)
+    return (f"{left // 60:.0f}:{left % 60:02.0f} left · {st.connected}/{st.schools} connected · "
+            f"{st.messages} sent, {st.acked} acked")
+
+
 def register_fleet(sim: typer.Typer) -> None:
     @sim.command("fleet")
     def fleet(schools: int = typer.Option(10, "--schools", min=1, help="how many simulated schools"),
@@ -152,18 +161,29 @@ def register_fleet(sim: typer.Typer) -> None:
                                           help="some schools flap, go offline for good, lose or drop messages"),
               ) -> None:
         """Stream N simulated schools' telemetry to one broker (each school its own type, size, WAN, faults)."""
+        from eduedge.agent.cli._progress import activity
         from eduedge.core.model import parse_duration
         from eduedge.simulator.broker import start_broker
         from eduedge.simulator.fleet import Fleet
 
         own = None if broker else start_broker()
         address = broker or own.address  # type: ignore[union-attr]
+        run_for = parse_duration(duration)
         try:
-            f = Fleet(address, schools, parse_duration(interval), city, seed, history_days,
-                      progress=lambda line: typer.echo(line, err=True), faults=faults)
-            kinds = collections.Counter(s.campus.school.type for s in f.schools)
-            typer.echo(f"{schools} schools -> {address}: " + ", ".join(f"{v} {k}" for k, v in kinds.items()))
-            stats = f.run(parse_duration(duration))
+            with activity() as act:
+                # on a terminal a live line (schools prepared of N, then the run as it goes); elsewhere, as
+                # before, a line on stderr every 25 schools and every 10 s, for a log
+                act.stage(f"preparing the schools ({history_days} d of history each)",
+                          total=schools)
+                f = Fleet(address, schools, parse_duration(interval), city, seed, history_days,
+                          progress=None if act.shown else lambda line: typer.echo(line, err=True), faults=faults,
+                          prepared=lambda i, n: act.advance())
+                kinds = collections.Counter(s.campus.school.type for s in f.schools)
+                typer.echo(f"{schools} schools -> {address}: " + ", ".join(f"{v} {k}" for k, v in kinds.items()))
+                started = time.monotonic()
+                act.stage(f"streaming for {duration}", watch=lambda: _running(f.stats, time.monotonic() - started,
+                                                                              run_for))
+                stats = f.run(run_for)
         finally:
             if own is not None:
                 own.close()

@@ -194,10 +194,13 @@ def samples(world: World, t0: float, t1: float) -> list[dict[str, Any]]:
 
 class Fleet:
     def __init__(self, broker: str, schools: int, interval: float = 60.0, city: str = "demo-city", seed: int = 1,
-                 history_days: int = 0, progress: Callable[[str], None] | None = None, faults: bool = False):
+                 history_days: int = 0, progress: Callable[[str], None] | None = None, faults: bool = False,
+                 prepared: Callable[[int, int], None] | None = None):
         """`history_days` of history and findings sent first; `faults`: each school's fate (fleetdata.Profile:
         flapping, cut for good, lossy, declaring gaps) is played out; without it every school is healthy apart
-        from the campus faults and the 5 % whose link drops (the ingest tests rely on that)."""
+        from the campus faults and the 5 % whose link drops (the ingest tests rely on that). `progress` gets a
+        line now and then (every 25 schools prepared, every 10 s of the run); `prepared(i, n)` hears of each
+        school as it is ready."""
         self.host, self.port = split_host_port(broker, 1883)
         self.interval = interval
         self.stats = FleetStats(schools=schools)
@@ -225,6 +228,8 @@ class Fleet:
             self.schools.append(school)
             if self.progress and (i % 25 == 0 or i == schools):
                 self.progress(f"prepared {i}/{schools} schools (history and findings)")
+            if prepared is not None:         # each school: a terminal's bar moves with every one
+                prepared(i, schools)
 
     def _backlog(self, school: FleetSchool, now: float, days: int, seed: int) -> list[tuple[str, list[str]]]:
         """The history and the findings judged from it, as batches ready to send after the first birth."""

@@ -13,7 +13,7 @@ terminal and `--json` was not asked for: piped output, a log file, `--json` and 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console, RenderableType
@@ -49,6 +49,14 @@ class _Counted(ProgressColumn):
         return row
 
 
+class _Note(ProgressColumn):
+    """The stage's note: what `advance` said last, or what its `watch` says now (read at every redraw)."""
+
+    def render(self, task: Task) -> RenderableType:
+        watch = task.fields.get("watch")
+        return Text(watch() if watch is not None else task.fields.get("note", ""))
+
+
 class Activity:
     """The current stage of a command, and how far it got (a count of `total`). Without a console it does
     nothing, so that commands call it unconditionally."""
@@ -62,14 +70,15 @@ class Activity:
     def shown(self) -> bool:
         return self._progress is not None
 
-    def stage(self, text: str, total: int | None = None) -> None:
-        """A new stage: `text`, with a bar of `total` steps when it is counted, else a spinner."""
+    def stage(self, text: str, total: int | None = None, watch: Callable[[], str] | None = None) -> None:
+        """A new stage: `text`, with a bar of `total` steps when it is counted, else a spinner; `watch`, when
+        given, says how it goes and is asked at every redraw (a loop that cannot stop to report)."""
         self.stages.append(text)
         if self._progress is None:
             return
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(text, total=total, note="")
+        self._task = self._progress.add_task(text, total=total, note="", watch=watch)
 
     def advance(self, steps: int = 1, note: str | None = None) -> None:
         """`steps` more of the current stage are done; `note` (e.g. "2 did not answer") follows the text."""
@@ -94,7 +103,7 @@ def activity(as_json: bool = False, console: Console | None = None, show: bool |
         yield Activity()
         return
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _Counted(),
-                        TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                        _Note(), TimeElapsedColumn(),
                         console=err, transient=True, refresh_per_second=8)
     act = Activity(progress)
     with progress:
