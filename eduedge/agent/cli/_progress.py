@@ -15,46 +15,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
-from eduedge.core.i18n import _
-
-
-class _Counted(ProgressColumn):
-    """The bar and `3 of 26` of a counted stage; nothing for a stage that is not counted."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bar = BarColumn(bar_width=20)
-
-    def render(self, task: Task) -> RenderableType:
-        if task.total is None:
-            return Text("")
-        row = Table.grid(padding=(0, 1))
-        row.add_row(self._bar.render(task),
-                    _("{done} of {total}").format(done=int(task.completed), total=int(task.total)))
-        return row
-
-
-class _Note(ProgressColumn):
-    """The stage's note: what `advance` said last, or what its `watch` says now (read at every redraw)."""
-
-    def render(self, task: Task) -> RenderableType:
-        watch = task.fields.get("watch")
-        return Text(watch() if watch is not None else task.fields.get("note", ""))
+if TYPE_CHECKING:       # rich.progress loads only when there is a terminal to draw on (agent/cli/_progress_view.py)
+    from rich.progress import Progress, TaskID
 
 
 class Activity:
@@ -102,9 +68,9 @@ def activity(as_json: bool = False, console: Console | None = None, show: bool |
     if not (wanted(as_json, err) if show is None else show):
         yield Activity()
         return
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _Counted(),
-                        _Note(), TimeElapsedColumn(),
-                        console=err, transient=True, refresh_per_second=8)
+    from eduedge.agent.cli._progress_view import progress_on
+
+    progress = progress_on(err)
     act = Activity(progress)
     with progress:
         yield act
