@@ -330,3 +330,53 @@ def test_sim_fleet_on_a_terminal_shows_the_schools_prepared_and_the_run(tmp_path
     piped = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and "preparing the schools" not in piped.stdout + piped.stderr
     assert "prepared 2/2 schools" in piped.stderr         # a log still gets its lines
+
+
+# -- liveclass and scan on loopback (nothing answers there: the stages still show, and say why) -----------
+
+def _config(tmp_path: Path, **sections) -> str:
+    doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    doc["agent"]["data_dir"] = str(tmp_path / "data")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    doc.update(sections)
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.integration
+def test_liveclass_on_a_terminal_shows_its_probes_and_judging(tmp_path):
+    from eduedge.simulator.snmpsim import free_udp_port
+
+    silent = f"127.0.0.1:{free_udp_port()}"         # no test server there: the probe fails, and says so
+    config = _config(tmp_path, live_class={"enabled": True, "endpoints": [
+        {"name": "live-1", "role": "live-class", "echo": silent, "timeout": "1s"}]})
+    code, screen = in_pty([EDUEDGE, "liveclass", "--config", config])
+    assert "probing the live-class endpoints" in screen and "judging the classrooms" in screen, screen
+    assert "Endpoints, probed now: 0 of 1 up" in screen
+    piped = subprocess.run([EDUEDGE, "liveclass", "--config", config], capture_output=True, text=True, timeout=120)
+    assert piped.returncode == code and "probing the" not in piped.stdout + piped.stderr
+    code, screen = in_pty([EDUEDGE, "liveclass", "--config", config, "--json"])
+    assert "probing the" not in screen and screen.lstrip().startswith("{"), screen[:300]
+
+
+@pytest.mark.integration
+def test_scan_on_a_terminal_shows_its_sweep_and_why_it_found_nothing(tmp_path):
+    # no device listed anywhere: a scan pings every configured device wherever it is, and this test sends
+    # nothing beyond loopback
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "scan.yaml"
+    path.write_text(f"""\
+school: {{id: scan-school, name: Scan School, city: demo-city, type: primary}}
+agent: {{data_dir: {tmp_path / "data"}}}
+discovery: {{enabled: true, subnets: [127.0.0.0/30], bridge_tables: false}}
+""", encoding="utf-8")
+    config = str(path)
+    code, screen = in_pty([EDUEDGE, "scan", "--config", config])
+    assert code == 0, screen
+    assert "sweeping 127.0.0.0/30" in screen, screen
+    flat = " ".join(screen.split())
+    assert "no device discovered on 127.0.0.0/30" in flat and "is loopback" in flat, screen
+    piped = subprocess.run([EDUEDGE, "scan", "--config", config], capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and "sweeping" not in piped.stdout + piped.stderr
+    assert "no device discovered" in piped.stdout
