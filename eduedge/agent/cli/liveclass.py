@@ -26,11 +26,11 @@ from rich.padding import Padding
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.cli._progress import Activity, activity
 from eduedge.agent.compliance import PackError, RuleSet, evaluate, load_packs
-from eduedge.agent.compliance.findings import Finding
+from eduedge.agent.compliance.findings import Finding, status_word
 from eduedge.agent.compliance.kinds import Context, duration
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
-from eduedge.core.i18n import _
+from eduedge.core.i18n import N_, _, clauses, language
 from eduedge.core.tables import add, key, table, terminal
 
 if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command probes, not for every `eduedge`
@@ -38,7 +38,7 @@ if TYPE_CHECKING:    # the probes (DNS, HTTP, TLS libraries) load when a command
 
 EXIT_READY, EXIT_NOT_READY, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3
 PACK = "live-class"
-_LABEL = {"pass": "READY", "fail": "NOT READY", "unknown": "UNKNOWN"}
+_LABELS = {"pass": N_("READY"), "fail": N_("NOT READY"), "unknown": N_("UNKNOWN")}   # translated where shown
 
 
 def profile_rules(cfg: AgentConfig, wanted: str | None) -> RuleSet:
@@ -53,8 +53,9 @@ def profile_rules(cfg: AgentConfig, wanted: str | None) -> RuleSet:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         where = "--profile" if wanted else "live_class.profiles"
-        raise PackError(PACK, [f"{where}: no profile {', '.join(map(repr, unknown))} in the {PACK} pack "
-                               f"(profiles: {', '.join(r.id.split('.', 1)[1] for r in rs.rules)})"])
+        raise PackError(PACK, [_("{where}: no profile {names} in the {pack} pack (profiles: {profiles})").format(
+            where=where, names=", ".join(map(repr, unknown)), pack=PACK,
+            profiles=", ".join(r.id.split(".", 1)[1] for r in rs.rules))])
     return RuleSet(rs.packs, [by_name[n] for n in names], rs.overrides)
 
 
@@ -65,7 +66,8 @@ def open_store(cfg: AgentConfig, cached: bool) -> tuple[SampleStore, list[str]]:
     try:
         return SampleStore.in_data_dir(cfg.agent.data_dir), []
     except (OSError, sqlite3.Error) as e:
-        return SampleStore(":memory:"), [f"the agent's history is not used: cannot write {cfg.agent.data_dir} ({e})"]
+        return SampleStore(":memory:"), [_("the agent's history is not used: cannot write {dir} ({error})").format(
+            dir=cfg.agent.data_dir, error=e)]
 
 
 def check(cfg: AgentConfig, rules: RuleSet, cached: bool = False,
@@ -86,7 +88,7 @@ def check(cfg: AgentConfig, rules: RuleSet, cached: bool = False,
         if probes:
             notes.append(probes_counted(cfg, probes[0].time))
         if not cfg.live_class.endpoints:
-            notes.append("no endpoints under live_class.endpoints: the path to a live-class server is not known")
+            notes.append(_("no endpoints under live_class.endpoints: the path to a live-class server is not known"))
         findings = evaluate(store, cfg, time.time(), rules)
     finally:
         store.close()
@@ -116,10 +118,18 @@ def exit_code(findings: list[Finding], room: str | None) -> int:
 
 def room_line(r: dict[str, Any]) -> str:
     """A room's verdict after its status: the weakest link and why, or what is missing."""
-    if r["status"] == "unknown":
-        return "missing " + r["words"].split(": missing ", 1)[-1]
+    if r["status"] == "unknown":     # what the room's words say is missing (its links', else its notes)
+        missing = clauses(m for x in r["links"] for m in x.get("missing", [])) or (r["notes"] or [""])[0]
+        return _("missing {what}").format(what=missing)
     w = next((x for x in r["links"] if x["label"] == r["weakest"]), None)
-    return f"{'weakest link: ' if r['status'] == 'pass' else ''}{w['label']} - {w['why']}" if w else ""
+    if w is None:
+        return ""
+    return (_("weakest link: {link} - {why}") if r["status"] == "pass" else "{link} - {why}").format(
+        link=w["label"], why=w["why"])
+
+
+def _label(status: str) -> str:
+    return _(_LABELS[status])
 
 
 def room_verdict(r: dict[str, Any]) -> str:
@@ -127,8 +137,8 @@ def room_verdict(r: dict[str, Any]) -> str:
     if r["status"] == "unknown":
         n = sum(1 for x in r["links"] if x["status"] == "unknown")
         return _("{room} {status}: {n} of {links} links cannot be judged").format(
-            room=r["room"], status=_LABEL[r["status"]], n=n, links=len(r["links"]))
-    return _("{room} {status}: {line}").format(room=r["room"], status=_LABEL[r["status"]], line=room_line(r))
+            room=r["room"], status=_label(r["status"]), n=n, links=len(r["links"]))
+    return _("{room} {status}: {line}").format(room=r["room"], status=_label(r["status"]), line=room_line(r))
 
 
 def _own_missing(x: dict[str, Any]) -> list[str]:
@@ -139,10 +149,11 @@ def _own_missing(x: dict[str, Any]) -> list[str]:
 def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe], notes: list[str],
            room: str | None) -> list[RenderableType]:
     """What `eduedge liveclass` prints: per profile a table of the rooms (and, for one ROOM, every link)."""
-    shown: list[RenderableType] = [f"Live classes at {cfg.school.name} ({cfg.school.id})"]
+    shown: list[RenderableType] = [_("Live classes at {school} ({id})").format(school=cfg.school.name,
+                                                                              id=cfg.school.id)]
     for f in findings:
         p = f.evidence.get("profile", {})
-        name = f"{p.get('name', {}).get('en', f.rule)} ({f.rule})"
+        name = f"{p.get('name', {}).get('zh' if language() == 'zh' else 'en', f.rule)} ({f.rule})"
         rooms = _rooms(f, room)
         if room is not None:
             # one room: its own verdict (not the school's "0 of 24 classrooms"), then its links, each said once
@@ -150,29 +161,29 @@ def render(cfg: AgentConfig, findings: list[Finding], probes: list[ServiceProbe]
         else:
             shown += ["", f"{name}: {f.why}"]
             if rooms:
-                t = table(key("room"), key("status"), "weakest link, or what is missing")
+                t = table(key(_("room")), key(_("status")), _("weakest link, or what is missing"))
                 for r in rooms:
-                    add(t, r["room"], _LABEL[r["status"]], room_line(r))
+                    add(t, r["room"], _label(r["status"]), room_line(r))
                 shown.append(Padding(t, (0, 0, 0, 2), expand=False))
         if room is not None:
             for r in rooms:
-                links = table(key("status"), "link", "why, and what to do")
+                links = table(key(_("status")), _("link"), _("why, and what to do"))
                 for x in r["links"]:
                     why = [x["why"], *(_("missing: {what}").format(what=m) for m in _own_missing(x))]
                     if x.get("hint") and x["status"] == "fail":
-                        why.append(f"what to do: {x['hint']}")
-                    add(links, x["status"], x["label"], "\n".join(why))
+                        why.append(_("what to do: {hint}").format(hint=x["hint"]))
+                    add(links, status_word(x["status"]), x["label"], "\n".join(why))
                 shown.append(Padding(links, (0, 0, 0, 4), expand=False))
                 shown += [Padding(n, (0, 0, 0, 4)) for n in r["notes"]]
         if f.evidence.get("rule", {}).get("proposal"):
-            shown.append(Padding("(the profile's numbers are the project's proposal: "
-                                 "`eduedge rules --pack live-class`)", (0, 0, 0, 2)))
+            shown.append(Padding(_("(the profile's numbers are the project's proposal: "
+                                   "`eduedge rules --pack live-class`)"), (0, 0, 0, 2)))
     if probes:
         up = sum(1 for p in probes if p.up)
         shown += ["", _("Endpoints, probed now: {up} of {n} up").format(up=up, n=len(probes))]
         shown += [Padding(probe_line(p), (0, 0, 0, 2)) for p in probes]
     for n in notes:
-        shown.append(f"note: {n}")
+        shown.append(_("note: {note}").format(note=n))
     return shown
 
 
@@ -181,17 +192,18 @@ def probe_line(p: ServiceProbe) -> str:
     from eduedge.collectors.service_probes import expires_in_words
 
     parts = []
-    for label, v in (("dns", p.dns_ms), ("connect", p.connect_ms), ("tls", p.tls_ms), ("first byte", p.ttfb_ms)):
+    for label, v in (("dns", p.dns_ms), ("connect", p.connect_ms), ("tls", p.tls_ms), (_("first byte"), p.ttfb_ms)):
         if v is not None:
             parts.append(f"{label} {v:.1f} ms")
     if p.http_status is not None:
         parts.append(f"HTTP {p.http_status}")
     if p.cert_days is not None:
-        parts.append(f"certificate {expires_in_words(p.cert_days, p.time)}")
+        parts.append(_("certificate {expires}").format(expires=expires_in_words(p.cert_days, p.time)))
     if p.udp is not None and p.udp.answered:
-        parts.append(f"UDP rtt {p.udp.median_ms:.1f} ms, jitter {p.udp.jitter_ms or 0:.1f} ms, loss "
-                     f"{p.udp.loss_percent:.1f} %")
-    head = f"{p.endpoint} ({p.role}) {'up' if p.up else 'FAILED ' + (p.failure or '')}"
+        parts.append(_("UDP rtt {rtt} ms, jitter {jitter} ms, loss {loss} %").format(
+            rtt=f"{p.udp.median_ms:.1f}", jitter=f"{p.udp.jitter_ms or 0:.1f}", loss=f"{p.udp.loss_percent:.1f}"))
+    state = _("up") if p.up else _("FAILED {reason}").format(reason=p.failure or "")
+    head = f"{p.endpoint} ({p.role}) {state}"
     return head + ("; " + ", ".join(parts) if parts else "")
 
 
@@ -211,17 +223,18 @@ def register(app: typer.Typer) -> None:
             rules = profile_rules(cfg, profile)
         except PackError as e:
             for line in e.problems:
-                typer.echo(f"error: {line}", err=True)
+                typer.echo(_("error: {problem}").format(problem=line), err=True)
             raise typer.Exit(EXIT_CONFIG) from None
         if cached and not (cfg.agent.data_dir / "compliance.sqlite").is_file():
-            typer.echo(f"no stored results in {cfg.agent.data_dir}: run without --cached, or start the agent", err=True)
+            typer.echo(_("no stored results in {dir}: run without --cached, or start the agent").format(
+                dir=cfg.agent.data_dir), err=True)
             raise typer.Exit(EXIT_UNKNOWN)
         with activity(as_json) as act:
             findings, probes, notes = check(cfg, rules, cached, act)
         known = sorted({r["room"] for f in findings for r in f.evidence.get("rooms", [])})
         if room is not None and room not in known:
-            typer.echo(f"error: no classroom {room!r} (classrooms: {', '.join(known) or 'none'}; see live_class.rooms)",
-                       err=True)
+            typer.echo(_("error: no classroom {room} (classrooms: {known}; see live_class.rooms)").format(
+                room=repr(room), known=", ".join(known) or _("none")), err=True)
             raise typer.Exit(EXIT_CONFIG)
         if as_json:
             out = {"school": {"id": cfg.school.id, "name": cfg.school.name}, "time": time.time(),

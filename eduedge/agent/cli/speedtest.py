@@ -33,7 +33,7 @@ from eduedge.collectors.broadband.collector import result_samples
 from eduedge.collectors.broadband.config import BroadbandConfig
 from eduedge.collectors.broadband.result import BroadbandResult
 from eduedge.collectors.broadband.schedule import ExclusiveLock
-from eduedge.core.i18n import N_
+from eduedge.core.i18n import N_, _, ljust
 from eduedge.core.secrets import SecretError
 
 if TYPE_CHECKING:    # rich and the engine load when a test runs, not for every `eduedge`
@@ -43,7 +43,8 @@ if TYPE_CHECKING:    # rich and the engine load when a test runs, not for every 
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_NOT_RUN = 0, 1, 2, 3
 TECHNICIAN = "technician"          # the `window` tag of a test a person ran, beside the agent's windows
-_PHASE = {"connect": "connecting", "idle": "idle latency", "down": "download", "up": "upload", "done": "done"}
+_PHASE = {"connect": N_("connecting"), "idle": N_("idle latency"), "down": N_("download"), "up": N_("upload"),
+          "done": N_("done")}     # translated where shown
 
 
 def _f(v: float | None, digits: int = 1) -> str:
@@ -52,44 +53,61 @@ def _f(v: float | None, digits: int = 1) -> str:
 
 def describe(r: BroadbandResult) -> list[str]:
     """The result in lines a person reads: down/up, latency idle and loaded, jitter, loss, ceiling."""
-    lines = [f"broadband test against {r.server or 'no eduedge test server'} ({r.engine} engine)"]
+    lines = [_("broadband test against {server} ({engine} engine)").format(
+        server=r.server or _("no eduedge test server"), engine=r.engine)]
     if r.error:
-        lines.append(f"  no result: {r.error}")
+        lines.append("  " + _("no result: {error}").format(error=r.error))
     limited = {t.direction for t in r.directions if r.port is not None and r.port.limits(t.mbps)}
+
+    def during(d: str) -> str:
+        return _("during download") if d == "down" else _("during upload")
+
+    def label(text: str) -> str:          # the left column, 9 terminal columns wide (a Chinese character takes two)
+        return ljust(text, 9)
+
     for th in r.directions:
-        name = f"{th.direction}load"
+        name = label(_("download") if th.direction == "down" else _("upload"))
         if th.mbps is None:
-            lines.append(f"  {name:<9} no figure: {th.error}")
+            lines.append(f"  {name} " + _("no figure: {error}").format(error=th.error))
             continue
-        subs = f"; 1 s intervals {min(th.intervals_mbps):.1f}-{max(th.intervals_mbps):.1f}" if th.intervals_mbps else ""
-        ramp = (f"ramp-up {th.warmup_s:.1f} s excluded" if th.stable else
-                f"ramp-up did not settle, measured after {th.warmup_s:.1f} s")
-        mark = "  PORT-LIMITED" if th.direction in limited else ""
-        how = f"{th.streams} streams, {th.seconds:.1f} s, {ramp}{subs}"
-        lines.append(f"  {name:<9} {th.mbps:8.1f} Mbit/s{mark}  ({how})")
+        subs = (_("; 1 s intervals {low}-{high}").format(low=f"{min(th.intervals_mbps):.1f}",
+                                                         high=f"{max(th.intervals_mbps):.1f}")
+                if th.intervals_mbps else "")
+        ramp = (_("ramp-up {seconds} s excluded") if th.stable else
+                _("ramp-up did not settle, measured after {seconds} s")).format(seconds=f"{th.warmup_s:.1f}")
+        mark = "  " + _("PORT-LIMITED") if th.direction in limited else ""
+        how = _("{streams} streams, {seconds} s, {ramp}").format(streams=th.streams, seconds=f"{th.seconds:.1f}",
+                                                                 ramp=ramp) + subs
+        lines.append(f"  {name} {th.mbps:8.1f} Mbit/s{mark}  ({how})")
     idle = r.idle
-    loaded = [f"{_f(t.loaded.median_ms)} ms during {t.direction}load" for t in r.directions
-              if t.loaded and t.loaded.answered]
+    loaded = [_("{ms} ms {during}").format(ms=_f(t.loaded.median_ms), during=during(t.direction))
+              for t in r.directions if t.loaded and t.loaded.answered]
     if idle is not None and idle.answered:
-        lines.append(f"  latency   {_f(idle.median_ms)} ms idle (min {_f(idle.min_ms)})" +
-                     (", " + ", ".join(loaded) if loaded else ""))
-        lines.append(f"  jitter    {_f(idle.jitter_ms, 2)} ms (RFC 3550, idle)")
-        lost = [f"{_f(t.loaded.loss_percent)} % during {t.direction}load" for t in r.directions if t.loaded]
-        lines.append(f"  loss      {_f(idle.loss_percent)} % idle ({idle.sent} probes)" +
-                     (", " + ", ".join(lost) if lost else ""))
-    cross = [f"{t.cross_mbps:.1f} Mbit/s during {t.direction}load" for t in r.directions if t.cross_mbps is not None]
+        lines.append("  " + label(_("latency")) + " " + _("{ms} ms idle (min {min})").format(
+            ms=_f(idle.median_ms), min=_f(idle.min_ms)) + (", " + ", ".join(loaded) if loaded else ""))
+        lines.append("  " + label(_("jitter")) + " " + _("{ms} ms (RFC 3550, idle)").format(ms=_f(idle.jitter_ms, 2)))
+        lost = [_("{percent} % {during}").format(percent=_f(t.loaded.loss_percent), during=during(t.direction))
+                for t in r.directions if t.loaded]
+        lines.append("  " + label(_("loss")) + " " + _("{percent} % idle ({probes} probes)").format(
+            percent=_f(idle.loss_percent), probes=idle.sent) + (", " + ", ".join(lost) if lost else ""))
+    cross = [_("{mbps} Mbit/s {during}").format(mbps=f"{t.cross_mbps:.1f}", during=during(t.direction))
+             for t in r.directions if t.cross_mbps is not None]
     if cross:
-        lines.append(f"  other traffic on the WAN port: {', '.join(cross)}")
+        lines.append("  " + _("other traffic on the WAN port: {traffic}").format(traffic=", ".join(cross)))
     p = r.port
     if p is not None and p.ceiling_mbps:
-        lines.append(f"  ceiling   {p.interface} at {p.speed_mbps} Mbit/s, MTU {p.mtu}: TCP carries at most "
-                     f"{p.ceiling_mbps:.2f} Mbit/s")
+        lines.append("  " + label(_("ceiling")) + " " + _(
+            "{interface} at {speed} Mbit/s, MTU {mtu}: TCP carries at most {ceiling} Mbit/s").format(
+            interface=p.interface, speed=p.speed_mbps, mtu=p.mtu, ceiling=f"{p.ceiling_mbps:.2f}"))
         if limited:
-            lines.append(f"            {' and '.join(sorted(d + 'load' for d in limited))} reached it: the port, not "
-                         "the line, is the limit")
+            which = (_("download and upload") if len(limited) == 2 else
+                     _("download") if "down" in limited else _("upload"))
+            lines.append("            " + _("{which} reached it: the port, not the line, is the limit").format(
+                which=which))
     elif p is not None:
-        lines.append(f"  ceiling   not known: {p.interface} does not report its speed")
-    lines += [f"  note: {n}" for n in r.notes]
+        lines.append("  " + label(_("ceiling")) + " " + _("not known: {interface} does not report its speed").format(
+            interface=p.interface))
+    lines += ["  " + _("note: {note}").format(note=n) for n in r.notes]
     return lines
 
 
@@ -114,14 +132,14 @@ class ProgressView:
         from rich.text import Text
 
         p = self.p
-        text = Text(f"{_PHASE.get(p.phase, p.phase):<13}", style="bold")
+        text = Text(ljust(_(_PHASE[p.phase]) if p.phase in _PHASE else p.phase, 13), style="bold")
         if p.planned:
             done = min(1.0, p.elapsed / p.planned)
             text.append("█" * int(done * 24) + "░" * (24 - int(done * 24)), style="cyan")
             text.append(f" {p.elapsed:4.1f}/{p.planned:g} s")
         if p.mbps is not None:
             text.append(f"  {p.mbps:8.1f} Mbit/s", style="green" if p.measuring else "yellow")
-            text.append("" if p.measuring else " (ramp-up)")
+            text.append("" if p.measuring else " " + _("(ramp-up)"))
         if p.rtt_ms is not None:
             text.append(f"  rtt {p.rtt_ms:.1f} ms")
         return text
@@ -131,7 +149,7 @@ def keep(result: BroadbandResult, cfg: AgentConfig) -> str:
     """Store the test's samples where the agent and `eduedge diag` judge from; say where (or why not)."""
     samples = result_samples(result, HOST_DEVICE, TECHNICIAN)
     if not any(s.metric in ("wan.down_mbps", "wan.up_mbps") for s in samples):
-        return "not kept: the test measured no rate"
+        return _("not kept: the test measured no rate")
     try:
         store = SampleStore.in_data_dir(cfg.agent.data_dir)
         try:
@@ -139,8 +157,8 @@ def keep(result: BroadbandResult, cfg: AgentConfig) -> str:
         finally:
             store.close()
     except (OSError, sqlite3.Error) as e:
-        return f"not kept: cannot write {cfg.agent.data_dir} ({e})"
-    return f"kept in {cfg.agent.data_dir}: the next `eduedge diag` judges the school's capacity by it"
+        return _("not kept: cannot write {dir} ({error})").format(dir=cfg.agent.data_dir, error=e)
+    return _("kept in {dir}: the next `eduedge diag` judges the school's capacity by it").format(dir=cfg.agent.data_dir)
 
 
 def _settings(config: Path | None, server: str | None) -> tuple[BroadbandConfig, AgentConfig | None]:
@@ -183,18 +201,19 @@ def register(app: typer.Typer) -> None:
             update = {k: v for k, v in (("server", server), ("engine", engine), ("iperf3_server", iperf3_server),
                                         ("streams", streams), ("duration", duration)) if v is not None}
             if direction not in ("down", "up", "both"):
-                raise ValueError(f"--direction: {direction!r} is not down, up or both")
+                raise ValueError(_("--direction: {direction} is not down, up or both").format(
+                    direction=repr(direction)))
             if direction != "both":
                 update["directions"] = [direction]
             if update.get("engine") not in (None, "builtin", "iperf3"):
-                raise ValueError(f"--engine: {engine!r} is not builtin or iperf3")
+                raise ValueError(_("--engine: {engine} is not builtin or iperf3").format(engine=repr(engine)))
             b = b.model_copy(update=update)
             if b.engine == "iperf3" and b.iperf3_server is None:
-                raise ValueError("--engine iperf3 needs --iperf3-server HOST:PORT (or broadband.iperf3_server)")
+                raise ValueError(_("--engine iperf3 needs --iperf3-server HOST:PORT (or broadband.iperf3_server)"))
             token = token_file.read_text().splitlines()[0].strip() if token_file else (
                 b.token.read("broadband.token") if b.token else None)
             if b.server is None and b.engine == "builtin":
-                raise ValueError("no test server: give --server HOST:PORT or set broadband.server")
+                raise ValueError(_("no test server: give --server HOST:PORT or set broadband.server"))
         except ConfigError as e:
             for line in e.problems:
                 err.print(line, markup=False)
@@ -218,8 +237,8 @@ def register(app: typer.Typer) -> None:
         wan = interface or (cfg.host.wan_interface if cfg else None)
         lock = ExclusiveLock(cfg.agent.data_dir / "broadband.lock") if cfg and cfg.agent.data_dir.is_dir() else None
         if lock is not None and not lock.acquire():
-            err.print("eduedge speedtest: another broadband test is running on this box (the agent's scheduled "
-                      "test?); try again in a minute")
+            err.print(_("eduedge speedtest: another broadband test is running on this box (the agent's scheduled "
+                        "test?); try again in a minute"))
             raise typer.Exit(EXIT_NOT_RUN)
         view = ProgressView()
         try:

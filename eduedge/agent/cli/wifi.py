@@ -23,7 +23,8 @@ from rich.text import Text
 
 from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.cli._progress import Activity, activity
-from eduedge.agent.compliance.wifi_coverage import capacity_for, good_signal, signal_for
+from eduedge.agent.compliance.findings import status_word
+from eduedge.agent.compliance.wifi_coverage import capacity_for, good_signal, signal_for, zone_type_word
 from eduedge.agent.config import AgentConfig
 from eduedge.collectors.snmp.poller import DevicePoll
 from eduedge.collectors.wifi.collector import Ap, WifiSnapshot, median, snapshot, wireless_devices
@@ -42,8 +43,8 @@ def poll_wireless(cfg: AgentConfig, only: str | None = None, act: Activity | Non
 
     devices = [d for d in wireless_devices(cfg.snmp.devices) if only is None or d.name == only]
     if not devices:
-        raise ValueError(f"no device {only!r} with role wlc or ap under snmp.devices" if only else
-                         "no Wi-Fi controller or AP under snmp.devices (role wlc or ap)")
+        raise ValueError(_("no device {device} with role wlc or ap under snmp.devices").format(device=repr(only))
+                         if only else _("no Wi-Fi controller or AP under snmp.devices (role wlc or ap)"))
     profiles = load_profiles(cfg.snmp.profile_dirs)
     pseudo = pseudonymizer(cfg.privacy.pseudonym_key, cfg.agent.data_dir)
     pollers = [poller_for(d, cfg.snmp, profiles, pseudonymizer=pseudo) for d in devices]
@@ -89,17 +90,18 @@ def report(snap: WifiSnapshot, cfg: AgentConfig) -> dict[str, Any]:
         rates = [r for a in rows for r in a.pop("_rates")]
         z["phy_median_mbps"] = median(rates)
         if not rows:
-            z["issues"].append(f"zone {z['zone']}: no AP is placed in it (wifi.aps, or a controller AP group)")
+            z["issues"].append(_("zone {zone}: no AP is placed in it (wifi.aps, or a controller AP group)").format(
+                zone=z["zone"]))
         elif not z["aps_up"]:
-            z["issues"].append(f"zone {z['zone']}: every AP is down")
+            z["issues"].append(_("zone {zone}: every AP is down").format(zone=z["zone"]))
         weak += z["issues"]
     for a in unplaced:
         a.pop("_signals")
         a.pop("_rates")
         weak += a.pop("issues")
     if unplaced:
-        weak.append(f"{len(unplaced)} AP(s) in no zone: {', '.join(a['name'] for a in unplaced[:8])} - place them "
-                    "under wifi.aps")
+        weak.append(_("{n} AP(s) in no zone: {aps} - place them under wifi.aps").format(
+            n=len(unplaced), aps=", ".join(a["name"] for a in unplaced[:8])))
     return {"time": snap.time, "devices": snap.devices, "ssids": snap.ssids,
             "zones": sorted(zones.values(), key=lambda z: z["zone"]), "unplaced_aps": unplaced, "weak": weak,
             "co_channel": co_channel(zones.values())}
@@ -152,23 +154,28 @@ def _bullets(console: Any, lines: list[str]) -> None:
 
 def _ap_row(ap: Ap, clients: list, cfg: AgentConfig) -> dict[str, Any]:
     need, cap = signal_for(cfg, ap.zone_type), capacity_for(cfg, ap.zone_type)
-    where = f"{ap.name}" + (f" (room {ap.room})" if ap.room else "") + (f", zone {ap.zone}" if ap.zone else "")
+    where = ap.name + (" " + _("(room {room})").format(room=ap.room) if ap.room else "") + (
+        _(", zone {zone}").format(zone=ap.zone) if ap.zone else "")
     issues: list[str] = []
     if not ap.up:
-        issues.append(f"{where}: down ({ap.up_reason})")
+        issues.append(_("{ap}: down ({reason})").format(ap=where, reason=ap.up_reason))
     radios = []
     for r in sorted(ap.radios.values(), key=lambda r: r.id):
         flags = []
         if r.utilization_percent is not None and r.utilization_percent >= cap.utilization_percent:
-            flags.append(f"utilisation {r.utilization_percent:g} % (limit {cap.utilization_percent:g} %)")
+            flags.append(_("utilisation {util} % (limit {limit} %)").format(
+                util=f"{r.utilization_percent:g}", limit=f"{cap.utilization_percent:g}"))
         if r.clients is not None and r.clients > cap.clients_per_radio:
-            flags.append(f"{r.clients} clients (limit {cap.clients_per_radio})")
+            flags.append(_("{n} clients (limit {limit})").format(n=r.clients, limit=cap.clients_per_radio))
         if r.noise_dbm is not None and r.noise_dbm > need.rssi_dbm - need.snr_db:
-            flags.append(f"noise floor {r.noise_dbm:g} dBm (above {need.rssi_dbm - need.snr_db:g})")
+            flags.append(_("noise floor {noise} dBm (above {floor})").format(
+                noise=f"{r.noise_dbm:g}", floor=f"{need.rssi_dbm - need.snr_db:g}"))
+        down = _("radio down")
         if not r.up:
-            flags.append("radio down")
-        band = f"{r.band} GHz" if r.band else "band ?"
-        issues += [f"{where} radio {r.id} ({band}): {f}" for f in flags if f != "radio down" or ap.up]
+            flags.append(down)
+        band = _("{band} GHz").format(band=r.band) if r.band else _("band ?")
+        issues += [_("{ap} radio {radio} ({band}): {flag}").format(ap=where, radio=r.id, band=band, flag=f)
+                   for f in flags if f != down or ap.up]
         radios.append({"radio": r.id, "band": r.band, "band_from": r.band_from, "status": r.status,
                        "channel": r.channel, "width_mhz": r.width_mhz, "tx_power_dbm": r.tx_power_dbm,
                        "noise_dbm": r.noise_dbm, "utilization_percent": r.utilization_percent, "clients": r.clients,
@@ -177,8 +184,10 @@ def _ap_row(ap: Ap, clients: list, cfg: AgentConfig) -> dict[str, Any]:
     bad = [c for c in clients if good_signal(c.rssi_dbm, c.snr_db, need) is False]
     if bad:
         weakest = min((c.rssi_dbm for c in bad if c.rssi_dbm is not None), default=None)
-        issues.append(f"{where}: {len(bad)} of {len(clients)} clients below {need.rssi_dbm:g} dBm / SNR "
-                      f"{need.snr_db:g} dB" + (f" (weakest {weakest:g} dBm)" if weakest is not None else ""))
+        issues.append((_("{ap}: {bad} of {n} clients below {rssi} dBm / SNR {snr} dB (weakest {weakest} dBm)")
+                       if weakest is not None else _("{ap}: {bad} of {n} clients below {rssi} dBm / SNR {snr} dB"))
+                      .format(ap=where, bad=len(bad), n=len(clients), rssi=f"{need.rssi_dbm:g}",
+                              snr=f"{need.snr_db:g}", weakest=f"{weakest:g}" if weakest is not None else ""))
     n_clients = len(clients) or sum(r.clients or 0 for r in ap.radios.values()) or (ap.clients or 0)
     return {"name": ap.name, "device": ap.device, "zone": ap.zone, "room": ap.room, "placed_by": ap.placed_by,
             "up": ap.up, "status": ap.status, "up_reason": ap.up_reason, "model": ap.model, "mac": ap.mac,
@@ -208,15 +217,19 @@ def _print(rep: dict[str, Any]) -> None:
     for z in rep["zones"]:
         need = z["signal_needed"]
         share = "-" if z["good_signal_percent"] is None else f"{z['good_signal_percent']:g} %"
-        t = table(key("AP"), key("room"), key("state"), key("radio"), num("band\nGHz"), num("channel"),
-                  num("width\nMHz"), num("power\ndBm"), num("noise\ndBm"), num("util\n%"), num("clients"),
-                  title=f"zone {z['zone']} ({z['type'] or 'type ?'}): {z['aps_up']}/{len(z['aps'])} APs up, "
-                        f"{z['clients']} clients, {share} at >= {need['rssi_dbm']:g} dBm / {need['snr_db']:g} dB")
+        t = table(key("AP"), key(_("room")), key(_("state")), key(_("radio")), num(_("band\nGHz")), num(_("channel")),
+                  num(_("width\nMHz")), num(_("power\ndBm")), num(_("noise\ndBm")), num(_("util\n%")),
+                  num(_("clients")),
+                  title=_("zone {zone} ({type}): {up}/{aps} APs up, {clients} clients, {share} at >= {rssi} dBm / "
+                          "{snr} dB").format(zone=z["zone"], type=zone_type_word(z["type"]) if z["type"] else
+                                             _("type ?"), up=z["aps_up"], aps=len(z["aps"]), clients=z["clients"],
+                                             share=share, rssi=f"{need['rssi_dbm']:g}", snr=f"{need['snr_db']:g}"))
         for a in z["aps"]:
             first = True
             for r in a["radios"] or [{}]:
                 add(t, a["name"] if first else "", (a["room"] or "-") if first else "",
-                    ("up" if a["up"] else "DOWN") if first else "", r.get("radio"), r.get("band"), r.get("channel"),
+                    (_("up") if a["up"] else _("DOWN")) if first else "", r.get("radio"), r.get("band"),
+                    r.get("channel"),
                     r.get("width_mhz"), r.get("tx_power_dbm"), r.get("noise_dbm"), r.get("utilization_percent"),
                     r.get("clients"))
                 first = False
@@ -225,8 +238,8 @@ def _print(rep: dict[str, Any]) -> None:
         console.print("SSIDs: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["ssids"].items())), markup=False)
     for name, d in sorted(rep["devices"].items()):
         if not d.get("answered"):
-            console.print(f"[red]{escape(name)} did not answer[/]: "
-                          f"{escape('; '.join(d.get('errors') or []) or 'no data')}")
+            errors = "; ".join(d.get("errors") or []) or _("no data")
+            console.print("[red]" + escape(_("{device} did not answer").format(device=name)) + "[/]: " + escape(errors))
     console.print(_("What is weak and where") if rep["weak"] else
                   _("Nothing weak seen now (APs up, radios' load and noise, clients' signal)"),
                   style="bold", markup=False)
@@ -237,7 +250,7 @@ def _print(rep: dict[str, Any]) -> None:
                       style="bold")
         _bullets(console, co_channel_lines(rep["co_channel"]))
     for f in rep.get("findings", []):
-        console.print(f"{f['rule']}: {f['status']} - {f['why']}", markup=False)
+        console.print(f"{f['rule']}: {status_word(f['status'])} - {f['why']}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -253,7 +266,7 @@ def register(app: typer.Typer) -> None:
             with activity(as_json) as act:
                 polls = poll_wireless(cfg, device, act)
         except (ValueError, SecretError) as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(_("error: {problem}").format(problem=e), err=True)
             raise typer.Exit(2) from None
         rep = report(snapshot(polls, cfg.wifi, cfg.snmp.devices), cfg)
         rep["findings"] = latest_findings(cfg)
