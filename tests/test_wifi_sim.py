@@ -43,6 +43,8 @@ from eduedge.collectors.snmp.profiles import load_profiles
 from eduedge.collectors.wifi.collector import snapshot, wireless_devices
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.pseudonym import Pseudonymizer
+from eduedge.simulator.agentconfig import campus_day_hours
+from eduedge.simulator.campus import load_campus
 from eduedge.simulator.launch import sim_down, sim_up
 
 pytestmark = pytest.mark.integration
@@ -91,6 +93,11 @@ class Campus:
         (root / "campus.yaml").write_text(CAMPUS.replace("START", start))
         self.root = root
         self.state = sim_up(root / "campus.yaml", root / "state")
+        # The campus clock is pinned, so `sim up` makes every hour a school hour; these tests judge a lesson
+        # and a night of the campus's own day, so the agent keeps that day's hours.
+        doc = yaml.safe_load(Path(self.state.agent_config).read_text(encoding="utf-8"))
+        doc["standards"]["school_hours"] = {**campus_day_hours(load_campus(root / "campus.yaml")), "timezone": TZ.key}
+        Path(self.state.agent_config).write_text(yaml.safe_dump(doc), encoding="utf-8")
         self.cfg = load_config(self.state.agent_config)
 
     def pollers(self, key: bytes) -> list[DevicePoller]:

@@ -85,12 +85,17 @@ def _etc_localtime() -> str:
     return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else ""
 
 
+def campus_day_hours(campus: Campus) -> dict:
+    """The school hours of the campus's own day (its lessons to its after-school end), in this machine's zone."""
+    day = campus.day
+    return {"days": list(day.school_days), "start": f"{day.first_lesson // 60:02d}:{day.first_lesson % 60:02d}",
+            "end": f"{day.after_school_until // 60:02d}:{day.after_school_until % 60:02d}",
+            "timezone": _local_zone()}
+
+
 def school_hours(campus: Campus) -> dict:
     if campus.clock.start == "now" and campus.clock.speed == 1:
-        day = campus.day
-        return {"days": list(day.school_days), "start": f"{day.first_lesson // 60:02d}:{day.first_lesson % 60:02d}",
-                "end": f"{day.after_school_until // 60:02d}:{day.after_school_until % 60:02d}",
-                "timezone": _local_zone()}
+        return campus_day_hours(campus)
     # the campus's day is not the wall clock's: it is in school whenever the agent looks (to 23:59; the
     # configuration's hours end before midnight)
     return {"days": ALL_DAYS, "start": "00:00", "end": "23:59", "timezone": _local_zone()}
