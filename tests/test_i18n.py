@@ -188,3 +188,22 @@ def test_every_commands_help_is_in_chinese():
         assert "Options" in english_help and "Check the school against its standards" in english_help
     finally:
         i18n.start()
+
+
+def test_a_configurations_mistakes_are_said_in_chinese(tmp_path):
+    """`config check` under --lang zh: our own words and pydantic's commonest errors, each with file and line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("school: {id: X, name: X, city: yinchuan, type: primary, enrolment: {students: -1}}\n"
+                   "snmp: {defaults: {timeout: soon}}\nfoo: 1\n", encoding="utf-8")
+    try:
+        r = CliRunner().invoke(build(), ["--lang", "zh", "config", "check", str(bad)])
+        english = CliRunner().invoke(build(), ["config", "check", str(bad)], env={"LANG": "C.UTF-8"})
+    finally:
+        i18n.start()
+    assert r.exit_code == 2, r.output
+    for line in (f"{bad}:1: school.id: 不符合格式", f"{bad}:1: school.enrolment.students: 不得小于 0",
+                 f"{bad}:1: school.enrolment.teachers: 缺少必填字段",
+                 f"{bad}:2: snmp.defaults.timeout: 'soon' 不是时长", f"{bad}:3: foo: 未知字段"):
+        assert line in r.output, r.output
+    assert "Input should" not in r.output and "Value error" not in r.output
+    assert "Input should be greater than or equal to 0" in english.output     # English keeps pydantic's words

@@ -41,6 +41,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.agent.samplestore import SampleStore
 from eduedge.collectors.base import BlockingCollector, Collected, Collector, DeviceAnswer, register
 from eduedge.core.events import Event
+from eduedge.core.i18n import _
 from eduedge.core.pseudonym import Pseudonymizer, pseudonymizer
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample
@@ -282,11 +283,13 @@ class ReachabilityJob(Collector):
                 continue
             if x.reachable:
                 events.append(Event(now, x.name, "reachability.up", "info",
-                                    f"{x.name} ({x.address}) answers again: {x.summary()}",
+                                    _("{device} ({address}) answers again: {summary}").format(
+                                        device=x.name, address=x.address, summary=x.summary()),
                                     {"address": x.address, "method": x.method, "rtt_ms": x.rtt_ms}))
             else:
                 events.append(Event(now, x.name, "reachability.down", "warning",
-                                    f"{x.name} ({x.address}) does not answer: {x.error or 'no reply'}",
+                                    _("{device} ({address}) does not answer: {error}").format(
+                                        device=x.name, address=x.address, error=x.error or _("no reply")),
                                     {"address": x.address, "error": x.error}))
         down = sorted(x.name for x in results if not x.reachable)
         return Collected([s for x in results for s in x.samples(now)], events,

@@ -16,6 +16,8 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pytimeparse2 import parse as _parse_timespan
 
+from eduedge.core.i18n import _
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,12 +33,12 @@ def parse_duration(value: object) -> float:
     ValueError: 'soon' is not a duration (use e.g. 30s, 500ms, 5m, 1h)
     """
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h'")
+        raise ValueError(_("a duration is a number of seconds or a string like '30s', '5m', '1h'"))
     if isinstance(value, int | float):
         return float(value)
     seconds = _parse_timespan(value) if isinstance(value, str) else None
     if seconds is None or seconds < 0:
-        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 500ms, 5m, 1h)")
+        raise ValueError(_("{value} is not a duration (use e.g. 30s, 500ms, 5m, 1h)").format(value=repr(value)))
     return float(seconds)
 
 
@@ -56,11 +58,12 @@ def parse_size(value: object) -> int:
     ValueError: 'lots' is not a size (use e.g. 65536, 64kB, 512MB, 2GiB)
     """
     if isinstance(value, bool):
-        raise ValueError("a size is a number of bytes or a string like '512MB', '2GiB'")
+        raise ValueError(_("a size is a number of bytes or a string like '512MB', '2GiB'"))
     try:
         return int(_BYTES.validate_python(value))
     except ValidationError:
-        raise ValueError(f"{value!r} is not a size (use e.g. 65536, 64kB, 512MB, 2GiB)") from None
+        raise ValueError(_("{value} is not a size (use e.g. 65536, 64kB, 512MB, 2GiB)").format(
+            value=repr(value))) from None
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]

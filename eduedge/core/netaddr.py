@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import socket
 
+from eduedge.core.i18n import _
+
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+)(?::(\d{1,5}))?$")
 
 
@@ -17,11 +19,11 @@ def split_host_port(value: str, default_port: int = 161) -> tuple[str, int]:
     """
     m = _HOSTPORT.match(value.strip())
     if not m:
-        raise ValueError(f"{value!r} is not HOST or HOST:PORT")
+        raise ValueError(_("{value} is not HOST or HOST:PORT").format(value=repr(value)))
     host = m.group(1).strip("[]")
     port = int(m.group(2)) if m.group(2) else default_port
     if not 0 < port < 65536:
-        raise ValueError(f"port {port} out of range")
+        raise ValueError(_("port {port} out of range").format(port=port))
     return host, port
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
+from eduedge.core.i18n import _
 from eduedge.core.model import Strict
 
 
@@ -20,7 +21,7 @@ class Secret(Strict):
     @model_validator(mode="after")
     def _one(self) -> Secret:
         if (self.file is None) == (self.env is None):
-            raise ValueError("give exactly one of `file` or `env`")
+            raise ValueError(_("give exactly one of `file` or `env`"))
         return self
 
     def read(self, what: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from eduedge.core.i18n import N_, _, language
+
 Loc = tuple[str | int, ...]
 MAX_DEPTH = 64
 MAX_NODES = 200_000
@@ -80,7 +82,8 @@ def _check_limits(text: str, path: Path | str) -> None:
         if isinstance(ev, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise YamlFileError(path, [f"{where(ev)}: nested deeper than {MAX_DEPTH} levels"])
+                raise YamlFileError(path, [_("{where}: nested deeper than {depth} levels").format(
+                    where=where(ev), depth=MAX_DEPTH)])
             open_anchors.append(ev.anchor)
             counts.append(1)
         elif isinstance(ev, yaml.CollectionEndEvent):
@@ -95,11 +98,12 @@ def _check_limits(text: str, path: Path | str) -> None:
                 sizes[ev.anchor] = 1
         elif isinstance(ev, yaml.AliasEvent):
             if ev.anchor in open_anchors:
-                raise YamlFileError(path, [f"{where(ev)}: alias *{ev.anchor} lies inside the node its anchor "
-                                           f"&{ev.anchor} names (a loop)"])
+                raise YamlFileError(path, [_("{where}: alias *{anchor} lies inside the node its anchor &{anchor} "
+                                             "names (a loop)").format(where=where(ev), anchor=ev.anchor)])
             counts[-1] += sizes.get(ev.anchor, 1)
         if sum(counts) > MAX_NODES or total > MAX_NODES:
-            raise YamlFileError(path, [f"{where(ev)}: more than {MAX_NODES} values once its aliases are expanded"])
+            raise YamlFileError(path, [_("{where}: more than {n} values once its aliases are expanded").format(
+                where=where(ev), n=MAX_NODES)])
         if isinstance(ev, yaml.DocumentEndEvent):
             total += counts[0]
             counts = [0]
@@ -119,9 +123,10 @@ def parse_yaml(text: str, path: Path | str = "<string>") -> YamlDoc:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise YamlFileError(path, [f"{where}: not valid YAML: {e.problem or e.context}"]) from None
+        raise YamlFileError(path, [_("{where}: not valid YAML: {problem}").format(
+            where=where, problem=e.problem or e.context)]) from None
     except yaml.YAMLError as e:
-        raise YamlFileError(path, [f"{path}: not valid YAML: {e}"]) from None
+        raise YamlFileError(path, [_("{where}: not valid YAML: {problem}").format(where=path, problem=e)]) from None
     lines: dict[Loc, int] = {}
     if node is not None:
         _walk(node, (), lines)
@@ -133,9 +138,10 @@ def load_yaml(path: Path | str) -> YamlDoc:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise YamlFileError(path, [f"{path}: cannot read: {e.strerror}"]) from None
+        raise YamlFileError(path, [_("{path}: cannot read: {error}").format(path=path, error=e.strerror)]) from None
     except UnicodeDecodeError as e:
-        raise YamlFileError(path, [f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+        raise YamlFileError(path, [_("{path}: not UTF-8 text ({reason} at byte {byte})").format(
+            path=path, reason=e.reason, byte=e.start)]) from None
     return parse_yaml(text, p)
 
 
@@ -150,6 +156,25 @@ def dotted(loc: Loc) -> str:
     return out or "(top level)"
 
 
+# pydantic's commonest errors (by type) in the reader's language, with the values pydantic gives (its ctx)
+_PYDANTIC = {
+    "literal_error": N_("must be one of {expected}"), "string_pattern_mismatch": N_("does not match {pattern}"),
+    "int_parsing": N_("must be a whole number"), "int_type": N_("must be a whole number"),
+    "int_from_float": N_("must be a whole number"), "float_parsing": N_("must be a number"),
+    "float_type": N_("must be a number"), "bool_parsing": N_("must be true or false"),
+    "bool_type": N_("must be true or false"), "string_type": N_("must be text"),
+    "list_type": N_("must be a list"), "dict_type": N_("must be a mapping"), "model_type": N_("must be a mapping"),
+    "greater_than": N_("must be greater than {gt}"), "greater_than_equal": N_("must be at least {ge}"),
+    "less_than": N_("must be less than {lt}"), "less_than_equal": N_("must be at most {le}"),
+    "string_too_short": N_("must have at least {min_length} characters"),
+    "too_short": N_("must have at least {min_length} items"),
+}
+
+
+def _shown(v: object) -> str:
+    return str(v).replace("'", "").replace(" or ", ", ") if isinstance(v, str) else str(v)
+
+
 def validation_errors(doc: YamlDoc, err: ValidationError, prefix: Loc = ()) -> list[str]:
     """One line per pydantic error: `FILE:LINE: field.path: message`."""
     out = []
@@ -160,9 +185,15 @@ def validation_errors(doc: YamlDoc, err: ValidationError, prefix: Loc = ()) -> l
         where = f"{doc.path}:{line}" if line else doc.path
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown field (a typo?)"
+            msg = _("unknown field (a typo?)")
         elif e["type"] == "missing":
-            msg = "required field is missing"
+            msg = _("required field is missing")
+        elif e["type"] == "value_error" and language() != "en" and (e.get("ctx") or {}).get("error"):
+            msg = str(e["ctx"]["error"])      # our validators' own words, without pydantic's English "Value error, "
+        elif e["type"] in _PYDANTIC and language() != "en":
+            # pydantic speaks English only; in another language its common errors are said here, in English
+            # pydantic's own words stay
+            msg = _(_PYDANTIC[e["type"]]).format(**{k: _shown(v) for k, v in (e.get("ctx") or {}).items()})
         out.append(f"{where}: {dotted(loc)}: {msg}")
     return out
 
@@ -177,7 +208,7 @@ def load_model(path: Path | str, model: type[M], error: type[YamlFileError] = Ya
     except YamlFileError as e:
         raise error(path, e.problems) from None
     if not isinstance(doc.data, dict):
-        raise error(path, [f"{path}:1: the configuration must be a YAML mapping"])
+        raise error(path, [_("{path}:1: the configuration must be a YAML mapping").format(path=path)])
     try:
         return doc, model.model_validate(doc.data)
     except ValidationError as e:

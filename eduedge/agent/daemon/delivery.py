@@ -24,6 +24,7 @@ from eduedge.agent.daemon.scheduler import Job
 from eduedge.agent.outbox import Outbox
 from eduedge.agent.samplestore import SampleStore
 from eduedge.core.events import Event
+from eduedge.core.i18n import _
 from eduedge.core.samples import Sample
 
 log = logging.getLogger("eduedge.daemon")
@@ -87,9 +88,11 @@ class Delivery:
             self._failing[device] = failing
             if failing:
                 self.event(Event(time.time(), device, "device.unreachable", "error",
-                                 f"{device} gives no data: {error}", {"error": error}))
+                                 _("{device} gives no data: {error}").format(device=device, error=error),
+                                 {"error": error}))
             elif device in self._failing:
-                self.event(Event(time.time(), device, "device.recovered", "info", f"{device} answers again"))
+                self.event(Event(time.time(), device, "device.recovered", "info",
+                                 _("{device} answers again").format(device=device)))
 
     def deliver(self, samples: list[Sample]) -> None:
         """Samples into the store (for the rules) and the outbox (for the city)."""

@@ -36,6 +36,7 @@ from eduedge.agent.outbox import Outbox
 from eduedge.agent.samplestore import SampleStore
 from eduedge.agent.state import state_path, write_state
 from eduedge.core.events import Event
+from eduedge.core.i18n import _
 from eduedge.core.secrets import SecretError
 
 log = logging.getLogger("eduedge.daemon")
@@ -219,7 +220,8 @@ class Daemon:
             for p in problems:
                 log.error("reload refused: %s", p)
             self._event(Event(time.time(), None, "agent.config_refused", "error",
-                              f"new configuration refused, still running the old one: {problems[0]}",
+                              _("new configuration refused, still running the old one: {problem}").format(
+                                  problem=problems[0]),
                               {"problems": problems[:20]}))
             return False
         later = [k for k in ("mqtt", "outbox", "school", "agent") if getattr(new, k) != getattr(self.cfg, k)]
@@ -232,7 +234,7 @@ class Daemon:
         self.commands.cfg = new.commands
         self.scheduler.schedule_all()
         log.info("configuration reloaded: %d jobs (digest %s)", len(cols.jobs), self.digest)
-        self._event(Event(time.time(), None, "agent.config_reloaded", "info", "configuration reloaded",
+        self._event(Event(time.time(), None, "agent.config_reloaded", "info", _("configuration reloaded"),
                           {"config_digest": self.digest, "needs_restart": later}))
         self.outbox.add("inventory", {"devices": cols.inventory()})
         self.rebirth()
@@ -258,7 +260,8 @@ class Daemon:
         for w in self.collectors.warnings:
             log.warning("%s", w)
         self._event(Event(time.time(), None, "agent.start", "info",
-                          f"eduedge {self.env.agent_version} started with {len(self.collectors.jobs)} jobs",
+                          _("eduedge {version} started with {jobs} jobs").format(
+                              version=self.env.agent_version, jobs=len(self.collectors.jobs)),
                           {"boot_id": self.env.boot_id, "config_digest": self.digest}))
         self.outbox.add("inventory", {"devices": self.collectors.inventory()})
         self.collectors.start()
@@ -327,7 +330,8 @@ class Daemon:
     def shutdown(self) -> None:
         self.notify.stopping()
         log.info("stopping")
-        self._event(Event(time.time(), None, "agent.stop", "info", "eduedge stopped", {"boot_id": self.env.boot_id}))
+        self._event(Event(time.time(), None, "agent.stop", "info", _("eduedge stopped"),
+                          {"boot_id": self.env.boot_id}))
         self.collectors.stop()
         if self.link is not None:
             self.link.stop(timeout=5.0)

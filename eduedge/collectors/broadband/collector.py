@@ -76,6 +76,7 @@ from eduedge.collectors.broadband.probe import (
 from eduedge.collectors.broadband.result import BroadbandResult, median, rfc3550_jitter
 from eduedge.collectors.broadband.schedule import Budget, DailyPlan, ExclusiveLock
 from eduedge.core.events import Event
+from eduedge.core.i18n import _, clauses
 from eduedge.core.rates import RateTracker
 from eduedge.core.samples import Sample
 
@@ -138,15 +139,19 @@ def result_events(r: BroadbandResult, device: str, window: str = "manual") -> li
     out = []
     if r.problems:
         out.append(Event(r.time, device, "broadband.test_failed", "warning",
-                         f"broadband test ({window}): " + "; ".join(r.problems),
+                         _("broadband test ({window}): {problems}").format(window=window, problems=clauses(r.problems)),
                          {"server": r.server, "problems": r.problems, "window": window}))
     if r.port is not None:
         for th in r.directions:
             if r.port.limits(th.mbps):
                 out.append(Event(r.time, device, "broadband.port_limited", "info",
-                                 f"{th.direction}load reached {th.mbps:.1f} Mbit/s, the ceiling of the gateway's "
-                                 f"WAN port {r.port.interface} ({r.port.speed_mbps} Mbit/s carries at most "
-                                 f"{r.port.ceiling_mbps:.2f}): the line may be faster than the port",
+                                 (_("download reached {mbps} Mbit/s, the ceiling of the gateway's WAN port "
+                                    "{interface} ({speed} Mbit/s carries at most {ceiling}): the line may be faster "
+                                    "than the port") if th.direction == "down" else
+                                  _("upload reached {mbps} Mbit/s, the ceiling of the gateway's WAN port {interface} "
+                                    "({speed} Mbit/s carries at most {ceiling}): the line may be faster than the "
+                                    "port")).format(mbps=f"{th.mbps:.1f}", interface=r.port.interface,
+                                                    speed=r.port.speed_mbps, ceiling=f"{r.port.ceiling_mbps:.2f}"),
                                  {"direction": th.direction, "mbps": th.mbps, "port_speed_mbps": r.port.speed_mbps,
                                   "ceiling_mbps": r.port.ceiling_mbps}))
     return out
@@ -223,14 +228,19 @@ class Utilisation:
                 self._announced[d] = True
                 minutes = (reading.wall - since) / 60
                 out.append(Event(reading.wall, self.device, "broadband.saturated", "warning",
-                                 f"the WAN link has been saturated {d}stream for {minutes:.0f} min: "
-                                 f"{rate:.1f} of {cap:.1f} Mbit/s",
+                                 (_("the WAN link has been saturated downstream for {minutes} min: {rate} of {cap} "
+                                    "Mbit/s") if d == "down" else
+                                  _("the WAN link has been saturated upstream for {minutes} min: {rate} of {cap} "
+                                    "Mbit/s")).format(minutes=f"{minutes:.0f}", rate=f"{rate:.1f}", cap=f"{cap:.1f}"),
                                  {"direction": d, "since": since, "mbps": rate, "capacity_mbps": cap}))
             elif not hot and since is not None:
                 minutes = (reading.wall - since) / 60
                 if self._announced[d]:
                     out.append(Event(reading.wall, self.device, "broadband.saturation_ended", "info",
-                                     f"the WAN link is no longer saturated {d}stream (it was for {minutes:.0f} min)",
+                                     (_("the WAN link is no longer saturated downstream (it was for {minutes} min)")
+                                      if d == "down" else
+                                      _("the WAN link is no longer saturated upstream (it was for {minutes} min)"))
+                                     .format(minutes=f"{minutes:.0f}"),
                                      {"direction": d, "since": since, "minutes": round(minutes, 1)}))
                 self._streak[d], self._announced[d] = None, False
         return out
@@ -391,16 +401,17 @@ class BroadbandCollector:
             return self.run_test(window, now)
         log.info("broadband test (%s window) skipped: %s", window, reason)
         return Collected(events=[Event(now, self.device, "broadband.test_skipped", "info",
-                                       f"broadband test ({window} window) skipped: {reason}",
+                                       _("broadband test ({window} window) skipped: {reason}").format(
+                                           window=window, reason=reason),
                                        {"window": window, "reason": reason})])
 
     def run_test(self, window: str = "manual", now: float | None = None) -> Collected:
         """One test now, unless another is running on this box."""
         now = time.time() if now is None else now
-        busy = "another broadband test is running in this agent"
+        busy = _("another broadband test is running in this agent")
         if self._mutex.acquire(timeout=1.0):          # tick() holds it for a moment; a test, for its length
             try:
-                busy = "another broadband test is running on this box (eduedge speedtest?)"
+                busy = _("another broadband test is running on this box (eduedge speedtest?)")
                 if self.lock.acquire():
                     start = time.monotonic()
                     try:
@@ -413,7 +424,8 @@ class BroadbandCollector:
                 self._mutex.release()
         if busy:
             return Collected(events=[Event(now, self.device, "broadband.test_skipped", "info",
-                                           f"broadband test ({window} window) skipped: {busy}",
+                                           _("broadband test ({window} window) skipped: {reason}").format(
+                                               window=window, reason=busy),
                                            {"window": window, "reason": busy})])
         self.budget.add(now, result.bytes_total)
         if result.down is not None or result.up is not None:
