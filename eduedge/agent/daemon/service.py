@@ -35,6 +35,7 @@ from eduedge.agent.link import Link
 from eduedge.agent.outbox import Outbox
 from eduedge.agent.samplestore import SampleStore
 from eduedge.agent.state import state_path, write_state
+from eduedge.core import memory
 from eduedge.core.events import Event
 from eduedge.core.i18n import _
 from eduedge.core.secrets import SecretError
@@ -45,6 +46,7 @@ STATE_EVERY_S = 2.0
 STATS_EVERY_S = 15.0
 INVENTORY_EVERY_S = 5.0
 MAINTAIN_EVERY_S = 60.0
+GIVE_BACK_EVERY_S = 60.0          # freed memory back to the system (core/memory.py): a few ms each
 REPOLL_MIN_GAP_S = 10.0
 
 
@@ -64,6 +66,8 @@ class Daemon:
     """The agent process. `Daemon(path).run()` returns when asked to stop (SIGTERM/SIGINT or `stop()`)."""
 
     def __init__(self, config_path: Path):
+        # before any thread starts: every thread that allocates would get a malloc heap of its own
+        memory.limit_arenas()
         self.config_path = Path(config_path)
         self.notify = Notifier()
         self.cfg = load_config(self.config_path)
@@ -277,6 +281,7 @@ class Daemon:
                           for j in self.collectors.jobs.values())
         next_state = next_stats = next_inventory = 0.0
         next_maintain = time.monotonic() + MAINTAIN_EVERY_S
+        next_give_back = time.monotonic() + GIVE_BACK_EVERY_S
         self.notify.ready(f"{len(self.collectors.jobs)} jobs")
         try:
             while not self._stop.is_set():
@@ -311,6 +316,9 @@ class Daemon:
                 if now >= next_maintain:
                     self.outbox.maintain()
                     next_maintain = now + MAINTAIN_EVERY_S
+                if now >= next_give_back:
+                    memory.give_back()
+                    next_give_back = now + GIVE_BACK_EVERY_S
                 idle = self.scheduler.idle_seconds
                 self._stop.wait(min(0.2, max(0.0, idle)) if idle is not None else 0.2)
         finally:

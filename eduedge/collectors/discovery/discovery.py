@@ -31,6 +31,7 @@ eduedge.collectors.discovery.discovery.OutOfScope: 198.18.11.0/30 is not inside 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import threading
@@ -42,6 +43,7 @@ from typing import Any
 
 from eduedge.collectors.discovery.config import DiscoveryConfig
 from eduedge.collectors.snmp.config import SnmpConfig, SnmpDevice
+from eduedge.core import memory
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.pseudonym import normalise_mac
 from eduedge.core.samples import Sample
@@ -155,6 +157,7 @@ def arp_sweep(subnets: Sequence[IPNet], scope: Scope, iface: str | None = None, 
     targets = sweep_targets(subnets, scope)
     if not targets:
         return []
+    _scapy_layers()
     from scapy.config import conf
     from scapy.layers.l2 import ARP, Ether
     from scapy.sendrecv import srp
@@ -177,6 +180,19 @@ def arp_sweep(subnets: Sequence[IPNet], scope: Scope, iface: str | None = None, 
             if scope.in_subnets(ip):
                 out.append(Sighting(normalise_mac(mac), ip, "arp-sweep", t))
     return out
+
+
+@functools.cache
+def _scapy_layers() -> None:
+    """Import the layers the sweep and the listener use (Ethernet, ARP, DHCP). With them scapy loads its own
+    copy of the MAC vendor database (~11 MB resident), which it reads only to print addresses; the agent names
+    vendors with oui.py, so scapy's copy is replaced by an empty one."""
+    import scapy.data
+    import scapy.layers.dhcp
+    import scapy.layers.l2
+
+    scapy.data.MANUFDB = scapy.data.ManufDA(_name="manufdb")
+    memory.give_back()
 
 
 # -- passive ARP and DHCP --------------------------------------------------------------------------------
@@ -203,8 +219,7 @@ class PassiveListener:
     def start(self) -> None:
         # the layers must be imported before the socket opens: they register Ethernet as the link type, and
         # without them every frame is decoded as Raw
-        import scapy.layers.dhcp
-        import scapy.layers.l2  # noqa: F401
+        _scapy_layers()
         from scapy.sendrecv import AsyncSniffer
 
         live = threading.Event()

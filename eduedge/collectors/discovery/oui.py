@@ -3,7 +3,8 @@
 The data is Wireshark's `manuf` file (IEEE MA-L, MA-M and MA-S registries merged with Wireshark's own
 corrections), as scapy ships it compressed in `scapy.libs.manuf`: a maintained database that comes with a
 package the agent already needs, so nothing is fetched at run time and nothing is kept by hand here.
-Loading it costs about 0.3 s and 10 MB, once, on first use.
+It is read once, on first use (about 0.3 s), and kept as its UTF-8 text with a sorted index of the
+prefixes (3.3 MB; a dict of every prefix held 26 MB of Python objects, 58 MB resident).
 
 A MAC with the locally-administered bit set (the second-lowest bit of the first octet) belongs to no
 vendor: phones and tablets make such addresses up per network ("private Wi-Fi address"), which is itself
@@ -19,9 +20,14 @@ True
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import sys
+from array import array
 from dataclasses import dataclass
 from functools import cache
 
+from eduedge.core import memory
 from eduedge.core.pseudonym import normalise_mac
 
 
@@ -34,28 +40,49 @@ class Vendor:
 
 
 @cache
-def _table() -> dict[int, dict[int, tuple[str, str]]]:
+def _index() -> tuple[bytes, dict[int, tuple[array, array]]]:
+    """The database's text (UTF-8), and per prefix length the sorted prefixes with the offset of each one's
+    line."""
     from scapy.libs.manuf import DATA  # the import decompresses the database; only here, only once
 
-    out: dict[int, dict[int, tuple[str, str]]] = {24: {}, 28: {}, 36: {}}
-    for line in DATA.splitlines():
-        if not line or line.startswith("#"):
+    data = DATA.encode("utf-8")
+    del DATA
+    # scapy's module keeps the text as a str, which its non-ASCII names make two bytes a character (5.4 MB);
+    # it is imported again should anything else want it
+    sys.modules.pop("scapy.libs.manuf", None)
+    with contextlib.suppress(AttributeError, KeyError):
+        delattr(sys.modules["scapy.libs"], "manuf")
+    rows: dict[int, list[tuple[int, int]]] = {24: [], 28: [], 36: []}
+    at = 0
+    for line in data.splitlines(keepends=True):
+        start, at = at, at + len(line)
+        if line.startswith(b"#") or b"\t" not in line:
             continue
-        parts = line.split("\t")
-        if len(parts) < 2:
-            continue
-        prefix, _, bits_text = parts[0].strip().partition("/")
+        prefix, _, bits_text = line.partition(b"\t")[0].strip().partition(b"/")
         bits = int(bits_text) if bits_text else 24
-        if bits not in out:
+        if bits not in rows:
             continue
-        digits = prefix.replace(":", "").replace("-", "")
+        digits = prefix.replace(b":", b"").replace(b"-", b"")
         try:
             value = int(digits, 16) << (48 - 4 * len(digits))
         except ValueError:
             continue
-        short = parts[1].strip()
-        out[bits][value >> (48 - bits)] = (short, (parts[2].strip() if len(parts) > 2 else "") or short)
-    return out
+        rows[bits].append((value >> (48 - bits), start))
+    index = {}
+    for bits, found in rows.items():
+        found.sort()
+        index[bits] = (array("Q", (k for k, _ in found)), array("L", (o for _, o in found)))
+    del rows
+    memory.give_back()          # the decompressed text and the parse: ~20 MB the heap would keep
+    return data, index
+
+
+def _names(data: bytes, at: int) -> tuple[str, str]:
+    """(short, long) from the line at `at`: `prefix<TAB>short[<TAB>long]`."""
+    end = data.find(b"\n", at)
+    parts = data[at:end if end >= 0 else len(data)].decode("utf-8").rstrip("\r").split("\t")
+    short = parts[1].strip() if len(parts) > 1 else ""
+    return short, (parts[2].strip() if len(parts) > 2 else "") or short
 
 
 def lookup(mac: str) -> Vendor:
@@ -64,9 +91,12 @@ def lookup(mac: str) -> Vendor:
     value = int(text.replace(":", ""), 16)
     if value >> 40 & 0x02:
         return Vendor(None, None, 0, randomised=True)
-    table = _table()
+    data, index = _index()
     for bits in (36, 28, 24):
-        hit = table[bits].get(value >> (48 - bits))
-        if hit:
-            return Vendor(hit[1], hit[0], bits)
+        keys, offsets = index[bits]
+        key = value >> (48 - bits)
+        i = bisect.bisect_right(keys, key) - 1       # a prefix listed twice: its last line, as the file reads
+        if i >= 0 and keys[i] == key:
+            short, name = _names(data, offsets[i])
+            return Vendor(name, short, bits)
     return Vendor(None, None)

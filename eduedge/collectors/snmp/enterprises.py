@@ -21,7 +21,7 @@ The copy was made from Debian's libwireshark-data (nothing needs Wireshark at ru
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 ENTERPRISES_FILE = Path(__file__).resolve().parents[2] / "firmware_profiles" / "enterprises.tsv"
@@ -42,16 +42,21 @@ def enterprise_of(sys_object_id: str) -> int | None:
     return int(arcs[6])
 
 
-@cache
-def _registry(path: Path = ENTERPRISES_FILE) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            continue
-        num, _, name = line.partition("\t")
-        if num.isdigit() and name:
-            out[int(num)] = name
-    return out
+@lru_cache(maxsize=1024)
+def registered(number: int, path: Path = ENTERPRISES_FILE) -> str | None:
+    """IANA's name for an enterprise number, looked up in the file: a campus has a few dozen makers, each
+    read once, so the 62,000 names (8 MB as a dict) are not kept in memory.
+
+    >>> registered(2011), registered(0x7fffffff)
+    ('HUAWEI Technology Co.,Ltd', None)
+    """
+    data = path.read_bytes()
+    at = data.find(b"\n%d\t" % number)
+    if at < 0:
+        return None
+    end = data.find(b"\n", at + 1)
+    name = data[at + 1:end if end >= 0 else len(data)].partition(b"\t")[2].decode("utf-8").strip()
+    return name or None
 
 
 def display_name(registered: str) -> str:
@@ -81,5 +86,5 @@ def vendor_for(sys_object_id: str) -> str | None:
     number = enterprise_of(sys_object_id)
     if number is None or number in AGENT_SOFTWARE:
         return None
-    name = _registry().get(number)
+    name = registered(number)
     return display_name(name) if name else None
