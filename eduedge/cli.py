@@ -12,16 +12,24 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 import sys
 
 import typer
 
 # typer carries its own copy of click; these are the errors its parser raises for a wrong command line
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.exceptions import (
+    BadParameter,
+    ClickException,
+    MissingParameter,
+    NoArgsIsHelpError,
+    NoSuchOption,
+    UsageError,
+)
 
 from eduedge.agent.cli import app
 from eduedge.agent.cli._lang import localise, root_context
-from eduedge.core.i18n import _
+from eduedge.core.i18n import _, language
 
 
 def _installed(*modules: str) -> bool:
@@ -54,6 +62,27 @@ def app_for(argv: list[str]) -> typer.Typer:
     return app if argv[:1] and argv[0] in agent_commands() else build()
 
 
+def usage_words(e: UsageError) -> str:
+    """What is wrong with the command line, in the reader's language: click says it in English only, so the
+    commonest mistakes (an unknown option, a missing argument, a bad value, too many arguments) are said here."""
+    english = " ".join(e.format_message().split())
+    if language() == "en":
+        return english
+    hint = e.param.get_error_hint() if isinstance(e, BadParameter) and e.param is not None else ""
+    if isinstance(e, NoSuchOption):
+        close = ", ".join(sorted(e.possibilities or []))
+        return (_("no such option: {option} (close: {close})") if close else _("no such option: {option}")).format(
+            option=e.option_name, close=close)
+    if isinstance(e, MissingParameter):
+        return _("missing {what}").format(what=hint) if hint else english
+    if isinstance(e, BadParameter):
+        return _("invalid value for {param}: {problem}").format(param=hint, problem=e.message) if hint else e.message
+    extra = re.fullmatch(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)", english)
+    if extra:
+        return _("unexpected extra arguments: {arguments}").format(arguments=extra[1])
+    return english
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `eduedge` command. A mistake on the command line is one line on stderr and exit 2 (click's
     usage box is for `-h`); an error nobody foresaw is one line and exit 1, its traceback only with
@@ -67,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as e:
         where = e.ctx.command_path if isinstance(e, UsageError) and e.ctx is not None else "eduedge"
         typer.echo(_("{where}: {problem} ({where} -h shows the options)").format(
-                       where=where, problem=" ".join(e.format_message().split()))
+                       where=where, problem=usage_words(e))
                    if isinstance(e, UsageError) else f"{where}: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -4,7 +4,10 @@ ships, and the language is the one `--lang`, `ui.lang` or the locale asks for.""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
@@ -207,3 +210,15 @@ def test_a_configurations_mistakes_are_said_in_chinese(tmp_path):
         assert line in r.output, r.output
     assert "Input should" not in r.output and "Value error" not in r.output
     assert "Input should be greater than or equal to 0" in english.output     # English keeps pydantic's words
+
+
+def test_a_wrong_command_line_is_one_line_in_chinese():
+    """click says what is wrong in English only: eduedge.cli.main says the commonest mistakes in Chinese too."""
+    eduedge = str(Path(sys.executable).with_name("eduedge"))
+    env = {**os.environ, "LC_ALL": "", "LC_MESSAGES": "", "LANG": "zh_CN.UTF-8"}
+    for args, said in ((["wifi", "--devic", "x"], "eduedge wifi：没有选项 --devic（相近的：--device）"),
+                       (["poll", "a", "b"], "eduedge poll：多余的参数：b"),
+                       (["poll"], "eduedge poll：缺少")):
+        r = subprocess.run([eduedge, *args], capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
