@@ -6,7 +6,9 @@
 
 1. Per campus (`eduedge/simulator/campuses/campus-NAME.yaml`): `sim_up` on loopback with its own MQTT broker,
    its clock in a lesson (simulator/demo.py), and the agent configuration the simulator writes for it (every
-   SNMP device, the zones, the uplink, the broker; everything else the configuration's defaults).
+   SNMP device, the zones, the uplink, the broker, the standards, discovery, reachability, broadband against
+   the campus's test server, live-class probes); `--config polling` keeps only the SNMP polling and the
+   reporting (what `sim up` wrote when issue 19 measured 80 MB on campus-demo).
 2. `eduedge run` on it for `--minutes`; every `--every` seconds the agent's RSS, USS and CPU since the last
    sample (user + system, in % of one core) are read with psutil and printed.
 3. With `--baseline COMMIT`, the same run of that commit follows on the same campus (a `git worktree` of it,
@@ -74,9 +76,17 @@ def slope_mb_per_hour(ts: list[float], ys: list[float]) -> float:
     return sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var * 3600 if var else float("nan")
 
 
-def agent_config(generated: Path, out: Path, data_dir: Path) -> Path:
+# What `--config polling` leaves out of the simulator's configuration: polling and reporting alone, as `sim up`
+# wrote it when issue 19 measured 80 MB on campus-demo.
+BEYOND_POLLING = ("standards", "discovery", "reachability", "broadband", "live_class")
+
+
+def agent_config(generated: Path, out: Path, data_dir: Path, polling_only: bool = False) -> Path:
     doc = yaml.safe_load(generated.read_text(encoding="utf-8"))
     doc["agent"]["data_dir"] = str(data_dir)
+    if polling_only:
+        for section in BEYOND_POLLING:
+            doc.pop(section, None)
     out.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out
 
@@ -201,6 +211,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="minutes left out of the CPU figure and the slope")
     ap.add_argument("--baseline", default="", help="a commit to run the same way, side by side")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each tree, alternated")
+    ap.add_argument("--config", choices=("sim", "polling"), default="sim",
+                    help="sim: the simulator's configuration as written (every collector, the standards); polling: "
+                         "only SNMP polling and reporting")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N", help="trace the agent; show the top N files")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eduedge-bench-footprint-"))
@@ -212,7 +225,7 @@ def main() -> None:
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
     print(f"eduedge {head} (new){', against ' + trees[1][0] if a.baseline else ''}; {a.minutes:g} min per run, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"--config {a.config}, load average {os.getloadavg()[0]:.1f}")
     results: list[tuple[str, list[Run]]] = []
     try:
         for name in a.campus.split(","):
@@ -228,7 +241,7 @@ def main() -> None:
                     for label, tree in trees:
                         tag = f"{label.split()[0]}-{r}"
                         cfg = agent_config(Path(state.agent_config), work / f"agent-{name}-{tag}.yaml",
-                                           work / f"data-{name}-{tag}")
+                                           work / f"data-{name}-{tag}", a.config == "polling")
                         traced = work / f"trace-{name}-{tag}" if a.tracemalloc else None
                         runs.append(run_agent(label, tree, cfg, a.minutes, a.every, work / f"agent-{name}-{tag}.log",
                                               traced, a.tracemalloc, a.warmup))

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,25 @@ def test_give_back_returns_the_holes_a_burst_left_to_the_system() -> None:
         print(before - rss())
     """)], capture_output=True, text=True, check=True)
     assert float(out.stdout) > 40, out.stdout        # MB returned of the ~78 MB freed
+
+
+@pytest.mark.parametrize("n", [3, 700, 4000])      # 4000 samples pass the 256 KiB cap: batched item by item
+def test_add_samples_writes_the_messages_add_items_writes(tmp_path: Path, n: int) -> None:
+    from eduedge.agent.envelope import Envelope
+    from eduedge.agent.outbox import Outbox
+    from eduedge.core.samples import Sample
+
+    samples = [Sample(1.8e9 + i, f"sw-{i % 7}", "if.in_bps", i * 12.5, "bit/s",
+                      {"interface": f"GigabitEthernet0/0/{i}", "if_alias": "教室 3"}) for i in range(n)]
+    payloads = []
+    for name, add in (("fast", lambda b: b.add_samples(samples)),
+                      ("items", lambda b: b.add_items("metrics", [s.to_dict() for s in samples]))):
+        box = Outbox(tmp_path / f"{name}.sqlite", Envelope("s", "c", "gw", "0.1.0", "0" * 32), max_bytes=2**30,
+                     now=lambda: 1.8e9)
+        add(box)
+        msgs = [json.loads(r["payload"]) for r in box.db.query("SELECT payload FROM outbox ORDER BY seq")]
+        for m in msgs:          # each outbox numbers its messages with ids and an epoch of its own
+            del m["id"], m["agent"]["epoch"]
+        payloads.append(msgs)
+        box.close()
+    assert payloads[0] == payloads[1] and len(payloads[0]) == (1 if n <= 700 else 3)

@@ -86,6 +86,7 @@ from eduedge.agent.envelope import Envelope, compress
 from eduedge.core.samples import Sample
 
 log = logging.getLogger("eduedge.outbox")
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)    # as envelope.py writes items
 
 PRIORITIES = (0, 1, 2)
 LIFECYCLE_EVENT_PREFIXES = ("agent.", "outbox.")
@@ -654,7 +655,17 @@ class Outbox:
         """Store samples as metrics messages (batched under the size cap); returns messages written."""
         if not samples:
             return 0
-        return self.add_items("metrics", [s.to_dict() for s in samples])
+        items = [s.to_dict() for s in samples]
+        # Most results (a switch's poll: ~700 samples, ~100 kB) fit one message: encoded in one pass, as one
+        # list, they cost what a plain json.dumps does (item by item, batches() costs twice that); the rest
+        # are batched item by item under the cap.
+        body = _COMPACT.encode(items)[1:-1]
+        if len(body.encode()) > self.max_message_bytes - self.env.overhead("metrics"):
+            return self.add_items("metrics", items)
+        times = [s.time for s in samples]
+        return self._put([("metrics", priority_of("metrics"),
+                           lambda seq: self.env.encode_batch("metrics", seq, [body], self._now()),
+                           len(items), min(times), max(times))])
 
     def add_items(self, kind: str, items: Sequence[dict[str, Any]]) -> int:
         """Store items of a batch type (`metrics` samples, `findings`, `events`); returns messages written."""
