@@ -222,3 +222,37 @@ def test_a_wrong_command_line_is_one_line_in_chinese():
         r = subprocess.run([eduedge, *args], capture_output=True, text=True, timeout=60, env=env)
         assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_demos_closing_summary_is_in_the_users_language(tmp_path):
+    """`make demo` under LANG=zh_CN: the agent judges in Chinese (it is started with the demo's --lang) and the
+    summary wraps its findings in Chinese, the status column aligned by terminal columns."""
+    from eduedge.agent.compliance import assess
+    from eduedge.agent.samplestore import SampleStore
+    from eduedge.simulator.demo import Heard, _summary
+    from tests.test_diag_html import NOW, config, school_month
+
+    cfg_file = tmp_path / "agent.yaml"
+    cfg_file.write_text("school: {id: s, name: 诊断测试小学, city: yinchuan, type: primary}\n", encoding="utf-8")
+    lines: list[str] = []
+    with i18n.using("zh"):
+        cfg = config()
+        store = SampleStore(":memory:")
+        school_month(store, cfg)
+        heard = Heard()
+        for f in assess(store, cfg, NOW, source="daemon").findings:
+            heard.findings[f.rule] = f.to_dict()
+        _summary(heard, cfg_file, ["yinchuan-2018.backbone", "yinchuan-2018.uplink", "ningxia-2019.egress",
+                                   "yinchuan-2018.wifi-access"],
+                 "图书馆的交换机 sw-lib 断电", 42.0, lines.append, keep=False)
+    text = "\n".join(lines)
+    assert "市级平台现在掌握的 诊断测试小学（小学）情况：" in text, text
+    backbone = next(x for x in lines if " yinchuan-2018.backbone " in x)
+    assert backbone.split()[0] == "未达标" and "骨干链路" in backbone, text
+    assert any("检查网线" in x for x in lines), text                      # the failing rule's cause and hint
+    # the rule ids line up although the labels (未达标, 无法判定) are Chinese, two columns a character
+    starts = {i18n.cells(x[:x.index(rule)]) for x in lines for rule in ("yinchuan-2018.backbone ",
+              "yinchuan-2018.uplink ", "ningxia-2019.egress ", "yinchuan-2018.wifi-access ")
+              if x.startswith("    ") and rule in x}
+    assert len(starts) == 1, text
+    assert "4 条种子规则中已评判 3 条" in text, text

@@ -90,22 +90,23 @@ class Heard:
 def _describe(kind: str, msg: dict[str, Any]) -> str:
     if kind == "metrics":
         devs = {s.get("device") for s in msg.get("samples", [])}
-        return f"{len(msg.get('samples', []))} samples from {len(devs)} devices"
+        return text("heard_metrics", samples=len(msg.get("samples", [])), devices=len(devs))
     if kind == "findings":
         return ", ".join(f"{f.get('rule')}={f.get('status')}" for f in msg.get("findings", [])[:6]) + (
             " ..." if len(msg.get("findings", [])) > 6 else "")
     if kind == "birth":
-        return f"agent {msg.get('agent', {}).get('id')} bdSeq {msg.get('bdSeq')}, {len(msg.get('devices', []))} devices"
+        return text("heard_birth", agent=msg.get("agent", {}).get("id"), bd_seq=msg.get("bdSeq"),
+                    devices=len(msg.get("devices", [])))
     if kind == "death":
         return f"bdSeq {msg.get('bdSeq')} ({msg.get('reason')})"
     if kind == "inventory":
-        return f"{len(msg.get('devices', []))} devices"
+        return text("heard_inventory", devices=len(msg.get("devices", [])))
     if kind == "events":
         return "; ".join(str(e.get("message", e.get("kind")))[:80] for e in msg.get("events", [])[:3])
     if kind == "cmd-result":
         result = msg.get("result") or {}
         return (f"{msg.get('command')} {result.get('check', '')}: {msg.get('status')}"
-                + (f", {result['samples']} samples" if "samples" in result else "")
+                + (text("heard_samples", samples=result["samples"]) if "samples" in result else "")
                 + (f" ({msg['reason']})" if msg.get("reason") else ""))
     return ""
 

@@ -20,6 +20,11 @@ TEXT: dict[str, str] = {
     "metrics_so_far": N_("metrics so far: {messages} messages, {samples} samples of {metrics} metrics from {devices} "
                          "devices"),
     "all_judged": N_("every seed rule is judged; stopping"),
+    # what each message the city hears carries, beside its topic
+    "heard_metrics": N_("{samples} samples from {devices} devices"),
+    "heard_birth": N_("agent {agent} bdSeq {bd_seq}, {devices} devices"),
+    "heard_inventory": N_("{devices} devices"),
+    "heard_samples": N_(", {samples} samples"),
     "agent_died": N_("the agent stopped by itself (exit {code}); last lines of its log:"),
     "stopping": N_("stopping the agent (SIGTERM: it says goodbye and keeps its outbox) ..."),
     "campus_stopped": N_("campus stopped ({n} processes)"),
