@@ -20,7 +20,7 @@ from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db
 from eduedge.cloud.fmt import Fmt
 from eduedge.cloud.tables import Cell, Column, Table
-from eduedge.cloud.trends import HeardDays, access_trend, school_trends
+from eduedge.cloud.trends import access_trend, school_trends
 from eduedge.cloud.views import NONE, gaps, ingest_stats, offline, rules_of, school_detail, school_list
 
 COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "unknown": "#bf8700", "port-limited": "#8250df", "none": "#8c959f"}
@@ -78,7 +78,7 @@ def _lines(days: list[str], series: dict[str, list[float | None]], unit: str, th
 
 
 def city(db: Db, cfg: CloudConfig, f: Fmt, now: float, district: str | None, school_type: str | None,
-         state: str | None, status: str | None, q: str | None, heard: HeardDays | None = None) -> dict[str, Any]:
+         state: str | None, status: str | None, q: str | None) -> dict[str, Any]:
     rep = city_report(db, cfg, now, district, school_type)
     rules = {r.id: r for r in rules_of(cfg).rules}
     counts = rep["status_counts"]
@@ -124,7 +124,7 @@ def city(db: Db, cfg: CloudConfig, f: Fmt, now: float, district: str | None, sch
     if access_rules:
         rule = access_rules[0]
         counted = {r["school"] for r in rep["schools"] if r["type"] and rule.applies_to_type(r["type"])}
-        trend = access_trend(db, rep["schools"], counted, cfg.city.access_window, now, f.zone, cache=heard)
+        trend = access_trend(db, rep["schools"], counted, cfg.city.access_window, now, f.zone)
         if trend:
             day_names = [d for d, _ in next(iter(trend.values()))]
             trend_chart = _lines(day_names, {(k or f._("chart.city")): [v for _, v in vals]

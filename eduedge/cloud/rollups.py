@@ -3,8 +3,10 @@
 Written in the batch's own transaction (cloud/ingest.py calls `Rollups.add`), keyed by the hour the data
 was measured in (a backlog sent after an outage lands in the hours it describes):
 
-- `school_hours` (school, hour, samples): the hours a school was heard from - its availability, and the
-  city's broadband access rate day by day;
+- `school_hours` (school, hour, samples): the hours a school was heard from - its availability;
+- `school_days` (school, day, hours): per UTC day, a 24-bit mask of the hours the school was heard in - the
+  city's broadband access rate day by day, one row per school and day (any zone's local days are cut from
+  two UTC days' masks: trends.py);
 - `metric_hours` (school, metric, key, hour, n, sum, min, max) for the metrics the pages chart:
   capacity tests (`wan.down_mbps`), the gateway's WAN interface (`host.if_in_bps`/`host.if_out_bps` tagged
   `role: wan`, keyed by interface), Wi-Fi client-minutes per zone (`wifi.zone_client_minutes` and
@@ -24,6 +26,8 @@ PostgreSQL both count into the same rows (rows are written in key order, so they
 [('wan.down_mbps', '', 7200.0, 2, 140.0, 60.0, 80.0)]
 >>> db.query("SELECT school, hour, samples FROM school_hours")
 [('s1', 7200.0, 2)]
+>>> db.query("SELECT school, day, hours FROM school_days")      # hour 2 of day 0
+[('s1', 0.0, 4)]
 """
 
 from __future__ import annotations
@@ -34,11 +38,15 @@ from typing import Any
 from eduedge.cloud.db import Db
 
 HOUR = 3600.0
+DAY = 86400.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS school_hours (
   school TEXT NOT NULL, hour DOUBLE PRECISION NOT NULL, samples BIGINT NOT NULL, PRIMARY KEY (school, hour));
 CREATE INDEX IF NOT EXISTS school_hours_hour ON school_hours (hour);
+CREATE TABLE IF NOT EXISTS school_days (
+  school TEXT NOT NULL, day DOUBLE PRECISION NOT NULL, hours BIGINT NOT NULL, PRIMARY KEY (school, day));
+CREATE INDEX IF NOT EXISTS school_days_day ON school_days (day);
 CREATE TABLE IF NOT EXISTS metric_hours (
   school TEXT NOT NULL, metric TEXT NOT NULL, key TEXT NOT NULL, hour DOUBLE PRECISION NOT NULL,
   n BIGINT NOT NULL, sum DOUBLE PRECISION NOT NULL, min DOUBLE PRECISION NOT NULL, max DOUBLE PRECISION NOT NULL,
@@ -110,6 +118,13 @@ class Rollups:
         self.db.many("INSERT INTO school_hours (school, hour, samples) VALUES (?, ?, ?) ON CONFLICT (school, hour) "
                      "DO UPDATE SET samples = school_hours.samples + excluded.samples",
                      [(s, h, n) for (s, h), n in sorted(hours.items())])
+        days: dict[tuple[str, float], int] = {}
+        for (school, hour), _n in hours.items():
+            day = (hour // DAY) * DAY
+            days[(school, day)] = days.get((school, day), 0) | (1 << int((hour - day) // HOUR))
+        self.db.many("INSERT INTO school_days (school, day, hours) VALUES (?, ?, ?) ON CONFLICT (school, day) "
+                     "DO UPDATE SET hours = school_days.hours | excluded.hours",
+                     [(s, d, m) for (s, d), m in sorted(days.items())])
         self.db.many("INSERT INTO metric_hours (school, metric, key, hour, n, sum, min, max) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (school, metric, key, hour) DO UPDATE SET "
                      "n = metric_hours.n + excluded.n, sum = metric_hours.sum + excluded.sum, "

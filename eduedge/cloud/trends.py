@@ -7,6 +7,18 @@
   Wi-Fi coverage per zone (good client-minutes / client-minutes), availability (hours heard / hours).
 
 Every series is a list of (day, value) with `day` the city's local date as YYYY-MM-DD.
+
+A sample at 17:30 UTC on 1 May is heard on 2 May in Shanghai (01:30), on 1 May in UTC:
+
+>>> from eduedge.cloud.db import connect_sqlite, init_schema
+>>> from eduedge.cloud.rollups import Rollups
+>>> db = connect_sqlite(":memory:"); init_schema(db)
+>>> t = dt.datetime(2024, 5, 1, 17, 30, tzinfo=dt.UTC).timestamp()
+>>> Rollups(db).add([("s1", "gw", "wan.down_mbps", "Mbit/s", (), t, 50.0)])
+>>> [day_of(e - 1, ZoneInfo("Asia/Shanghai")) for e in heard_days(db, t - DAY, 8 * HOUR)["s1"]]
+['2024-05-02']
+>>> [day_of(e - 1, ZoneInfo("UTC")) for e in heard_days(db, t - DAY, 0.0)["s1"]]
+['2024-05-01']
 """
 
 from __future__ import annotations
@@ -18,9 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from eduedge.cloud.db import Db
-from eduedge.cloud.rollups import HOUR
-
-DAY = 86400.0
+from eduedge.cloud.rollups import DAY, HOUR
 
 
 def _offset(zone: ZoneInfo, t: float) -> float:
@@ -43,43 +53,27 @@ def days(now: float, zone: ZoneInfo, n: int = 30) -> list[tuple[str, float, floa
     return out
 
 
-class HeardDays:
-    """Which local days each school was heard on, for the access trend. Days before today change only when a
-    backlog arrives late, so they are read once every `refresh_s` (and when the day turns); today's hours are
-    read on every call. Keeps the city page's cost from growing with schools x hours x 37 days."""
-
-    def __init__(self, refresh_s: float = 600.0):
-        self.refresh_s = refresh_s
-        self._key: tuple[float, float, float] | None = None
-        self._read = 0.0
-        self._past: dict[str, list[float]] = {}
-
-    def _days(self, db: Db, lo: float, hi: float | None, off: float) -> dict[str, list[float]]:
-        out: dict[str, list[float]] = defaultdict(list)
-        where = "hour >= ?" + ("" if hi is None else " AND hour < ?")
-        for school, d in db.query(f"SELECT school, {db.floor(f'(hour + {off!r}) / {DAY!r}')} AS d FROM school_hours "
-                                  f"WHERE {where} GROUP BY school, d", [lo] if hi is None else [lo, hi]):
-            out[school].append(float(d) * DAY - off + DAY)          # the end of the local day it was heard
-        return out
-
-    def heard(self, db: Db, first: float, today: float, off: float, now: float) -> dict[str, list[float]]:
-        """{school: [end of each local day it was heard on, from `first`]}."""
-        if self._key != (first, today, off) or now - self._read > self.refresh_s:
-            self._past = self._days(db, first, today, off)
-            self._key, self._read = (first, today, off), now
-        out = {s: list(v) for s, v in self._past.items()}
-        for s, v in self._days(db, today, None, off).items():
-            out.setdefault(s, []).extend(v)
-        return out
+def heard_days(db: Db, first: float, zone_offset: float) -> dict[str, list[float]]:
+    """{school: [the end of each local day it was heard on]} from `first`, from `school_days`' hour masks: a
+    UTC day's hours fall into at most two local days, each a slice of the mask (exact for whole-hour offsets)."""
+    parts: dict[int, int] = {}                   # local day relative to the UTC day -> mask of its hours
+    for h in range(24):
+        rel = int((h * HOUR + zone_offset) // DAY)
+        parts[rel] = parts.get(rel, 0) | (1 << h)
+    out: dict[str, list[float]] = defaultdict(list)
+    for school, day, hours in db.query("SELECT school, day, hours FROM school_days WHERE day >= ?",
+                                       [(first // DAY) * DAY - DAY]):
+        for rel, mask in parts.items():
+            if int(hours) & mask:
+                out[school].append(day + (rel + 1) * DAY - zone_offset)   # the end of that local day
+    return out
 
 
 def access_trend(db: Db, rows: list[dict[str, Any]], counted: set[str], window: float, now: float, zone: ZoneInfo,
-                 n: int = 30, cache: HeardDays | None = None) -> dict[str, list[tuple[str, float | None]]]:
+                 n: int = 30) -> dict[str, list[tuple[str, float | None]]]:
     """{region: [(day, access %)]} for the city (key '') and each district, over the schools in `counted`."""
     span = days(now, zone, n)
-    first = span[0][1] - window
-    off = _offset(zone, now)
-    heard = (cache or HeardDays()).heard(db, first, span[-1][1], off, now)
+    heard = heard_days(db, span[0][1] - window, _offset(zone, now))
     regions: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         if r["school"] in counted:

@@ -45,7 +45,6 @@ from eduedge.cloud.fmt import Fmt
 from eduedge.cloud.i18n import MESSAGES, pick, text
 from eduedge.cloud.rollups import ensure_schema as rollups_schema
 from eduedge.cloud.tables import to_csv, to_xlsx
-from eduedge.cloud.trends import HeardDays
 from eduedge.cloud.views import gaps, ingest_stats, offline, school_detail, schools
 
 log = logging.getLogger("eduedge.cloud.web")
@@ -71,7 +70,6 @@ class CityWeb:
         self.accounts = accounts or Accounts.from_config(cfg.serve)
         self.lock = threading.Lock()
         self.send = sender
-        self.heard = HeardDays()         # the access trend's past days, read every 10 minutes
 
     def read(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.lock:
@@ -169,7 +167,7 @@ def create_app(web: CityWeb) -> FastAPI:
             return user
         f = Fmt(lang_of(request), zone)
         ctx = web.read(pages.city, cfg, f, time.time(), district or None, type or None, state or None,
-                       status or None, q or None, web.heard)
+                       status or None, q or None)
         return render(request, "city.html", user, **ctx)
 
     @app.get("/school/{school_id}", response_class=HTMLResponse, include_in_schema=False)
