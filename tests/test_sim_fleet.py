@@ -8,6 +8,8 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from eduedge.agent.contract import decode, problems
 from eduedge.simulator.broker import start_broker
@@ -93,14 +95,16 @@ def test_a_city_of_schools_that_differ_reports_findings_and_reconnects_after_a_b
 
     c.on_message = on_message
     c.reconnect_delay_set(0.2, 1.0)
-    c.connect(broker.host, broker.port)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 600     # the broker keeps the cloud's subscription and queue across its restart
+    c.connect(broker.host, broker.port, clean_start=False, properties=props)
     c.loop_start()
     lines: list[str] = []
     try:
         fleet = Fleet(broker.address, schools=12, interval=1.0, city="yinchuan", seed=4, history_days=3,
                       progress=lines.append, faults=True)
         fates = {s.id: s.profile.fate for s in fleet.schools}
-        runner = threading.Thread(target=fleet.run, args=(14.0,))
+        runner = threading.Thread(target=fleet.run, args=(18.0,))
         runner.start()
         time.sleep(5.0)
         broker.stop()                                        # a broker outage: every school loses its connection
