@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.outbox import min_budget
+from eduedge.core.i18n import _
 from eduedge.core.secrets import Secret, SecretError
 from eduedge.core.yamlfile import Loc, YamlFileError, dotted, load_yaml
 
@@ -50,9 +51,9 @@ def _writable_dir(d: Path) -> str | None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        return f"{probe} is not a directory"
+        return _("{dir} is not a directory").format(dir=probe)
     if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{probe} is not writable"
+        return _("{dir} is not writable").format(dir=probe)
     return None
 
 
@@ -79,32 +80,36 @@ def problems(cfg: AgentConfig, path: Path) -> list[str]:
     mq = cfg.mqtt
     if mq is not None:
         if mq.keepalive < MIN_KEEPALIVE_S:
-            say(("mqtt", "keepalive"), f"{mq.keepalive:g} s is too short: at least {MIN_KEEPALIVE_S:g} s (0 would turn "
-                                       "keep-alive off, and a dead broker would go unnoticed)")
+            say(("mqtt", "keepalive"), _("{seconds} s is too short: at least {least} s (0 would turn keep-alive off, "
+                                         "and a dead broker would go unnoticed)").format(
+                seconds=f"{mq.keepalive:g}", least=f"{MIN_KEEPALIVE_S:g}"))
         tls = mq.tls
         if tls is not None:
             for name in ("ca_file", "cert_file", "key_file"):
                 f = getattr(tls, name)
                 if f is not None and not os.access(f, os.R_OK):
-                    say(("mqtt", "tls", name), f"cannot read {f}: " + ("no such file" if not f.exists()
-                                                                       else "permission denied"))
+                    say(("mqtt", "tls", name), _("cannot read {file}: {reason}").format(
+                        file=f, reason=_("no such file") if not f.exists() else _("permission denied")))
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             if tls.ca_file is not None and os.access(tls.ca_file, os.R_OK):
                 try:
                     ctx.load_verify_locations(cafile=str(tls.ca_file))
                 except (ssl.SSLError, OSError, ValueError) as e:
-                    say(("mqtt", "tls", "ca_file"), f"{tls.ca_file} is not a CA certificate file (PEM): {e}")
+                    say(("mqtt", "tls", "ca_file"), _("{file} is not a CA certificate file (PEM): {error}").format(
+                        file=tls.ca_file, error=e))
             if tls.cert_file is not None and tls.key_file is not None and all(
                     os.access(f, os.R_OK) for f in (tls.cert_file, tls.key_file)):
                 try:
                     ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
                 except (ssl.SSLError, OSError, ValueError) as e:
-                    say(("mqtt", "tls", "cert_file"), f"{tls.cert_file} with {tls.key_file} does not load as a "
-                                                      f"certificate and its key: {e}")
+                    say(("mqtt", "tls", "cert_file"), _("{cert} with {key} does not load as a certificate and its "
+                                                        "key: {error}").format(cert=tls.cert_file, key=tls.key_file,
+                                                                               error=e))
     limit = min_budget(mq.max_message_bytes if mq is not None else 256 * 1024)
     if cfg.outbox.max_bytes < limit:
-        say(("outbox", "max_bytes"), f"{cfg.outbox.max_bytes} bytes cannot hold messages of mqtt.max_message_bytes "
-                                     f"({mq.max_message_bytes if mq else 256 * 1024}): at least {limit}")
+        say(("outbox", "max_bytes"), _("{bytes} bytes cannot hold messages of mqtt.max_message_bytes ({message}): at "
+                                       "least {least}").format(bytes=cfg.outbox.max_bytes, least=limit,
+                                                               message=mq.max_message_bytes if mq else 256 * 1024))
     for loc, d in ((("agent", "data_dir"), cfg.agent.data_dir),
                    (("outbox", "path"), cfg.outbox.path.parent if cfg.outbox.path else None)):
         if d is not None and (why := _writable_dir(Path(d))):

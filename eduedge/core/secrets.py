@@ -29,14 +29,16 @@ class Secret(Strict):
         if self.env is not None:
             value = os.environ.get(self.env)
             if value is None:
-                raise SecretError(f"{what}: environment variable {self.env} is not set")
+                # "what: " stays as it is: preflight takes what follows as the problem of the field
+                raise SecretError(f"{what}: " + _("environment variable {env} is not set").format(env=self.env))
             return value
         assert self.file is not None
         try:
             return self.file.read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError) as e:
-            reason = getattr(e, "strerror", None) or "file is empty"
-            raise SecretError(f"{what}: cannot read secret file {self.file}: {reason}") from None
+            reason = getattr(e, "strerror", None) or _("file is empty")
+            raise SecretError(f"{what}: " + _("cannot read secret file {file}: {reason}").format(
+                file=self.file, reason=reason)) from None
 
 
 class SecretError(Exception):
