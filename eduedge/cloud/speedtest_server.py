@@ -49,7 +49,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from eduedge.core.eest import CHUNK, DEFAULT_PORT, ECHO, PROTOCOL, payload
+from eduedge.core.eest import DEFAULT_PORT, DISCARD, ECHO, PROTOCOL, RECV_BUF, Payload, pump
 
 USAGE = "EEST/1 session|probe|download|upload SECONDS [token=TOKEN] [test=ID]"
 VERBS = ("session", "probe", "download", "upload")
@@ -152,7 +152,7 @@ class SpeedtestServer:
     _listener: socket.socket | None = None
     _udp: asyncio.DatagramTransport | None = None
     _conns: set[asyncio.Task] = field(default_factory=set)
-    _payload: memoryview | None = None          # what downloads send, made by the first one
+    _payload: Payload | None = None             # what downloads send, made by the first one
 
     @property
     def active_tests(self) -> int:
@@ -184,6 +184,8 @@ class SpeedtestServer:
             self._listener.close()
         if self._udp is not None:
             self._udp.close()
+        if self._payload is not None:
+            self._payload.close()
 
     def echo_allowed(self, addr: str) -> bool:
         return not self.tokens or self._echo_open[addr] > 0
@@ -313,27 +315,27 @@ class SpeedtestServer:
         loop = asyncio.get_running_loop()
         if verb == "download":
             if self._payload is None:
-                self._payload = payload()
-            data, block, off = self._payload, len(self._payload) // 2, 0
+                self._payload = Payload()
+
+            def sent(n: int) -> None:
+                self.stats.bytes_sent += n
+                if s is not None:
+                    s.down_bytes += n
+
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(seconds):
-                    while True:
-                        await loop.sock_sendall(conn, data[off:off + CHUNK])
-                        off = (off + CHUNK) % block
-                        self.stats.bytes_sent += CHUNK
-                        if s is not None:
-                            s.down_bytes += CHUNK
+                    await pump(conn, self._payload, sent)
             return
         t0 = time.monotonic()
         got = len(rest)
         if s is not None:
             s.up_bytes += got
-        buf = bytearray(CHUNK)
+        buf = bytearray(RECV_BUF)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 while True:
                     try:
-                        while n := conn.recv_into(buf):
+                        while n := conn.recv_into(buf, RECV_BUF, DISCARD):     # counted, not copied out
                             got += n
                             self.stats.bytes_received += n
                             if s is not None:

@@ -51,10 +51,9 @@ from eduedge.collectors.broadband.probe import (
     server_text,
 )
 from eduedge.collectors.broadband.result import BroadbandResult, Direction, PortInfo, Throughput, mbps
-from eduedge.core.eest import CHUNK, payload
+from eduedge.core.eest import DISCARD, RECV_BUF, Payload, pump
 from eduedge.core.rates import RateTracker
 
-RECV_BUF = 1 << 20
 READ_PAUSE = 0.005
 IDLE_INTERVAL = 0.02
 LOADED_INTERVAL = 0.05
@@ -378,6 +377,7 @@ async def _builtin_phase(engine: Engine, direction: Direction) -> Throughput:
     socks: list[socket.socket] = []
     tasks: list[asyncio.Task] = []
     moved = [0]                                   # bytes received (download) or written (upload) here
+    data: Payload | None = None
     try:
         opened = await asyncio.gather(*(request(engine.host, engine.port, f"EEST/1 {verb} {seconds:g} "
                                                  f"test={control.test_id}", opts.connect_timeout, f"{verb} stream")
@@ -394,7 +394,7 @@ async def _builtin_phase(engine: Engine, direction: Direction) -> Throughput:
         if direction == "down":
             tasks.append(asyncio.create_task(_receive(socks, moved, ended)))
         else:
-            data = payload()
+            data = Payload()
             tasks += [asyncio.create_task(_send(sock, moved, data)) for sock in socks]
         await _measure(engine, th, phase, moved, ended)
     except MeasureError as e:
@@ -402,8 +402,12 @@ async def _builtin_phase(engine: Engine, direction: Direction) -> Throughput:
     finally:
         for t in tasks:
             t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)     # their writers removed before the close
         for s in socks:
             s.close()
+        if data is not None:
+            data.close()
     th.bytes_total = moved[0]
     if th.error is None:
         engine.cross_traffic(th, phase)
@@ -419,7 +423,7 @@ async def _receive(socks: list[socket.socket], moved: list[int], ended: list[str
     while open_socks:
         for sock in list(open_socks):
             try:
-                while n := sock.recv_into(buf):
+                while n := sock.recv_into(buf, RECV_BUF, DISCARD):    # counted, not copied out (eest.DISCARD)
                     moved[0] += n
             except BlockingIOError:
                 continue
@@ -431,14 +435,12 @@ async def _receive(socks: list[socket.socket], moved: list[int], ended: list[str
         await asyncio.sleep(READ_PAUSE)
 
 
-async def _send(sock: socket.socket, moved: list[int], data: memoryview) -> None:
-    loop = asyncio.get_running_loop()
-    off, block = 0, len(data) // 2
+async def _send(sock: socket.socket, moved: list[int], data: Payload) -> None:
+    def sent(n: int) -> None:
+        moved[0] += n
+
     with contextlib.suppress(OSError):          # the server cuts the stream: the control channel says why
-        while True:
-            await loop.sock_sendall(sock, data[off:off + CHUNK])
-            moved[0] += CHUNK
-            off = (off + CHUNK) % block
+        await pump(sock, data, sent)
 
 
 async def _measure(engine: Engine, th: Throughput, phase: PhaseState, moved: list[int], ended: list[str]) -> None:
