@@ -15,7 +15,7 @@ import pytest
 
 # Heavy (several MB each, bench/README.md) and needed only by some configurations or commands.
 NOT_AT_START = ("eduedge.cloud", "eduedge.simulator", "jsonschema", "dns", "httpcore", "cryptography",
-                "eduedge.collectors.broadband.engine", "eduedge.collectors.service_probes")
+                "eduedge.collectors.broadband.engine", "eduedge.collectors.service_probes", "prometheus_client")
 
 
 def _modules(code: str) -> set[str]:

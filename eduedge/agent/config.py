@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from eduedge.agent.health import PrometheusConfig
 from eduedge.collectors.broadband.config import BroadbandConfig
 from eduedge.collectors.discovery.config import DiscoveryConfig
 from eduedge.collectors.host import HostConfig
@@ -250,6 +251,7 @@ class AgentConfig(Strict):
     wifi: WifiConfig = WifiConfig()
     live_class: LiveClassConfig = LiveClassConfig()
     ui: UiConfig = UiConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
 
     @model_validator(mode="after")
     def _topology_refs(self) -> AgentConfig:

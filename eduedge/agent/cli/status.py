@@ -19,7 +19,7 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.config import AgentConfig
 from eduedge.agent.state import pid_alive, read_state, state_path
 from eduedge.core.i18n import _
-from eduedge.core.tables import add, key, table, terminal
+from eduedge.core.tables import add, key, num, table, terminal
 
 
 def _found(summary: dict[str, Any] | None) -> str:
@@ -76,11 +76,14 @@ def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
             code = max(code, 1)
     jobs = sorted((st or {}).get("collectors", {}).items())
     if jobs:
-        t = table(key(_("collector")), key(_("last success")), _("last run found"))
+        t = table(key(_("collector")), key(_("last success")), num(_("took s")), num(_("failed runs")),
+                  _("last run found"))
         for name, job in jobs:
             err = job.get("last_error")
             found = _found(job.get("last_summary"))
-            add(t, name, age(job.get("last_success"), now),
+            took = job.get("last_duration_s")
+            add(t, name, age(job.get("last_success"), now), None if took is None else f"{took:.2f}",
+                f"{job.get('errors', 0)}/{job.get('runs', 0)}" if "runs" in job else None,
                 "; ".join(x for x in (found, _("ERROR: {error}").format(error=err) if err else "") if x))
         lines.append(Padding(t, (0, 0, 0, 2), expand=False))
     ob = (st or {}).get("outbox") or {}
@@ -88,6 +91,12 @@ def status_report(cfg: AgentConfig, now: float | None = None) -> tuple[dict[str,
         lines.append(_("outbox:    {rows} messages, {size}, oldest {ago}, {inflight} in flight").format(
             rows=ob.get("rows", 0), size=size(ob.get("bytes", 0)), ago=age(ob.get("oldest"), now),
             inflight=ob.get("inflight", 0)))
+    h = (st or {}).get("health") or {}
+    for d in h.get("drops") or []:
+        lines.append(_("dropped:   {messages} {kind} messages ({reason})").format(**d))
+    if h:
+        lines.append(_("judged:    {ago}").format(ago=age(h.get("last_judgement"), now)) if h.get("last_judgement")
+                     else _("judged:    not yet"))
     return (st or {}), lines, code
 
 

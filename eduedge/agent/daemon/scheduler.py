@@ -36,6 +36,7 @@ class Job:
     device: str | None = None
     running: bool = False
     runs: int = 0
+    errors: int = 0                                 # runs that failed
     skipped: int = 0
     last_run: float | None = None
     last_success: float | None = None
@@ -143,6 +144,7 @@ class Scheduler:
         job.last_duration_s = round(time.monotonic() - t0, 3)
         job.last_samples = samples
         job.runs += 1
+        job.errors += error is not None
         job.last_error = error
         if error is None:
             job.last_success = time.time()

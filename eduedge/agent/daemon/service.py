@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from eduedge.agent import health
 from eduedge.agent.commands import CommandHandler, Done
 from eduedge.agent.compliance import PackError
 from eduedge.agent.config import AgentConfig, ConfigError, config_digest, load_config
@@ -104,6 +105,8 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._outbox_stats: dict[str, Any] = {}
+        self._outbox_st: Any = None            # outbox.OutboxStats of the last refresh, for health()
+        self.exporter: health.Exporter | None = None
 
     def submit(self, name: str, done: Callable[[Job], None] | None = None) -> None:
         self.scheduler.submit(name, done)
@@ -186,6 +189,7 @@ class Daemon:
             "compression": mq.compression if mq else "none",
             "max_message_bytes": mq.max_message_bytes if mq else 256 * 1024,
             "outbox": {"rows": st.rows, "bytes": st.bytes, "oldest": st.oldest},
+            "health": self.health(),
         }
 
     def state(self) -> dict[str, Any]:
@@ -196,6 +200,7 @@ class Daemon:
             "link": self.link.status.to_dict() if self.link else None,
             "collectors": self._collector_states(),
             "outbox": {**self._outbox_stats, "inflight": self.outbox.inflight(), "resets": self.outbox.resets},
+            "health": self.health(),
         }
 
     def _collector_states(self) -> dict[str, Any]:
@@ -228,7 +233,8 @@ class Daemon:
                                   problem=problems[0]),
                               {"problems": problems[:20]}))
             return False
-        later = [k for k in ("mqtt", "outbox", "school", "agent") if getattr(new, k) != getattr(self.cfg, k)]
+        later = [k for k in ("mqtt", "outbox", "school", "agent", "prometheus")
+                 if getattr(new, k) != getattr(self.cfg, k)]
         if later:
             log.warning("reload: changes to %s take effect at the next restart", ", ".join(later))
         cols.start(previous=self.collectors)
@@ -255,8 +261,13 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.stop())
         signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
 
+    def health(self) -> dict[str, Any]:
+        """The agent's own figures (agent/health.py): in the birth, the state file and the Prometheus endpoint."""
+        return health.snapshot(self.collectors.jobs, self._outbox_st, self.link.status if self.link else None,
+                               time.time())
+
     def _refresh_stats(self) -> None:
-        st = self.outbox.stats()
+        st = self._outbox_st = self.outbox.stats()
         self._outbox_stats = {"rows": st.rows, "bytes": st.bytes, "oldest": st.oldest,
                               "by_priority": st.by_priority, "dropped": [d.__dict__ for d in st.drops]}
 
@@ -269,6 +280,12 @@ class Daemon:
                           {"boot_id": self.env.boot_id, "config_digest": self.digest}))
         self.outbox.add("inventory", {"devices": self.collectors.inventory()})
         self.collectors.start()
+        self._refresh_stats()
+        if self.cfg.prometheus.enabled:
+            try:
+                self.exporter = health.Exporter(self.cfg.prometheus, self.health)
+            except OSError as e:          # the port is taken, the address is not this box's: the agent runs on
+                log.error("prometheus: cannot listen on %s: %s", self.cfg.prometheus.listen, e.strerror or e)
         if self.link is not None:
             self.link.start()
         else:
@@ -341,6 +358,8 @@ class Daemon:
         self._event(Event(time.time(), None, "agent.stop", "info", _("eduedge stopped"),
                           {"boot_id": self.env.boot_id}))
         self.collectors.stop()
+        if self.exporter is not None:
+            self.exporter.close()
         if self.link is not None:
             self.link.stop(timeout=5.0)
         self.pool.shutdown(wait=False, cancel_futures=True)

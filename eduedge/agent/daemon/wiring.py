@@ -43,6 +43,7 @@ class Collectors:
                 if old_job is not None:
                     job.last_run, job.last_success, job.last_error = (old_job.last_run, old_job.last_success,
                                                                       old_job.last_error)
+                    job.runs, job.errors = old_job.runs, old_job.errors
 
     @property
     def warnings(self) -> list[str]:
