@@ -135,7 +135,7 @@ def run_agent(label: str, tree: Path | None, cfg: Path, minutes: float, every: f
             run.cpu.append(100 * (cpu - last_cpu) / (now - last_t))
             run.cpu_total.append(cpu)
             last_t, last_cpu = now, cpu
-            print(f"  {label:<10} {now - start:7.0f} s  RSS {mem.rss / MB:6.1f} MB  USS {mem.uss / MB:6.1f} MB  "
+            print(f"  {label:<14} {now - start:7.0f} s  RSS {mem.rss / MB:6.1f} MB  USS {mem.uss / MB:6.1f} MB  "
                   f"CPU {run.cpu[-1]:5.1f} %", flush=True)
     finally:
         if proc.poll() is None:
