@@ -40,9 +40,12 @@ class PrometheusConfig(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
-        host, port = split_host_port(v, 0)
+        try:
+            host, port = split_host_port(v, 0)
+        except ValueError:
+            host, port = "", 0
         if not host or not 1 <= port <= 65535:
-            raise ValueError(f"{v!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
+            raise ValueError(f"{v!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN}, or [::1]:9464)")
         return v
 
 
@@ -127,7 +130,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_Collector())  # type: ignore[arg-type]
         self.server, self.thread = start_http_server(port, host, registry=self.registry)
-        self.address = f"{host}:{self.server.server_port}"
+        self.address = f"[{host}]:{self.server.server_port}" if ":" in host else f"{host}:{self.server.server_port}"
         log.info("prometheus: metrics on http://%s/metrics", self.address)
 
     def close(self) -> None:
