@@ -341,7 +341,7 @@ def test_a_city_changes_the_share_of_classrooms_that_must_be_ready(store):
 def test_the_example_configurations_live_class_block_is_complete_and_loads():
     example = Path(__file__).resolve().parents[1] / "eduedge" / "config" / "example-school.yaml"
     text = example.read_text(encoding="utf-8")
-    block = text[text.index("# live_class:"):].splitlines()
+    block = text[text.index("# live_class:"):].split("\n\n")[0].splitlines()   # to the next section
     doc = yaml.safe_load("\n".join(line[2:] for line in block if line.startswith("#")))["live_class"]
     lc = LiveClassConfig.model_validate(doc)
     assert set(doc) == set(LiveClassConfig.model_fields)          # every option shown
