@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import secrets
@@ -162,18 +163,31 @@ class SpeedtestServer:
         """Listen on `host:port` (port 0: any free one, then `port` says which), or on bound sockets
         (how a test serves from inside a network namespace)."""
         loop = asyncio.get_running_loop()
-        if tcp_sock is None:
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            tcp_sock = socket.socket(family, socket.SOCK_STREAM)
-            tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp_sock.bind((self.host, self.port))
-            tcp_sock.listen(256)
-        tcp_sock.setblocking(False)
-        self._listener = tcp_sock
-        self.host, self.port = tcp_sock.getsockname()[:2]
-        kwargs = {"sock": udp_sock} if udp_sock is not None else {"local_addr": (self.host, self.port)}
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: _Echo(self), **kwargs)  # type: ignore[arg-type]
-        loop.add_reader(tcp_sock.fileno(), self._accept_ready)
+        any_port = tcp_sock is None and self.port == 0
+        # Port 0: the kernel picks a free TCP port, and the UDP twin of that number may be someone else's;
+        # then pick again rather than fail.
+        for attempt in range(20):
+            sock = tcp_sock
+            if sock is None:
+                family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((self.host, 0 if any_port else self.port))
+                sock.listen(256)
+            sock.setblocking(False)
+            host, port = sock.getsockname()[:2]
+            kwargs = {"sock": udp_sock} if udp_sock is not None else {"local_addr": (host, port)}
+            try:
+                self._udp, _ = await loop.create_datagram_endpoint(lambda: _Echo(self), **kwargs)  # type: ignore[arg-type]
+            except OSError as e:
+                if not (any_port and e.errno == errno.EADDRINUSE and attempt < 19):
+                    raise
+                sock.close()
+                continue
+            break
+        self._listener = sock
+        self.host, self.port = host, port
+        loop.add_reader(sock.fileno(), self._accept_ready)
 
     def close(self) -> None:
         """Stop listening and cut every connection (in the server's loop)."""
