@@ -3,8 +3,9 @@
 The box installs `eduedge` alone; `eduedge[cloud]` and `eduedge[sim]` bring the dependencies of the
 `cloud` and `sim` command groups. A group whose dependencies are missing is left out, so the base install
 never imports the city's or the simulator's code. A command line that names one of the agent's own commands
-gets neither group either, so `eduedge run` on a machine with the extras installed (a developer's, the
-benchmarks') carries the same code as on a box.
+gets that command alone (eduedge/agent/cli/__init__.py), so `eduedge run` carries neither the other commands
+nor, on a machine with the extras installed (a developer's, the benchmarks'), the city's or the simulator's
+code: the same as on a box.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typer._click.exceptions import (
     UsageError,
 )
 
-from eduedge.agent.cli import app
+from eduedge.agent.cli import COMMANDS, app_with
 from eduedge.agent.cli._lang import localise, root_context
 from eduedge.core.i18n import _, language
 
@@ -40,6 +41,7 @@ def _installed(*modules: str) -> bool:
 def build() -> typer.Typer:
     """The whole `eduedge` app: the agent's commands, and the groups whose dependencies are installed.
     Cached, so that a test (or completion) may ask for it again without registering a group twice."""
+    app = app_with()
     if _installed("psycopg", "jsonschema_rs"):
         from eduedge.cloud import cli as cloud_cli
         cloud_cli.register(app)
@@ -51,15 +53,10 @@ def build() -> typer.Typer:
     return app
 
 
-def agent_commands() -> set[str]:
-    """The names of the agent's own commands and command groups."""
-    return ({c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None}
-            | {g.name for g in app.registered_groups if g.name})
-
-
 def app_for(argv: list[str]) -> typer.Typer:
-    """The app a command line needs: the agent's alone when its first word is an agent command."""
-    return app if argv[:1] and argv[0] in agent_commands() else build()
+    """The app a command line needs: when its first word is one of the agent's commands, an app of that command
+    alone (its help and its errors read the same), else the whole app."""
+    return app_with((argv[0],)) if argv[:1] and argv[0] in COMMANDS else build()
 
 
 def usage_words(e: UsageError) -> str:

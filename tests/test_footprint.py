@@ -6,6 +6,7 @@ the memory this saves; this test keeps it from creeping back.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ import pytest
 
 # Heavy (several MB each, bench/README.md) and needed only by some configurations or commands.
 NOT_AT_START = ("eduedge.cloud", "eduedge.simulator", "jsonschema", "dns", "httpcore", "cryptography",
-                "eduedge.collectors.broadband.engine", "eduedge.collectors.service_probes", "prometheus_client")
+                "eduedge.collectors.broadband.engine", "eduedge.collectors.service_probes", "prometheus_client",
+                "typer.rich_utils", "markdown_it", "pygments")
 
 
 def _modules(code: str) -> set[str]:
@@ -36,6 +38,26 @@ def test_eduedge_run_loads_no_city_simulator_or_optional_libraries() -> None:
     """)
     assert "eduedge.agent.daemon" in mods and "paho.mqtt.client" in mods
     assert _heavy(mods) == []
+
+
+def test_a_command_line_loads_its_own_command_alone_and_draws_no_help_until_asked() -> None:
+    mods = _modules("""
+        import typer
+        from eduedge import cli
+        command = typer.main.get_command(cli.app_for(["run"]))
+        cli.localise(command, cli.root_context(command))
+    """)
+    assert sorted(m for m in mods if m.startswith("eduedge.agent.cli.") and not m.split(".")[-1].startswith("_")) \
+        == ["eduedge.agent.cli.run"]
+    assert _heavy(mods) == []
+
+
+def test_help_drawn_after_the_start_is_still_in_the_readers_language() -> None:
+    """typer's panel titles and `[default: ...]` are put in its help module when it loads, not before."""
+    out = subprocess.run([sys.executable, "-c", "from eduedge.cli import main; main()", "run", "-h"],
+                         capture_output=True, text=True, env={**os.environ, "LANG": "zh_CN.UTF-8", "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    assert "选项" in out.stdout and "[默认：/etc/eduedge/eduedge.yaml]" in out.stdout, out.stdout
 
 
 @pytest.mark.skipif(not __import__("importlib.util").util.find_spec("snmpsim"), reason="needs the [sim] extra")

@@ -5,17 +5,20 @@ chosen (eduedge/core/i18n.py).
 The help texts are written in English where each command is defined, marked with `N_`, and translated
 here on the command objects, before the help is drawn: `eduedge.cli.main` does it for the locale's
 language, the root's `--lang` again for its own. The English stays on each object, so that a second pass
-translates from it rather than from the first pass's Chinese.
+translates from it rather than from the first pass's Chinese. typer's own words live in its `rich_utils`
+module, which imports rich's markdown and syntax highlighting (about 3.6 MB): they are put there when typer
+imports it to draw a page, so that a command that draws none (`eduedge run`) never loads it.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import typer
-from typer import rich_utils
 
 from eduedge.core.i18n import N_, _
+from eduedge.core.imports import when_imported
 
 # typer's own words, read from its rich_utils module each time it draws a help page (English at import)
 _TYPER_WORDS = {"ARGUMENTS_PANEL_TITLE": N_("Arguments"), "OPTIONS_PANEL_TITLE": N_("Options"),
@@ -35,10 +38,14 @@ def _translate(obj: Any, attr: str) -> None:
         setattr(obj, attr, _(english))
 
 
-def localise(command: Any, ctx: typer.Context) -> None:
-    """Translate the help of `command`, of every command under it and of their options and arguments."""
+def _typer_words(rich_utils: ModuleType) -> None:
     for name, english in _TYPER_WORDS.items():
         setattr(rich_utils, name, _(english))
+
+
+def localise(command: Any, ctx: typer.Context) -> None:
+    """Translate the help of `command`, of every command under it and of their options and arguments."""
+    when_imported("typer.rich_utils", _typer_words)
     todo = [command]
     while todo:
         c = todo.pop()
