@@ -43,7 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eduedge.simulator.demo import campus_in_a_lesson  # noqa: E402
+from eduedge.simulator.demo import LESSON_TIME, campus_in_a_lesson  # noqa: E402
 from eduedge.simulator.launch import sim_down, sim_up  # noqa: E402
 
 CAMPUSES = REPO / "eduedge" / "simulator" / "campuses"
@@ -214,6 +214,9 @@ def main() -> None:
     ap.add_argument("--config", choices=("sim", "polling"), default="sim",
                     help="sim: the simulator's configuration as written (every collector, the standards); polling: "
                          "only SNMP polling and reporting")
+    ap.add_argument("--clock", default=LESSON_TIME, metavar="ISO",
+                    help="the campus's simulated local time at the start (default: in a lesson; 10:33 sees the "
+                         "lesson end and the break begin two minutes in)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N", help="trace the agent; show the top N files")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eduedge-bench-footprint-"))
@@ -232,7 +235,7 @@ def main() -> None:
             campus = CAMPUSES / f"campus-{name}.yaml"
             state_dir = work / f"sim-{name}"
             t = time.monotonic()
-            state = sim_up(campus_in_a_lesson(campus, work / campus.name), state_dir, broker=True)
+            state = sim_up(campus_in_a_lesson(campus, work / campus.name, a.clock), state_dir, broker=True)
             runs: list[Run] = []
             try:
                 n = sum(1 for e in state.endpoints if e.snmp_port)

@@ -5,9 +5,6 @@ One import package so that installing eduedge puts nothing named `agent` or `clo
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from eduedge._version import __version__
 
-try:
-    __version__ = version("eduedge")
-except PackageNotFoundError:  # a source tree on sys.path without an install
-    __version__ = "0+unknown"
+__all__ = ["__version__"]

@@ -10,7 +10,7 @@ from eduedge.agent.config import AgentConfig
 from eduedge.collectors.broadband.config import BroadbandConfig
 from eduedge.collectors.discovery.config import DiscoveryConfig
 from eduedge.collectors.host import HostConfig
-from eduedge.collectors.reachability import ReachabilityConfig
+from eduedge.collectors.reachability_config import ReachabilityConfig
 from eduedge.collectors.service_probes_config import LiveClassConfig
 from eduedge.collectors.snmp.config import SnmpConfig
 from eduedge.collectors.wifi.config import WifiConfig

@@ -124,7 +124,7 @@ def test_add_samples_writes_the_messages_add_items_writes(tmp_path: Path, n: int
         box = Outbox(tmp_path / f"{name}.sqlite", Envelope("s", "c", "gw", "0.1.0", "0" * 32), max_bytes=2**30,
                      now=lambda: 1.8e9)
         add(box)
-        msgs = [json.loads(r["payload"]) for r in box.db.query("SELECT payload FROM outbox ORDER BY seq")]
+        msgs = [json.loads(p) for (p,) in box.db.execute("SELECT payload FROM outbox ORDER BY seq")]
         for m in msgs:          # each outbox numbers its messages with ids and an epoch of its own
             del m["id"], m["agent"]["epoch"]
         payloads.append(msgs)

@@ -150,7 +150,7 @@ def test_corruption_found_while_running_is_recovered_without_raising(tmp_path: P
     b = box(tmp_path)
     b.add_samples(samples(3))
     b.db.close()  # simulate the file going bad under the agent: every statement now fails
-    b.db = type(b.db)(sqlite3.connect(":memory:"))
+    b.db = sqlite3.connect(":memory:")
     b.db.execute("CREATE TABLE outbox(x)")
     err = sqlite3.DatabaseError("database disk image is malformed")
     calls = []

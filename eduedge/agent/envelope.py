@@ -19,9 +19,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from eduedge._version import __version__
 from eduedge.agent.contract import SCHEMA_VERSION
 
 BATCH_FIELD = {"metrics": "samples", "findings": "findings", "events": "events"}
@@ -32,10 +32,7 @@ COMPRESS_MIN_BYTES = 1024
 
 
 def agent_version() -> str:
-    try:
-        return version("eduedge")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 def uuid7(now: float | None = None) -> str:

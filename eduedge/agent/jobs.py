@@ -31,6 +31,7 @@ configuration (`shared.previous`) where nothing it depends on changed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -72,8 +73,17 @@ class Shared:
     warnings: list[str] = field(default_factory=list)     # logged at start-up (profiles that were refused)
     wifi: Any = None            # agent.compliance.wifi_coverage.WifiRounds, when a controller or AP is configured
     discovery: Any = None       # agent.compliance.device_inventory.DiscoveryJob, when discovery is on
-    scope: Any = None           # collectors.discovery.discovery.Scope: where the agent may probe
     _pseudo: Pseudonymizer | None = None
+
+    @functools.cached_property
+    def scope(self) -> Any:
+        """Where the agent may probe (a collectors.discovery.discovery.Scope): discovery's when it is on, else the
+        configuration's. Made when a collector first asks, so that one that probes nothing loads none of it."""
+        if self.discovery is not None:
+            return self.discovery.scope
+        from eduedge.agent.compliance.device_inventory import probe_scope
+
+        return probe_scope(self.cfg)
 
     @property
     def pseudonymizer(self) -> Pseudonymizer:
@@ -87,15 +97,15 @@ class Shared:
 def shared(cfg: AgentConfig, aloop: asyncio.AbstractEventLoop, store: SampleStore,
            previous: Mapping[str, Collector], rates: RateTracker | None) -> Shared:
     """The state the factories share: counters (kept across reloads), Wi-Fi rounds, discovery, the scope."""
-    from eduedge.agent.compliance.device_inventory import STATE_FILE, DiscoveryJob, probe_scope
     from eduedge.agent.compliance.wifi_coverage import WifiRounds
 
     sh = Shared(cfg, aloop, store, previous, rates or RateTracker())
     if any(d.role in ("wlc", "ap") for d in cfg.snmp.devices):
         sh.wifi = WifiRounds(cfg)     # zone samples once every controller and AP has reported
     if cfg.discovery.enabled:
+        from eduedge.agent.compliance.device_inventory import STATE_FILE, DiscoveryJob
+
         sh.discovery = DiscoveryJob(cfg, sh.pseudonymizer, cfg.agent.data_dir / STATE_FILE)
-    sh.scope = sh.discovery.scope if sh.discovery is not None else probe_scope(cfg)
     return sh
 
 
@@ -368,10 +378,10 @@ class BroadbandTick(BlockingCollector):
 
 @register("broadband")
 def broadband_jobs(cfg: AgentConfig, sh: Shared) -> list[Collector]:
-    from eduedge.collectors.broadband.collector import BroadbandCollector
-
     if not cfg.broadband.enabled:
         return []
+    from eduedge.collectors.broadband.collector import BroadbandCollector
+
     bb = BroadbandCollector.from_config(cfg.broadband, HOST_DEVICE, cfg.agent.data_dir,
                                         cfg.standards.school_hours.timezone, cfg.host.wan_interface, sh.rates)
     return [BroadbandJob(bb), BroadbandTick(bb, cfg.broadband.utilisation_interval)]

@@ -79,8 +79,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from eduedge.agent.contract import topic
 from eduedge.agent.envelope import Envelope, compress
 from eduedge.core.samples import Sample
@@ -102,6 +100,17 @@ SALVAGE_QUERIES = 50_000  # at most this many reads of a damaged file
 FULL_LOG_EVERY_S = 60.0
 ROW_COLUMNS = "seq, kind, priority, topic, payload, size, items, t_first, t_last, created"
 INSERT_ROW = f"INSERT INTO outbox ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Written out as SQL rather than with sqlite-utils: the agent's whole use of it was these five statements, and
+# it brings click, pluggy and dateutil, ~4 MB of a box's 60 (bench/README.md, footprint.py).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, priority INTEGER NOT NULL,
+    topic TEXT NOT NULL, payload BLOB NOT NULL, size INTEGER NOT NULL, items INTEGER NOT NULL, t_first REAL,
+    t_last REAL, created REAL);
+CREATE INDEX IF NOT EXISTS outbox_send ON outbox (priority, seq);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER);
+CREATE TABLE IF NOT EXISTS drops (kind TEXT, reason TEXT, messages INTEGER, items INTEGER, PRIMARY KEY (kind, reason));
+CREATE TABLE IF NOT EXISTS commands (request_id TEXT PRIMARY KEY, at REAL, answer TEXT);
+"""
 
 
 def priority_of(kind: str, body: dict[str, Any] | None = None) -> int:
@@ -472,15 +481,15 @@ class Outbox:
             self._declare_lost(lost, side)
 
     def _connect(self) -> None:
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
-        self.db = Database(conn)
-        self.rdb = Database(sqlite3.connect(self.path, check_same_thread=False, timeout=5.0))
-        fresh = "outbox" not in self.db.table_names()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
+        self.rdb = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
+        fresh = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone() \
+            is None
         if fresh:
             # Both must precede the first table. auto_vacuum lets maintain() give freed pages back to the disk.
             self.db.execute(f"PRAGMA page_size={self.layout.page_size}")
             self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        self.db.enable_wal()
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
         self.db.execute(f"PRAGMA synchronous={self.synchronous}")
         self.db.execute("PRAGMA busy_timeout=5000")
@@ -494,28 +503,18 @@ class Outbox:
         self.db.execute("PRAGMA secure_delete=FAST")
         side = self._side()
         if fresh:
-            self.db["outbox"].create({"seq": int, "kind": str, "priority": int, "topic": str, "payload": bytes,
-                                      "size": int, "items": int, "t_first": float, "t_last": float,
-                                      "created": float}, pk="seq", not_null={"kind", "priority", "topic",
-                                                                             "payload", "size", "items"},
-                                     if_not_exists=True)
-            self.db["outbox"].create_index(["priority", "seq"], index_name="outbox_send", if_not_exists=True)
-            self.db["meta"].create({"k": str, "v": int}, pk="k", if_not_exists=True)
-            self.db["drops"].create({"kind": str, "reason": str, "messages": int, "items": int},
-                                    pk=("kind", "reason"), if_not_exists=True)
-            self.db["commands"].create({"request_id": str, "at": float, "answer": str}, pk="request_id",
-                                       if_not_exists=True)
+            self.db.executescript(SCHEMA)
             start = side.get("seq_ceiling", 0) + 1
-            self.db["meta"].insert_all([{"k": "next_seq", "v": start}, {"k": "delivered_messages", "v": 0},
-                                        {"k": "delivered_items", "v": 0}], replace=True)
+            self.db.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
+                                [("next_seq", start), ("delivered_messages", 0), ("delivered_items", 0)])
         self.db.execute("CREATE TABLE IF NOT EXISTS ident (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
-        self.db.conn.commit()
+        self.db.commit()
         row = self.db.execute("SELECT v FROM ident WHERE k = 'epoch'").fetchone()
         # The database's epoch if it has one (its seqs belong to it); else the side file's (a fresh database
         # continues above its seq ceiling); else a new one: nothing of an earlier outbox is left here.
         epoch = row[0] if row else side.get("epoch") or secrets.token_hex(16)
         if not row:
-            with self.db.conn:
+            with self.db:
                 self.db.execute("INSERT OR REPLACE INTO ident (k, v) VALUES ('epoch', ?)", [epoch])
             if "epoch" not in side and "seq_ceiling" not in side:
                 log.info("outbox: %s starts a new epoch %s", self.path, epoch)
@@ -525,13 +524,13 @@ class Outbox:
         self.env = dataclasses.replace(self.env, epoch=epoch)
 
     def _load_state(self) -> None:
-        meta = {r["k"]: r["v"] for r in self.db.query("SELECT k, v FROM meta")}
-        top = next(self.db.query("SELECT max(seq) AS m FROM outbox"))["m"] or 0
+        meta = dict(self.db.execute("SELECT k, v FROM meta").fetchall())
+        top = self.db.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
         self._next_seq = max(meta.get("next_seq", 1), top + 1)
         self._ceiling = self._side().get("seq_ceiling", 0)
         if self._next_seq > self._ceiling:
             self._reserve(self._next_seq)
-        self._bytes = next(self.db.query("SELECT coalesce(sum(size), 0) AS b FROM outbox"))["b"]
+        self._bytes = self.db.execute("SELECT coalesce(sum(size), 0) FROM outbox").fetchone()[0]
         self._delivered = [meta.get("delivered_messages", 0), meta.get("delivered_items", 0)]
         # Everything already stored is backlog for this process: it is all unacknowledged.
         self._mark = self._next_seq - 1
@@ -592,8 +591,8 @@ class Outbox:
         log.error("outbox: %s is corrupt (%s); kept it as %s, salvaged %d messages into a fresh outbox, "
                   "declared %d seqs in %d ranges lost", self.path, reason, kept, len(rows), n, len(lost))
         if rows:
-            with self.db.conn:
-                self.db.conn.executemany(INSERT_ROW.replace("INSERT", "INSERT OR IGNORE"), rows)
+            with self.db:
+                self.db.executemany(INSERT_ROW.replace("INSERT", "INSERT OR IGNORE"), rows)
             self._bytes += sum(r[5] for r in rows)
         event = self._event_spec("outbox.reset", "error",
                                  f"the outbox file was corrupt ({reason}); kept as {kept.name}, {len(rows)} messages "
@@ -701,8 +700,8 @@ class Outbox:
     def answer_for(self, request_id: str) -> dict[str, Any] | None:
         """The answer given earlier to `request_id`, if any (commands are idempotent by request id)."""
         def op() -> dict[str, Any] | None:
-            rows = list(self.db.query("SELECT answer FROM commands WHERE request_id = ?", [request_id]))
-            return json.loads(rows[0]["answer"]) if rows else None
+            row = self.db.execute("SELECT answer FROM commands WHERE request_id = ?", [request_id]).fetchone()
+            return json.loads(row[0]) if row else None
         return self._guard(op)
 
     def next_bd_seq(self) -> int:
@@ -840,9 +839,9 @@ class Outbox:
                 if rows[0][0] != self._next_seq:  # gap records took the seqs: number the rows after them
                     rows, _ = self._build([specs[i] for i in spec_of], self._next_seq, None)
                 self._wal_room(need * 2)
-                with self.db.conn:
-                    self.db.conn.executemany(INSERT_ROW, rows)
-                    self.db.conn.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [rows[-1][0] + 1])
+                with self.db:
+                    self.db.executemany(INSERT_ROW, rows)
+                    self.db.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [rows[-1][0] + 1])
                     in_txn()
                 self._next_seq = rows[-1][0] + 1
                 if self._next_seq - 1 >= self._ceiling:
@@ -892,11 +891,11 @@ class Outbox:
         seq = rows[-1][0] + 1
         if seq - 1 >= self._ceiling:
             self._reserve(seq - 1)
-        own = not self.db.conn.in_transaction
-        self.db.conn.executemany(INSERT_ROW, rows)
-        self.db.conn.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [seq])
+        own = not self.db.in_transaction
+        self.db.executemany(INSERT_ROW, rows)
+        self.db.execute("UPDATE meta SET v = ? WHERE k = 'next_seq'", [seq])
         if own:
-            self.db.conn.commit()
+            self.db.commit()
         self._next_seq = seq
         self._bytes += sum(r[5] for r in rows)
 
@@ -978,7 +977,7 @@ class Outbox:
     def _old_gaps(self, kind: str, reason: str, acked: set[int]) -> list[tuple[int, int, dict[str, Any]]]:
         """Unsent gap records of the same drop (kind and reason) that a new one can replace, newest last."""
         out = []
-        for seq, size, payload in self.db.conn.execute("SELECT seq, size, payload FROM outbox WHERE kind = 'gap' "
+        for seq, size, payload in self.db.execute("SELECT seq, size, payload FROM outbox WHERE kind = 'gap' "
                                                        "AND priority = 0 ORDER BY seq DESC LIMIT 16").fetchall():
             if seq in self._inflight or seq in acked:
                 continue
@@ -1000,7 +999,7 @@ class Outbox:
             chosen: list[tuple] = []
             after = 0
             while to_free > 0 and len(chosen) < max_rows:
-                batch = self.db.conn.execute(
+                batch = self.db.execute(
                     "SELECT seq, kind, size, items, t_first, t_last FROM outbox WHERE priority = ? AND seq > ? "
                     "AND kind <> 'gap' ORDER BY seq LIMIT 500", [prio, after]).fetchall()
                 if not batch:
@@ -1051,8 +1050,8 @@ class Outbox:
             saved = self._next_seq
             gone = _ranges([r[0] for r in chosen] + replaced)
             try:
-                with self.db.conn:
-                    self.db.conn.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", gone)
+                with self.db:
+                    self.db.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", gone)
                     for d in drops:
                         self._count_drop(d)
                     # Gap records are small and must not themselves trigger another eviction round.
@@ -1065,7 +1064,7 @@ class Outbox:
         return False
 
     def _count_drop(self, d: Drop) -> None:
-        self.db.conn.execute("INSERT INTO drops(kind, reason, messages, items) VALUES (?, ?, ?, ?) "
+        self.db.execute("INSERT INTO drops(kind, reason, messages, items) VALUES (?, ?, ?, ?) "
                              "ON CONFLICT(kind, reason) DO UPDATE SET messages = messages + excluded.messages, "
                              "items = items + excluded.items", [d.kind, d.reason, d.messages, d.items])
 
@@ -1080,7 +1079,7 @@ class Outbox:
                     self._back_done[p] = False
                 # What the reader can see now, not what writers have allocated: a row being written at this
                 # moment becomes visible later, above this mark, as live data.
-                self._mark = self.rdb.conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
+                self._mark = self.rdb.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
                 self._mark = max(self._mark, *self._live.values())
                 self._live = dict.fromkeys(PRIORITIES, self._mark)
 
@@ -1131,7 +1130,7 @@ class Outbox:
 
     def _rows(self, sql: str, params: list[Any]) -> list[Row]:
         sql = sql.replace("SELECT *", "SELECT seq, kind, priority, topic, payload, size, items")
-        return [Row(*r) for r in self.rdb.conn.execute(sql, params).fetchall()]
+        return [Row(*r) for r in self.rdb.execute(sql, params).fetchall()]
 
     def ack(self, seqs: Sequence[int]) -> None:
         """The broker acknowledged these rows: delete them. On a full disk the deletion waits and is tried again
@@ -1151,11 +1150,11 @@ class Outbox:
         msgs = len(done)
         items = sum(v[1] for _, v in done)
         self._wal_room(len(done) + 8)
-        with self.db.conn:
+        with self.db:
             # Acknowledgements come mostly in seq order: delete runs of consecutive seqs as rowid ranges.
-            self.db.conn.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _ranges(s for s, _ in done))
-            self.db.conn.execute("UPDATE meta SET v = v + ? WHERE k = 'delivered_messages'", [msgs])
-            self.db.conn.execute("UPDATE meta SET v = v + ? WHERE k = 'delivered_items'", [items])
+            self.db.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", _ranges(s for s, _ in done))
+            self.db.execute("UPDATE meta SET v = v + ? WHERE k = 'delivered_messages'", [msgs])
+            self.db.execute("UPDATE meta SET v = v + ? WHERE k = 'delivered_items'", [items])
         self._bytes -= sum(v[0] for _, v in done)
         self._delivered[0] += msgs
         self._delivered[1] += items
@@ -1171,7 +1170,7 @@ class Outbox:
                 return
 
             def op() -> None:
-                rows = self.db.conn.execute("SELECT kind, t_first, t_last FROM outbox WHERE seq = ?",
+                rows = self.db.execute("SELECT kind, t_first, t_last FROM outbox WHERE seq = ?",
                                             [seq]).fetchall()
                 if not rows:
                     return
@@ -1179,8 +1178,8 @@ class Outbox:
                 kind = rows[0][0]
                 saved = self._next_seq
                 try:
-                    with self.db.conn:
-                        self.db.conn.execute("DELETE FROM outbox WHERE seq = ?", [seq])
+                    with self.db:
+                        self.db.execute("DELETE FROM outbox WHERE seq = ?", [seq])
                         self._count_drop(Drop(kind, "rejected_by_broker", 1, items))
                         self._insert_unbudgeted([self._gap_spec(kind, "rejected_by_broker", [[seq, seq]], 1, items,
                                                                 rows[0][1], rows[0][2], reason)])
@@ -1209,8 +1208,8 @@ class Outbox:
                 self.ack([])
 
             def op() -> None:
-                with self.db.conn:
-                    self.db.conn.execute("DELETE FROM commands WHERE at < ?", [self._now() - 7 * 86400])
+                with self.db:
+                    self.db.execute("DELETE FROM commands WHERE at < ?", [self._now() - 7 * 86400])
                 pages = self.db.execute("PRAGMA page_count").fetchone()[0]
                 free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
                 over = pages - self.layout.db_pages
@@ -1218,7 +1217,7 @@ class Outbox:
                     self.db.executescript(f"PRAGMA incremental_vacuum({max(max_pages, over)});")
                 if self._file_size("-wal") > self.layout.wal_bytes // 2:
                     self._checkpoint("RESTART")
-                low = self.db.conn.execute("SELECT min(seq) FROM outbox").fetchone()[0]
+                low = self.db.execute("SELECT min(seq) FROM outbox").fetchone()[0]
                 self._write_side(unsent_from=low if low is not None else self._next_seq)
 
             self._guard(op, retry=False, what="housekeeping")
@@ -1245,28 +1244,27 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error):
                 if self._ack_pending:
                     self.ack([])
-                low = self.db.conn.execute("SELECT min(seq) FROM outbox").fetchone()[0]
+                low = self.db.execute("SELECT min(seq) FROM outbox").fetchone()[0]
                 self._write_side(unsent_from=low if low is not None else self._next_seq)
             with contextlib.suppress(sqlite3.Error):
                 self.db.close()
                 self.rdb.close()
 
 
-def collect_stats(db: Database, path: str) -> OutboxStats:
+def collect_stats(db: sqlite3.Connection, path: str) -> OutboxStats:
     st = OutboxStats(path)
-    for r in db.query("SELECT priority, count(*) AS rows, coalesce(sum(size), 0) AS bytes, "
-                      "coalesce(sum(items), 0) AS items, min(created) AS oldest FROM outbox GROUP BY priority"):
-        st.by_priority[r["priority"]] = {"rows": r["rows"], "bytes": r["bytes"], "items": r["items"],
-                                         "oldest": r["oldest"]}
+    for priority, rows, size, items, oldest in db.execute(
+            "SELECT priority, count(*), coalesce(sum(size), 0), coalesce(sum(items), 0), min(created) FROM outbox "
+            "GROUP BY priority"):
+        st.by_priority[priority] = {"rows": rows, "bytes": size, "items": items, "oldest": oldest}
     st.rows = sum(v["rows"] for v in st.by_priority.values())
     st.bytes = sum(v["bytes"] for v in st.by_priority.values())
     st.oldest = min((v["oldest"] for v in st.by_priority.values() if v["oldest"]), default=None)
-    meta = {r["k"]: r["v"] for r in db.query("SELECT k, v FROM meta")}
+    meta = dict(db.execute("SELECT k, v FROM meta").fetchall())
     st.next_seq = meta.get("next_seq", 1)
     st.delivered_messages = meta.get("delivered_messages", 0)
     st.delivered_items = meta.get("delivered_items", 0)
-    st.drops = [Drop(r["kind"], r["reason"], r["messages"], r["items"])
-                for r in db.query("SELECT kind, reason, messages, items FROM drops ORDER BY kind, reason")]
+    st.drops = [Drop(*r) for r in db.execute("SELECT kind, reason, messages, items FROM drops ORDER BY kind, reason")]
     with contextlib.suppress(sqlite3.Error):
         row = db.execute("SELECT v FROM ident WHERE k = 'epoch'").fetchone()
         st.epoch = row[0] if row else None
@@ -1287,7 +1285,7 @@ def inspect(path: Path) -> OutboxStats:
     except sqlite3.Error as e:
         raise OutboxError(f"cannot open the outbox {path}: {e}") from None
     try:
-        return collect_stats(Database(conn), str(path))
+        return collect_stats(conn, str(path))
     except sqlite3.Error as e:
         raise OutboxError(f"cannot read the outbox {path}: {e}") from None
     finally:

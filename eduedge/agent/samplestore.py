@@ -33,10 +33,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eduedge.agent.compliance.findings import Finding
 from eduedge.core.samples import Sample
+
+if TYPE_CHECKING:        # the judging code loads where findings are judged or read, not with every store
+    from eduedge.agent.compliance.findings import Finding
 
 DB_NAME = "compliance.sqlite"
 RETENTION_S = 35 * 86400
@@ -298,6 +300,8 @@ class SampleStore:
     @_locked
     def findings(self) -> list[Finding]:
         """The latest finding of every rule and subject of the last evaluation."""
+        from eduedge.agent.compliance.findings import Finding
+
         meta = self.last_evaluation()
         rules = set(meta["rules"]) if meta else set()
         # A rule no longer in the school's packs keeps its old row; it is not part of the last evaluation.

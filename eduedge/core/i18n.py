@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rich.cells import cell_len
-
 Lang = Literal["en", "zh"]
 LANGUAGES: tuple[Lang, ...] = ("en", "zh")
 DOMAIN = "eduedge"
@@ -158,12 +156,14 @@ def N_(message: str) -> str:
 
 def cells(text: str) -> int:
     """How many terminal columns `text` takes: a Chinese character takes two."""
+    from rich.cells import cell_len  # its width tables load with the first table drawn, not with the agent
+
     return cell_len(text)
 
 
 def ljust(text: str, width: int) -> str:
     """`text` padded with spaces to `width` terminal columns (str.ljust counts a Chinese character as one)."""
-    return text + " " * max(0, width - cell_len(text))
+    return text + " " * max(0, width - cells(text))
 
 
 _choice.lang = resolve()     # before any command or configuration: the locale's language

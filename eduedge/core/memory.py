@@ -7,16 +7,27 @@ vendor database read once) then holds its peak for good. bench/footprint.py meas
 
 >>> limit_arenas(2), isinstance(give_back(), bool)        # this box's C library is glibc
 (True, True)
+
+SQLite is the other heap that only grows: each connection's page cache fills to 2 MiB (its default) as the
+sample store and the outbox are read and written, and the agent holds four. One soft limit for the process
+keeps them together near `SQLITE_HEAP`: past it, a cache reuses its own pages instead of asking for more.
+
+>>> before = limit_sqlite(SQLITE_HEAP)
+>>> limit_sqlite(before) == SQLITE_HEAP
+True
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import sqlite3
 import sys
 
 M_ARENA_MAX = -8            # glibc's mallopt parameter (malloc.h)
+SQLITE_HEAP = 4 * 2**20     # the page caches' pages a poll and a delivery touch; the OS caches the files too
 
 
 @functools.cache
@@ -42,3 +53,12 @@ def give_back() -> bool:
     """Return the free memory of every malloc heap to the system (malloc_trim(0)); whether any was."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))
+
+
+def limit_sqlite(limit: int = SQLITE_HEAP) -> int:
+    """Set SQLite's soft heap limit for the whole process (`PRAGMA soft_heap_limit`; 0 is none, SQLite's
+    default): caches give pages back rather than grow past it, and nothing fails at it. The limit before."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        before = db.execute("PRAGMA soft_heap_limit").fetchone()[0]
+        db.execute(f"PRAGMA soft_heap_limit={int(limit)}")
+    return before

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import functools
 import importlib
-from importlib.metadata import version
 from typing import Any
 
 import typer
 
+from eduedge._version import __version__
 from eduedge.core import i18n
 from eduedge.core.i18n import N_
 
@@ -29,7 +29,7 @@ COMMANDS = ("config", "walk", "poll", "profile", "run", "status", "outbox", "ser
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"eduedge {version('eduedge')}")
+        typer.echo(f"eduedge {__version__}")
         raise typer.Exit()
 
 

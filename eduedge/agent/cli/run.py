@@ -13,6 +13,7 @@ from eduedge.agent.cli._options import config_option, config_or_exit
 from eduedge.agent.outbox import OutboxError
 from eduedge.core.i18n import _
 from eduedge.core.secrets import SecretError
+from eduedge.core.yamlfile import YamlFileError
 
 # syslog priorities (sd-daemon(3)): journald reads a `<N>` prefix on a line of a service's stdout/stderr, so
 # `journalctl -p warning` shows warnings and worse.
@@ -56,11 +57,9 @@ def register(app: typer.Typer) -> None:
         # What the agent writes (its outbox, state, sample store) is the school's: no one else reads it, whether
         # or not the unit's UMask=0077 applies.
         os.umask(0o077)
-        from eduedge.agent.compliance import PackError
-
         try:
             daemon = Daemon(config)
-        except PackError as e:
+        except YamlFileError as e:       # a rule pack's (PackError) or the configuration's, each with file and line
             for line in e.problems:
                 typer.echo(_("eduedge: cannot start: {problem}").format(problem=line), err=True)
             raise typer.Exit(2) from None

@@ -24,8 +24,7 @@ from typing import Any
 
 from eduedge.agent import health
 from eduedge.agent.commands import CommandHandler, Done
-from eduedge.agent.compliance import PackError
-from eduedge.agent.config import AgentConfig, ConfigError, config_digest, load_config
+from eduedge.agent.config import AgentConfig, config_digest, load_config
 from eduedge.agent.contract import COMMANDS
 from eduedge.agent.daemon.delivery import Delivery
 from eduedge.agent.daemon.notify import Notifier
@@ -40,6 +39,7 @@ from eduedge.core import memory
 from eduedge.core.events import Event
 from eduedge.core.i18n import _
 from eduedge.core.secrets import SecretError
+from eduedge.core.yamlfile import YamlFileError  # the configuration's and the rule packs' (ConfigError, PackError)
 
 log = logging.getLogger("eduedge.daemon")
 
@@ -69,6 +69,7 @@ class Daemon:
     def __init__(self, config_path: Path):
         # before any thread starts: every thread that allocates would get a malloc heap of its own
         memory.limit_arenas()
+        memory.limit_sqlite()
         self.config_path = Path(config_path)
         self.notify = Notifier()
         self.cfg = load_config(self.config_path)
@@ -223,8 +224,8 @@ class Daemon:
             new = load_config(self.config_path)
             cols = Collectors(new, self.aloop, self.store, previous=self.collectors, on_trap=self._trap)
         except Exception as e:  # whatever the new file does, a reload never ends the agent
-            problems = e.problems if isinstance(e, ConfigError | PackError) else [str(e) or type(e).__name__]
-            if not isinstance(e, ConfigError | PackError | SecretError | OSError | ValueError):
+            problems = e.problems if isinstance(e, YamlFileError) else [str(e) or type(e).__name__]
+            if not isinstance(e, YamlFileError | SecretError | OSError | ValueError):
                 log.exception("reload refused: building the new configuration failed")
             for p in problems:
                 log.error("reload refused: %s", p)
