@@ -217,6 +217,9 @@ def main() -> None:
     ap.add_argument("--clock", default=LESSON_TIME, metavar="ISO",
                     help="the campus's simulated local time at the start (default: in a lesson; 10:33 sees the "
                          "lesson end and the break begin two minutes in)")
+    ap.add_argument("--speed", type=float, default=1.0,
+                    help="the simulated clock's speed; 0 holds the campus in the period it starts in (the same "
+                         "clients and traffic for the whole run, as a leak run wants; counters still advance)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N", help="trace the agent; show the top N files")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eduedge-bench-footprint-"))
@@ -235,7 +238,7 @@ def main() -> None:
             campus = CAMPUSES / f"campus-{name}.yaml"
             state_dir = work / f"sim-{name}"
             t = time.monotonic()
-            state = sim_up(campus_in_a_lesson(campus, work / campus.name, a.clock), state_dir, broker=True)
+            state = sim_up(campus_in_a_lesson(campus, work / campus.name, a.clock, a.speed), state_dir, broker=True)
             runs: list[Run] = []
             try:
                 n = sum(1 for e in state.endpoints if e.snmp_port)
