@@ -1,8 +1,8 @@
 """What the MQTT tests share: a receiver that validates every message against the contract, and configs.
 
 The receiver plays the cloud's part: a persistent MQTT session subscribed to `edu/v1/#` at QoS 1. Every
-payload it sees is decoded and checked against agent/contract/*.schema.json; `problems` collects what
-broke the contract, and every test asserts it stays empty.
+payload it sees is decoded and checked against agent/contract/*.schema.json (as the city checks it:
+tests/contract_helpers.py); `problems` collects what broke the contract, and every test asserts it stays empty.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from eduedge.agent import contract
+from tests.contract_helpers import problems
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Receiver:
             except contract.ContractError as e:
                 self._problems.append(f"{topic}: {e}")
                 continue
-            found = contract.problems(msg)
+            found = problems(msg)
             kind = topic.rsplit("/", 1)[-1]
             if isinstance(msg, dict) and (msg.get("schema") or {}).get("name") != kind:
                 found.append(f"schema.name {msg.get('schema')} does not match the topic")

@@ -16,6 +16,7 @@ from eduedge.agent import contract
 from eduedge.agent.envelope import Envelope
 from eduedge.cloud.checker import Accepted, Checker, Rejected
 from eduedge.cloud.config import CloudConfigError, load_cloud_config
+from tests.contract_helpers import problems as contract_problems
 
 ENV = Envelope("no3-primary", "yinchuan", "gw1", "0.1.0", uuid.uuid4().hex)
 T = 1_800_000_000.0
@@ -87,6 +88,15 @@ def test_the_compiled_validators_agree_with_the_agents_jsonschema_on_every_type(
         assert contract.problems(m), (kind, m)
         got = c.check(f"edu/v1/{m['school']['city']}/no3-primary/{kind}", json.dumps(m).encode())
         assert isinstance(got, Rejected) and got.reason == "schema", (kind, got)
+
+
+def test_the_tests_own_contract_check_takes_every_valid_message_and_refuses_every_broken_one():
+    """tests/contract_helpers.problems, which the tests' receivers run on everything they see, as the city does."""
+    for kind, m in valid_messages().items():
+        assert contract_problems(m) == [], kind
+    for kind, m in broken(valid_messages()):
+        assert contract_problems(m), (kind, m)
+    assert contract_problems([]) == ["(message): not a JSON object"]
 
 
 def test_bad_input_is_refused_with_its_reason():

@@ -11,9 +11,10 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from eduedge.agent.contract import decode, problems
+from eduedge.agent.contract import decode
 from eduedge.simulator.broker import start_broker
 from eduedge.simulator.fleet import Fleet
+from tests.contract_helpers import problems
 
 pytestmark = pytest.mark.integration
 
