@@ -1,8 +1,10 @@
-"""Shared test set-up: where the recorded real devices are, and the --soak switch for long runs."""
+"""Shared test set-up: where the recorded real devices are (and every one of them polled once), and the --soak
+switch for long runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,16 @@ def realdevices() -> Path:
     if not (REALDEVICES / "snmprec").is_dir():
         pytest.fail(f"recorded devices not found at {REALDEVICES} (set EDUEDGE_REALDEVICES)")
     return REALDEVICES
+
+
+@pytest.fixture(scope="session")
+def recording_polls(realdevices: Path) -> dict[str, Any]:
+    """Every recording served by one snmpsim and polled once through the profile it matches (and the second
+    batch once more through `generic`, as "generic:<name>"): test_realdevices and the LibreNMS oracle read the
+    same polls, which took ~15 s each time they were made."""
+    from tests.librenms_oracle import poll_recordings
+
+    return poll_recordings(realdevices)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:

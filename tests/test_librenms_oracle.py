@@ -12,8 +12,8 @@ from tests import librenms_oracle as oracle
 
 
 @pytest.mark.integration
-def test_nothing_that_agreed_with_librenms_stops_agreeing(realdevices):
-    rep = oracle.compare(realdevices, oracle.poll_recordings(realdevices))
+def test_nothing_that_agreed_with_librenms_stops_agreeing(realdevices, recording_polls):
+    rep = oracle.compare(realdevices, recording_polls)
     baseline = set(json.loads(oracle.BASELINE.read_text()))
     assert len(baseline) > 1000            # the baseline was found and is not empty
     assert any(k.startswith(oracle.GENERIC) for k in baseline)   # and holds the generic path's agreements

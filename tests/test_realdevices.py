@@ -23,12 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from eduedge.collectors.snmp.client import SnmpAuth, SnmpClient
-from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller, poll_many
+from eduedge.collectors.snmp.poller import DevicePoll, DevicePoller
 from eduedge.collectors.snmp.profiles import BUNDLED_DIR, ProfileSet, load_profiles
 from eduedge.collectors.snmp.recording import RecordingClient
 from eduedge.collectors.snmp.report import summarise
-from eduedge.simulator.snmpsim import start_snmpsim
 from tests import librenms_oracle
 from tests.conftest import REALDEVICES
 
@@ -338,16 +336,9 @@ def profiles() -> ProfileSet:
 
 
 @pytest.fixture(scope="module")
-def polls(realdevices: Path, profiles: ProfileSet) -> dict[str, DevicePoll]:
-    """One snmpsim for every recording, each polled once through the profile it matches."""
-    server = start_snmpsim(_recordings(realdevices))
-    try:
-        pollers = [DevicePoller(SnmpClient(name, server.host, server.port, SnmpAuth(community=name),
-                                           timeout=5, retries=1), profiles, deadline=120)
-                   for name in server.names]
-        return {p.device: p for p in asyncio.run(poll_many(pollers, concurrency=8))}
-    finally:
-        server.stop()
+def polls(recording_polls: dict[str, DevicePoll]) -> dict[str, DevicePoll]:
+    """One snmpsim for every recording, each polled once through the profile it matches (conftest.py)."""
+    return {name: p for name, p in recording_polls.items() if not name.startswith(librenms_oracle.GENERIC)}
 
 
 def test_the_tables_name_every_recording_and_nothing_else(realdevices):
