@@ -37,9 +37,10 @@ def city_config(work: Path, broker: str, **city: Any) -> Path:
     return path
 
 
-def simulate_city(work: Path, schools: int, seconds: float, interval: float = 20.0, seed: int = 1
-                  ) -> tuple[Path, dict[str, Any]]:
-    """Run `schools` simulated schools for `seconds` into a receiver; returns (cloud.yaml, the fleet's stats)."""
+def simulate_city(work: Path, schools: int, seconds: float, interval: float = 20.0, seed: int = 1,
+                  history_days: int = 30) -> tuple[Path, dict[str, Any]]:
+    """Run `schools` simulated schools, each sending `history_days` of history first, for `seconds` into a
+    receiver; returns (cloud.yaml, the fleet's stats)."""
     work.mkdir(parents=True, exist_ok=True)
     broker = start_broker(work / "broker")
     cfg_path = city_config(work, broker.address)
@@ -52,7 +53,7 @@ def simulate_city(work: Path, schools: int, seconds: float, interval: float = 20
         deadline = time.monotonic() + 30
         while "subscribing" not in (work / "receiver.log").read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
-        fleet = Fleet(broker.address, schools, interval, "yinchuan", seed, history_days=30, faults=True)
+        fleet = Fleet(broker.address, schools, interval, "yinchuan", seed, history_days=history_days, faults=True)
         stats = fleet.run(seconds, shutdown=False)   # the broker then stops without wills: a running city
         db = connect(cfg.storage)
         # Wait until the receiver has stored every message the broker acknowledged to the schools.
