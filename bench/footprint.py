@@ -9,7 +9,7 @@
    SNMP device, the zones, the uplink, the broker, the standards, discovery, reachability, broadband against
    the campus's test server, live-class probes); `--config polling` keeps only the SNMP polling and the
    reporting (what `sim up` wrote when issue 19 measured 80 MB on campus-demo).
-2. `eduedge run` on it for `--minutes`; every `--every` seconds the agent's RSS, USS and CPU since the last
+2. `eduedge run` (its modules compiled first, as pip does on install) on it for `--minutes`; every `--every` seconds the agent's RSS, USS and CPU since the last
    sample (user + system, in % of one core) are read with psutil and printed.
 3. With `--baseline COMMIT`, the same run of that commit follows on the same campus (a `git worktree` of it,
    imported ahead of this checkout through PYTHONPATH; the simulator is this checkout's for both), and the
@@ -100,6 +100,14 @@ def baseline_tree(commit: str, work: Path) -> Path:
     return tree
 
 
+def compiled(tree: Path) -> None:
+    """Bytecode for every module of `tree`, as pip writes it when it installs the wheel on a box: without it
+    (PYTHONDONTWRITEBYTECODE, a fresh clone) each start compiles the package, and the compiler's garbage stays
+    in the heap (1 to 3 MB at start)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "eduedge")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def run_agent(label: str, tree: Path | None, cfg: Path, minutes: float, every: float, log: Path,
               traced: Path | None, top: int, warmup: float) -> Run:
     env = dict(os.environ)
@@ -110,6 +118,7 @@ def run_agent(label: str, tree: Path | None, cfg: Path, minutes: float, every: f
                "--config", str(cfg)]
     else:
         cmd = [sys.executable, "-c", "from eduedge.cli import main; main()", "run", "--config", str(cfg)]
+    compiled(tree or REPO)
     run = Run(label)
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(cfg.parent),
