@@ -9,8 +9,9 @@
    SNMP device, the zones, the uplink, the broker, the standards, discovery, reachability, broadband against
    the campus's test server, live-class probes); `--config polling` keeps only the SNMP polling and the
    reporting (what `sim up` wrote when issue 19 measured 80 MB on campus-demo).
-2. `eduedge run` (its modules compiled first, as pip does on install) on it for `--minutes`; every `--every` seconds the agent's RSS, USS and CPU since the last
-   sample (user + system, in % of one core) are read with psutil and printed.
+2. `eduedge run` (its modules compiled first, as pip does on install) on it for `--minutes`; every `--every`
+   seconds the agent's RSS, USS and CPU since the last sample (user + system, in % of one core) are read with
+   psutil and printed.
 3. With `--baseline COMMIT`, the same run of that commit follows on the same campus (a `git worktree` of it,
    imported ahead of this checkout through PYTHONPATH; the simulator is this checkout's for both), and the
    two are printed side by side. With `--rounds 2` the runs alternate (new, old, new, old).
