@@ -11,6 +11,7 @@ left out
 False
 
 >>> seen = []
+>>> _ = sys.modules.pop("xml.dom.pulldom", None)     # as if nothing had imported it yet
 >>> when_imported("xml.dom.pulldom", lambda m: seen.append(m.__name__))
 >>> seen
 []
