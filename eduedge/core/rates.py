@@ -15,7 +15,7 @@ So a rate is never negative, and a reboot never shows as a spike.
 from __future__ import annotations
 
 import sys
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 
 
@@ -97,6 +97,25 @@ class RateTracker:
                 return None
             delta = wrapped
         return delta / dt
+
+    @staticmethod
+    def retain(rows: Column, present: Collection[Hashable]) -> int:
+        """Drop the readings of the rows of a column that a complete walk of it no longer has (a client that
+        left, a port removed): the device forgot their counters too, so a row that comes back starts again
+        rather than taking a delta from a reading of another life; and a campus whose clients change keeps
+        only those it has now. The rows dropped.
+
+        >>> r = RateTracker(); col = r.column("wlc", ("bytes",))
+        >>> for row in ("aa", "bb"): _ = r.update_row(col, row, 10, 64, 0.0)
+        >>> RateTracker.retain(col, {"bb": 12}), sorted(col)
+        (1, ['bb'])
+        """
+        if len(rows) <= len(present) and all(row in present for row in rows):
+            return 0
+        gone = [row for row in rows if row not in present]
+        for row in gone:
+            del rows[row]
+        return len(gone)
 
     def forget(self, device: Hashable) -> None:
         """Drop every counter of a device (it was removed from the configuration)."""

@@ -643,6 +643,8 @@ class DevicePoller:
                 rate = update(state, index, raw, bits, mono)
                 if rate is not None:
                     out.append(Sample(now, device, name, rate * scale, unit, tags))
+        if plan.oid in data and not self._cut:     # read whole this poll: not left out by the deadline, not cut short
+            self.rates.retain(state, rows)
         return readings
 
     def _emit(self, result: DevicePoll, m: Metric, plan: _Plan, index: str | tuple, raw: Value,
