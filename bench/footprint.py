@@ -104,7 +104,7 @@ def baseline_tree(commit: str, work: Path) -> Path:
 def compiled(tree: Path) -> None:
     """Bytecode for every module of `tree`, as pip writes it when it installs the wheel on a box: without it
     (PYTHONDONTWRITEBYTECODE, a fresh clone) each start compiles the package, and the compiler's garbage stays
-    in the heap (1 to 3 MB at start)."""
+    in the heap (about 1 MB at start)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "eduedge")], check=True,
                    stdout=subprocess.DEVNULL)
 
@@ -119,7 +119,6 @@ def run_agent(label: str, tree: Path | None, cfg: Path, minutes: float, every: f
                "--config", str(cfg)]
     else:
         cmd = [sys.executable, "-c", "from eduedge.cli import main; main()", "run", "--config", str(cfg)]
-    compiled(tree or REPO)
     run = Run(label)
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(cfg.parent),
@@ -238,6 +237,8 @@ def main() -> None:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", a.baseline], check=True, capture_output=True,
                                 text=True).stdout.strip()
         trees.append((f"old {commit[:8]}", baseline_tree(commit, work)))
+    for _label, tree in trees:
+        compiled(tree or REPO)
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
     print(f"eduedge {head} (new){', against ' + trees[1][0] if a.baseline else ''}; {a.minutes:g} min per run, "

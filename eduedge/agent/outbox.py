@@ -978,7 +978,7 @@ class Outbox:
         """Unsent gap records of the same drop (kind and reason) that a new one can replace, newest last."""
         out = []
         for seq, size, payload in self.db.execute("SELECT seq, size, payload FROM outbox WHERE kind = 'gap' "
-                                                       "AND priority = 0 ORDER BY seq DESC LIMIT 16").fetchall():
+                                                  "AND priority = 0 ORDER BY seq DESC LIMIT 16").fetchall():
             if seq in self._inflight or seq in acked:
                 continue
             try:

@@ -7,7 +7,7 @@ another. What several share is in `_options.py` (the configuration and the devic
 
 `app` is the whole command line. `app_with(names)` is one with only the commands named: `eduedge run` is the
 agent for the life of the box, and needs neither the other commands' modules nor the libraries they draw
-with (rich's tables and markdown, about 8 MB between them; bench/README.md, footprint.py).
+with (rich's tables; with typer's help module left to a drawn page, _lang.py, 5.6 MB at start; bench/README.md).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from eduedge._version import __version__
+from eduedge.agent.cli import _lang
 from eduedge.core import i18n
 from eduedge.core.i18n import N_
 
@@ -35,8 +36,6 @@ def _print_version(value: bool) -> None:
 
 def _set_language(ctx: typer.Context, value: str | None) -> str | None:
     # Called for every command, given or not; eager, so that `eduedge --lang zh --help` is in Chinese.
-    from eduedge.agent.cli import _lang
-
     try:
         i18n.start(value)
     except ValueError as e:
