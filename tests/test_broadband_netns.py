@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="namespace mode needs root (ip netns, tc)"),
               pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")]
 PAYLOAD_SHARE = 1448 / 1514
-EDUEDGE = str(REPO / ".venv" / "bin" / "eduedge")
+EDUEDGE = str(Path(sys.executable).with_name("eduedge"))   # the venv running the tests, a worktree's too
 SERVER_PORT = 5301
 
 
