@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import takewhile
+from sys import intern
 from typing import Any
 
 from gufo.snmp import (
@@ -409,7 +410,7 @@ class SnmpClient:
                     self.requests += 1
                     if not roid.startswith(prefix):
                         break
-                    rows[roid[cut:]] = value
+                    rows[intern(roid[cut:])] = value
                 else:
                     self.requests += 1          # the GETNEXT that found the end of the MIB view
             except SnmpDecodeError as e:       # one row per GETNEXT: there is nothing smaller to ask for
@@ -439,7 +440,9 @@ class SnmpClient:
                 batch.pop()
             if batch and not batch[-1][0].startswith(prefix):   # should it ever stray, stop where it does
                 batch, end = list(takewhile(lambda item: item[0].startswith(prefix), batch)), True
-            rows.update({roid[cut:]: value for roid, value in batch})
+            # one string per row index, whatever column it is read in: a controller's station table repeats
+            # each client's index in a dozen columns, and the rate state and row tags key on it too
+            rows.update({intern(roid[cut:]): value for roid, value in batch})
             if end:
                 return rows
             if resume is not None:

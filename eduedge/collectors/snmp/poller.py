@@ -29,7 +29,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -273,6 +273,7 @@ class DevicePoller:
         result.identity = self.identity if self.profile is not None else None
         if self.profile is not None and scalars:
             self._build(result, data, scalars, time.monotonic())
+            data.clear()        # a controller's walks, let go before its samples are pseudonymised
             if self.pseudonymizer is not None:
                 self._pseudonymise(result)
         result.duration_s = time.monotonic() - t0
@@ -499,23 +500,39 @@ class DevicePoller:
             personal.setdefault(m.name, []).extend(t for t in m.tags if t.personal)
         if not any(personal.values()):
             return
-        cache, pseudo = self._pseudonyms, self.pseudonymizer
-        if len(cache) > 100_000:        # randomised MACs come and go; the HMAC is cheap to redo
-            cache.clear()
+        # metrics with the same personal tags (a station's RSSI, SNR and rate) get the same list, so that the
+        # samples of one row share one pseudonymised tag dict below
+        same: dict[tuple, list[Tag]] = {}
+        personal = {name: same.setdefault(tuple((t.tag, t.format) for t in specs), specs)
+                    for name, specs in personal.items()}
+        # Only this poll's and the last poll's clients are kept: randomised MACs come and go, and a campus's
+        # clients of a whole day would hold far more than its clients of now (the HMAC is cheap to redo).
+        last, pseudo = self._pseudonyms, self.pseudonymizer
+        cache: dict[str, str] = {}
+        # the samples of one row share their tag dict (see _build), and so share its pseudonymised copy; the
+        # original is held with it so that its id is not reused during the loop
+        hidden_tags: dict[tuple[int, int], tuple[Mapping[str, str], dict[str, str]]] = {}
         for i, smp in enumerate(result.samples):
             specs = personal.get(smp.metric)
             if not specs:
                 continue
-            tags = dict(smp.tags)
-            for t in specs:
-                clear = tags.get(t.tag)
-                if clear is None:
-                    continue
-                hidden = cache.get(clear)
-                if hidden is None:
-                    hidden = cache[clear] = pseudo.mac(clear) if t.format == "mac" else pseudo.hostname(clear)
-                tags[t.tag] = hidden
+            key = (id(smp.tags), id(specs))
+            done = hidden_tags.get(key)
+            if done is not None:
+                tags = done[1]
+            else:
+                tags = dict(smp.tags)
+                for t in specs:
+                    clear = tags.get(t.tag)
+                    if clear is None:
+                        continue
+                    hidden = cache.get(clear) or last.get(clear)
+                    if hidden is None:
+                        hidden = pseudo.mac(clear) if t.format == "mac" else pseudo.hostname(clear)
+                    tags[t.tag] = cache[clear] = hidden
+                hidden_tags[key] = (smp.tags, tags)
             result.samples[i] = Sample(smp.time, smp.device, smp.metric, smp.value, smp.unit, tags)
+        self._pseudonyms = cache
 
     # -- turning rows into samples ---------------------------------------------------------------
 
