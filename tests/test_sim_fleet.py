@@ -105,9 +105,16 @@ def test_a_city_of_schools_that_differ_reports_findings_and_reconnects_after_a_b
         fleet = Fleet(broker.address, schools=12, interval=1.0, city="yinchuan", seed=4, history_days=3,
                       progress=lines.append, faults=True)
         fates = {s.id: s.profile.fate for s in fleet.schools}
-        runner = threading.Thread(target=fleet.run, args=(18.0,))
+        runner = threading.Thread(target=fleet.run, args=(12.0,))
         runner.start()
-        time.sleep(5.0)
+
+        def sent(kind: str) -> set[str]:
+            with lock:
+                return {m["school"]["id"] for t, m in got if t.endswith(f"/{kind}")}
+        # the outage once the city has every school's birth and its history's findings (the last of it)
+        end = time.monotonic() + 10
+        while not len(sent("birth")) == len(sent("findings")) == 12 and time.monotonic() < end:
+            time.sleep(0.1)
         broker.stop()                                        # a broker outage: every school loses its connection
         time.sleep(2.0)
         broker.start()
