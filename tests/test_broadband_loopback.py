@@ -365,7 +365,7 @@ school: {{id: bb-school, name: BB School, city: demo-city, type: primary}}
 agent: {{data_dir: {tmp_path / "data"}}}
 host: {{enabled: false}}
 standards: {{packs: [hebei-2019]}}
-broadband: {{server: "127.0.0.1:{w.port}", duration: 2s, streams: 2, idle_probes: 10}}
+broadband: {{server: "127.0.0.1:{w.port}", duration: 2s, warmup_max: 1s, streams: 2, idle_probes: 10}}
 """, encoding="utf-8")
         test = eduedge("speedtest", "--config", str(cfg), "--json")
         text = eduedge("speedtest", "--config", str(cfg), "--direction", "up")
