@@ -1,6 +1,6 @@
 """The main job end to end: `eduedge run` against the simulated demo campus polls, judges, buffers and reports.
 
-One campus (sim_up with its own broker, loopback) and one agent with short intervals (5 s polls, a 10 s
+One campus (sim_up with its own broker, loopback) and one agent with short intervals (5 s polls, a 5 s
 assessment), traps, discovery, reachability and broadband (against the campus's test server behind its
 simulated WAN) on. The test listens on the broker as the city would and checks that what the design promises
 arrives and meets the contract: metrics (device polls, Wi-Fi zone aggregates, reachability, the learning-device
@@ -78,7 +78,7 @@ def agent_config(state: SimState, path: Path, data_dir: Path, trap_port: int) ->
     doc["agent"].update({"data_dir": str(data_dir), "log_level": "info"})
     doc["snmp"]["defaults"] = {"interval": "5s"}
     doc["snmp"]["traps"] = {"enabled": True, "listen": f"127.0.0.1:{trap_port}"}
-    doc["standards"] = {"packs": PACKS, "assess_interval": "10s"}
+    doc["standards"] = {"packs": PACKS, "assess_interval": "5s"}
     # every switch's bridge table is read (the default); the ARP sweep goes over loopback, where nothing
     # answers ARP
     doc["discovery"] = {"enabled": True, "subnets": [subnet], "interval": "10s", "sweep_timeout": "0.5s",
