@@ -56,6 +56,25 @@ def _bound(kind: int) -> socket.socket:
     return s
 
 
+def _port_pair() -> tuple[socket.socket, socket.socket]:
+    """A listening TCP socket and a UDP one on the same loopback port: the relay's address for both. The
+    kernel picks the TCP port; its UDP twin may be taken (another process on the machine), then another."""
+    for _ in range(20):
+        tcp = _bound(socket.SOCK_STREAM)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind(("127.0.0.1", tcp.getsockname()[1]))
+        except OSError:
+            tcp.close()
+            udp.close()
+            continue
+        tcp.listen(128)
+        tcp.setblocking(False)
+        udp.setblocking(False)
+        return tcp, udp
+    raise OSError("no loopback port free for both TCP and UDP in 20 tries")
+
+
 @contextmanager
 def wan(params: LinkParams | None = None, **server_kwargs: object) -> Iterator[Wan]:
     """The test server on loopback, behind the simulator's WAN relay when `params` are given."""
@@ -65,13 +84,8 @@ def wan(params: LinkParams | None = None, **server_kwargs: object) -> Iterator[W
     link, port = None, server.port
     if params is not None:
         link = WanLink(params, ("127.0.0.1", server.port))
-        tcp = _bound(socket.SOCK_STREAM)
-        tcp.listen(128)
-        tcp.setblocking(False)
+        tcp, udp = _port_pair()
         port = tcp.getsockname()[1]
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", port))
-        udp.setblocking(False)
         loop.run_until_complete(link.start(tcp, udp))
     t = threading.Thread(target=loop.run_forever, daemon=True)
     t.start()
