@@ -495,41 +495,39 @@ class DevicePoller:
         """Replace every personal tag of this poll's samples by its pseudonym (new tag dicts: the cached
         row tags keep the clear value, on this box only, for the next poll)."""
         assert self.pseudonymizer is not None and self.profile is not None
-        personal: dict[str, list[Tag]] = {}
+        lines: dict[str, list[Tag]] = {}
         for m in self.profile.metrics:
-            personal.setdefault(m.name, []).extend(t for t in m.tags if t.personal)
-        if not any(personal.values()):
+            lines.setdefault(m.name, []).extend(t for t in m.tags if t.personal)
+        # (tag, format) pairs: equal for metrics with the same personal tags (a station's RSSI, SNR and rate), so
+        # that the samples of one row share one pseudonymised tag dict below
+        personal = {name: tuple((t.tag, t.format) for t in tags) for name, tags in lines.items() if tags}
+        if not personal:
             return
-        # metrics with the same personal tags (a station's RSSI, SNR and rate) get the same list, so that the
-        # samples of one row share one pseudonymised tag dict below
-        same: dict[tuple, list[Tag]] = {}
-        personal = {name: same.setdefault(tuple((t.tag, t.format) for t in specs), specs)
-                    for name, specs in personal.items()}
         # Only this poll's and the last poll's clients are kept: randomised MACs come and go, and a campus's
         # clients of a whole day would hold far more than its clients of now (the HMAC is cheap to redo).
         last, pseudo = self._pseudonyms, self.pseudonymizer
         cache: dict[str, str] = {}
         # the samples of one row share their tag dict (see _build), and so share its pseudonymised copy; the
         # original is held with it so that its id is not reused during the loop
-        hidden_tags: dict[tuple[int, int], tuple[Mapping[str, str], dict[str, str]]] = {}
+        hidden_tags: dict[tuple[int, tuple], tuple[Mapping[str, str], dict[str, str]]] = {}
         for i, smp in enumerate(result.samples):
             specs = personal.get(smp.metric)
-            if not specs:
+            if specs is None:
                 continue
-            key = (id(smp.tags), id(specs))
+            key = (id(smp.tags), specs)
             done = hidden_tags.get(key)
             if done is not None:
                 tags = done[1]
             else:
                 tags = dict(smp.tags)
-                for t in specs:
-                    clear = tags.get(t.tag)
+                for tag, form in specs:
+                    clear = tags.get(tag)
                     if clear is None:
                         continue
                     hidden = cache.get(clear) or last.get(clear)
                     if hidden is None:
-                        hidden = pseudo.mac(clear) if t.format == "mac" else pseudo.hostname(clear)
-                    tags[t.tag] = cache[clear] = hidden
+                        hidden = pseudo.mac(clear) if form == "mac" else pseudo.hostname(clear)
+                    tags[tag] = cache[clear] = hidden
                 hidden_tags[key] = (smp.tags, tags)
             result.samples[i] = Sample(smp.time, smp.device, smp.metric, smp.value, smp.unit, tags)
         self._pseudonyms = cache
