@@ -331,3 +331,21 @@ def test_wan_link_relay_paces_delays_and_drops(small):
     print(f"echo: min rtt {min(rtts) * 1000:.1f} ms, lost {lost}/400")
     assert min(rtts) >= 0.015
     assert lost <= 12                        # 0.5 % of 400 is 2; never more than a few
+
+
+# -- loopback slots ---------------------------------------------------------------------------------
+
+def test_two_campuses_starting_together_get_different_slots(tmp_path, monkeypatch):
+    """The first campus has claimed its slot but saved no runner PID yet (it is still starting): the second
+    must not take the same 127.<slot>/16, or both bind the same PJLink and SNMP addresses."""
+    from eduedge.simulator import launch
+
+    monkeypatch.setattr(launch, "SLOT_DIR", tmp_path / "slots")
+    first, second = tmp_path / "campus-a", tmp_path / "campus-b"
+    first.mkdir()
+    second.mkdir()
+    a = launch._claim_slot(first)
+    b = launch._claim_slot(second)
+    assert a != b
+    launch._release_slot(first)
+    assert launch._claim_slot(tmp_path / "campus-c") == a     # a released slot is free again

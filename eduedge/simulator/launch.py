@@ -76,9 +76,7 @@ def _claim_slot(state_dir: Path, kind: str = "lo") -> int:
         for slot in slots:
             path = SLOT_DIR / f"{kind}{slot}"
             with contextlib.suppress(FileNotFoundError):
-                owner = Path(path.read_text().strip())
-                other = SimState.load(owner) if owner != state_dir and owner.is_dir() else None
-                if other is not None and _pid_alive(other.pids.get("runner", 0) or 0):
+                if _claimed_by_another(path.read_text(), state_dir):
                     continue
             if kind == "lo":
                 try:
@@ -88,17 +86,31 @@ def _claim_slot(state_dir: Path, kind: str = "lo") -> int:
                     continue
             try:
                 path.unlink(missing_ok=True)
-                path.write_text(str(state_dir))
+                path.write_text(f"{state_dir}\n{os.getpid()}\n")
             except PermissionError:      # a stale claim of another user's: leave it to them
                 continue
             return slot
     raise SimError(f"no free loopback slot: {len(SLOTS)} campuses already run (see {SLOT_DIR})")
 
 
+def _claimed_by_another(claim: str, state_dir: Path) -> bool:
+    """Whether a slot's claim (its state dir, and the PID of the `sim_up` that wrote it) belongs to another
+    live campus. A campus that is still starting has no runner PID in its state yet: its claimer's PID keeps
+    the slot, or two campuses started together take the same addresses."""
+    lines = claim.split()
+    if not lines or Path(lines[0]) == state_dir or not Path(lines[0]).is_dir():
+        return False
+    other = SimState.load(Path(lines[0]))
+    runner = (other.pids.get("runner", 0) or 0) if other is not None else 0
+    if runner:
+        return _pid_alive(runner)
+    return len(lines) > 1 and lines[1].isdigit() and _pid_alive(int(lines[1]))
+
+
 def _release_slot(state_dir: Path) -> None:
     for path in SLOT_DIR.glob("[ln]*[0-9]"):
         with contextlib.suppress(OSError):
-            if path.read_text().strip() == str(state_dir):
+            if path.read_text().split()[:1] == [str(state_dir)]:
                 path.unlink()
 
 
