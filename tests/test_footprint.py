@@ -110,6 +110,29 @@ def test_give_back_returns_the_holes_a_burst_left_to_the_system() -> None:
     assert float(out.stdout) > 40, out.stdout        # MB returned of the ~78 MB freed
 
 
+def test_big_blocks_go_back_to_the_system_after_a_bigger_one_was_freed() -> None:
+    """glibc raises its mmap threshold to the size of a big block freed: without `fix_mmap_threshold`, a poll's
+    later 256 KiB buffers come from the heap (where their holes stay) instead of from the system."""
+    code = textwrap.dedent("""
+        import ctypes, sys
+        from eduedge.core.memory import fix_mmap_threshold
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in
+                        "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = Info
+        if sys.argv[1] == "fixed":
+            assert fix_mmap_threshold()
+        big = bytearray(4 << 20)
+        del big
+        blocks = [bytearray(256 * 1024) for _ in range(8)]
+        print(libc.mallinfo2().hblks)
+    """)
+    mapped = {how: int(subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True,
+                                      check=True).stdout) for how in ("glibc", "fixed")}
+    assert mapped["glibc"] < 8 <= mapped["fixed"], mapped
+
+
 @pytest.mark.parametrize("n", [3, 700, 4000])      # 4000 samples pass the 256 KiB cap: batched item by item
 def test_add_samples_writes_the_messages_add_items_writes(tmp_path: Path, n: int) -> None:
     from eduedge.agent.envelope import Envelope

@@ -8,6 +8,11 @@ vendor database read once) then holds its peak for good. bench/footprint.py meas
 >>> limit_arenas(2), isinstance(give_back(), bool)        # this box's C library is glibc
 (True, True)
 
+glibc also serves a large block (128 KiB and up) from the system, and gives it back when it is freed, but it
+raises that threshold to the size of every such block freed, up to 32 MiB: after a poll's first big list,
+walk or message, every later one comes from the heap, and the heap's holes between the blocks that outlive a
+poll are what grew by megabytes an hour on campus-large. `fix_mmap_threshold` keeps it where it starts.
+
 SQLite is the other heap that only grows: each connection's page cache fills to 2 MiB (its default) as the
 sample store and the outbox are read and written, and the agent holds four. One soft limit for the process
 keeps them together near `SQLITE_HEAP`: past it, a cache reuses its own pages instead of asking for more.
@@ -26,7 +31,9 @@ import functools
 import sqlite3
 import sys
 
-M_ARENA_MAX = -8            # glibc's mallopt parameter (malloc.h)
+M_ARENA_MAX = -8            # glibc's mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 * 1024     # glibc's own starting value
 SQLITE_HEAP = 4 * 2**20     # the page caches' pages a poll and a delivery touch; the OS caches the files too
 
 
@@ -47,6 +54,14 @@ def limit_arenas(n: int = 2) -> bool:
     call it before the threads start. Whether it took effect."""
     libc = _libc()
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, n))
+
+
+def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Blocks of `size` bytes and more from the system, back to it when freed, for good (as
+    MALLOC_MMAP_THRESHOLD_=size does; glibc would otherwise raise the threshold as big blocks are freed).
+    Whether it took effect."""
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, size))
 
 
 def give_back() -> bool:

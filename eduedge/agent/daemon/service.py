@@ -67,8 +67,10 @@ class Daemon:
     """The agent process. `Daemon(path).run()` returns when asked to stop (SIGTERM/SIGINT or `stop()`)."""
 
     def __init__(self, config_path: Path):
-        # before any thread starts: every thread that allocates would get a malloc heap of its own
-        memory.limit_arenas()
+        # before any thread starts: every thread that allocates would get a malloc heap of its own, and one
+        # heap for all reuses what any thread freed (campus-large held 2 MB less than with two)
+        memory.limit_arenas(1)
+        memory.fix_mmap_threshold()
         memory.limit_sqlite()
         self.config_path = Path(config_path)
         self.notify = Notifier()
