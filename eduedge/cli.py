@@ -18,7 +18,8 @@ import sys
 
 import typer
 
-# typer carries its own copy of click; these are the errors its parser raises for a wrong command line
+# typer (0.26 on) carries its own copy of click; these are the errors its parser raises for a wrong command line.
+# Not exported by typer: pyproject bounds typer to the versions where this path was checked.
 from typer._click.exceptions import (
     BadParameter,
     ClickException,
