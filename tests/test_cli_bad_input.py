@@ -25,6 +25,9 @@ SWITCH = """\
 1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1
 1.3.6.1.2.1.1.3.0|67|100
 1.3.6.1.2.1.1.5.0|4|sw-names
+1.3.6.1.2.1.31.1.1.1.1.1|4|GE0/0/1
+1.3.6.1.2.1.31.1.1.1.1.2|4|GE0/0/2
+1.3.6.1.2.1.31.1.1.1.6.1|70|1234567890123
 """
 
 
@@ -125,11 +128,21 @@ def test_a_host_name_and_an_oid_name_are_taken(switch):
     assert r.stdout == "1.3.6.1.2.1.1.5.0 = sw-names\n", r.stderr
 
 
+def test_the_standard_mibs_pysnmp_does_not_ship_are_named_too(switch):
+    r = run("walk", f"127.0.0.1:{switch.port}", "--oid", "ifXTable")
+    assert r.stdout == ("1.3.6.1.2.1.31.1.1.1.1.1 = GE0/0/1\n1.3.6.1.2.1.31.1.1.1.1.2 = GE0/0/2\n"
+                        "1.3.6.1.2.1.31.1.1.1.6.1 = 1234567890123\n"), r.stderr
+    r = run("walk", f"127.0.0.1:{switch.port}", "--oid", "IF-MIB::ifName.2")
+    assert r.stdout == "1.3.6.1.2.1.31.1.1.1.1.2 = GE0/0/2\n", r.stderr
+
+
 def test_an_unknown_oid_name_gives_the_close_names_and_the_way_out(switch):
     line = one_line(run("walk", f"127.0.0.1:{switch.port}", "--oid", "sysDscr"))
     assert "'sysDscr'" in line and "sysDescr" in line
-    line = one_line(run("walk", f"127.0.0.1:{switch.port}", "--oid", "ifTable"))
-    assert "1.3.6.1.2.1.2.2" in line           # IF-MIB is not among pysnmp's MIBs: the number is the way
+    line = one_line(run("walk", f"127.0.0.1:{switch.port}", "--oid", "ifHCInOctet"))
+    assert "ifHCInOctets" in line
+    line = one_line(run("walk", f"127.0.0.1:{switch.port}", "--oid", "hwEntityCpuUsage"))
+    assert "'hwEntityCpuUsage'" in line and "by number" in line      # a vendor MIB's names are not known
 
 
 def test_without_config_the_documented_default_is_used_and_named():
