@@ -71,6 +71,11 @@ def test_the_console_in_chinese_at_1280_and_1920_px(city):
     school_dom = doms["school-1280"]
     assert school_dom.count('<article class="finding') == city["findings"]
     assert "不达标" in school_dom and "{&#34;" not in school_dom and '{"' not in school_dom.split("<script")[0]
+    # the schools' agents judged in English: what they wrote reads in Chinese here (cloud/agent_words.py)
+    said = re.findall(r"<li>(.*?)</li>", "".join(re.findall(r'<ul class="problems">(.*?)</ul>', school_dom, re.S)),
+                      re.S)
+    assert said and all(re.search(r"[\u4e00-\u9fff]", li) for li in said), said
+    assert "ask the provider" not in school_dom and "capacity tests show" not in school_dom
     statuses = re.findall(r'<td class="c-status"[^>]*>\s*<span class="badge s-([a-z-]+)"',
                           doms["rule-1280"].split('data-table="rule"')[1])
     order = ["fail", "port-limited", "unknown", "none", "pass"]

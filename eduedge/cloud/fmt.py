@@ -3,7 +3,8 @@
 An agent's evidence is a nested dict (agent/compliance/kinds.py); the page shows it as labelled lines,
 never as JSON: times become local dates, lists of numbers a min/median/max line, nested parts their own
 indented lines, empty values nothing. Keys the catalogue names (`ev.*`) get its words; others are
-shown as the agent named them, with underscores as spaces.
+shown as the agent named them, with underscores as spaces. The agent's sentences are read into the page's
+language (agent_words.py).
 
 >>> from zoneinfo import ZoneInfo
 >>> f = Fmt("zh", ZoneInfo("Asia/Shanghai"))
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from eduedge.cloud.agent_words import translate
 from eduedge.cloud.i18n import MESSAGES, text
 
 TIME_KEYS = {"t", "time", "from", "to", "first_time", "last_time", "opened", "since", "started", "received"}
@@ -112,7 +114,9 @@ class Fmt:
             return self._("ev.range", lo=self.number(min(v)), mid=self.number(statistics.median(v)),
                           hi=self.number(max(v)))
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
-            return "; ".join(v)
+            return ("；" if self.lang == "zh" else "; ").join(translate(x, self.lang) for x in v)
+        if isinstance(v, str):
+            return translate(v, self.lang)          # the agent's words, in the page's language where it can
         return str(v)
 
     def evidence(self, ev: dict[str, Any] | None, depth: int = 0) -> list[Line]:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from eduedge.agent.compliance.packs import Rule
-from eduedge.cloud import audit
+from eduedge.cloud import agent_words, audit
 from eduedge.cloud.city import STATUS_ORDER, city_report
 from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db
@@ -242,7 +242,7 @@ def school(db: Db, cfg: CloudConfig, f: Fmt, now: float, school_id: str) -> dict
                                                                                                    x["unit"]))
         cards.append({"rule": x["rule"], "title": rule_title(rule, x["rule"], f.lang), "status": x["status"],
                       "subject": x["subject"], "measured": measured, "required": required, "t": f.time(x["t"]),
-                      "problems": [p for p in ev.get("problems", []) if isinstance(p, dict)],
+                      "problems": agent_words.problems(ev.get("problems", []), f.lang),
                       "lines": f.evidence(ev), "quote": (rule.source.quote if rule and rule.source else None)})
     tr = school_trends(db, school_id, now, f.zone)
     charts: dict[str, Any] = {}
@@ -279,7 +279,7 @@ def school(db: Db, cfg: CloudConfig, f: Fmt, now: float, school_id: str) -> dict
         Column("t", f._("col.time")), Column("severity", f._("col.severity")), Column("kind", f._("col.kind")),
         Column("device", f._("col.device")), Column("message", f._("col.message"))],
         [[Cell(e["t"], f.time(e["t"])), Cell(e["severity"]), Cell(e["kind"]), Cell(e["device"] or "-"),
-          Cell(e["message"])] for e in d["events"]])
+          Cell(e["message"], agent_words.translate(e["message"], f.lang))] for e in d["events"]])
     cmds = Table("commands", f._("school.commands"), [
         Column("t", f._("col.time")), Column("user", f._("col.user")), Column("command", f._("col.command")),
         Column("status", f._("col.status")), Column("answer", f._("col.answer"))],

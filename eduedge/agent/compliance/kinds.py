@@ -214,7 +214,7 @@ def judge_link_speed(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
         words = _link_words(link, which)
         if link.down and fresh:
             status: Status = "fail"
-            reason = _("down (oper status {status})").format(status=", ".join(str(e.oper_status) for e in link.ends))
+            reason = _("down (oper status {oper})").format(oper=", ".join(str(e.oper_status) for e in link.ends))
             problems.append(Problem(rule_id, "fail", _("{link} is down").format(link=words),
                                     _("check the cable, the SFP and the switch at the far end"), scope, 1.0,
                                     link.a.device))
@@ -343,8 +343,8 @@ def judge_capacity(rule: RuleBase, rule_id: str, ctx: Context) -> Finding:
         evidence["uplink"] = uplink.to_dict()
         if uplink.found and uplink.seen is not None and uplink.seen >= since:
             if uplink.oper_status not in (None, "up"):
-                uplink_fail = _("uplink {port} on {device} is down (oper status {status})").format(
-                    port=uplink.port, device=uplink.device, status=uplink.oper_status)
+                uplink_fail = _("uplink {port} on {device} is down (oper status {oper})").format(
+                    port=uplink.port, device=uplink.device, oper=uplink.oper_status)
                 problems.append(Problem(rule_id, "fail", uplink_fail, _("check the cable, the SFP and the provider's "
                                         "equipment"), "school", 1.0, uplink.device))
             elif uplink.speed_mbps is not None and uplink.speed_mbps < threshold:
@@ -564,7 +564,8 @@ def judge(rule: Rule, ctx: Context) -> Finding:
     why = (_("all {n} parts pass").format(n=len(parts)) if not bad else
            _("{bad} of {n} parts do not pass: {parts}").format(
                bad=len(bad), n=len(parts),
-               parts=listing(f"{p.rule.rsplit('.', 1)[-1]} {status_word(p.status)}" for p in bad)))
+               parts=listing(_("{part} ({status})").format(part=p.rule.rsplit(".", 1)[-1],
+                                                             status=status_word(p.status)) for p in bad)))
     spans = [p.window for p in parts if p.window is not None]
     window = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
     return _base(rule, rule.id, ctx, status, None, why, {"parts": [p.to_dict() for p in parts]}, window,
