@@ -154,7 +154,8 @@ def test_the_city_page_shows_what_each_schools_agent_judged(tmp_path):
     doms = look(cfg_path, TOKEN, tmp_path, [("city", "/?lang=en", 1400, 1400)], [
         ("city", "/?lang=en", 1400), ("east", "/?district=East&lang=en", 1400),
         ("primary", "/?type=primary&lang=en", 1400), ("school", "/school/east-no2-secondary?lang=en", 1400),
-        ("offline", "/offline?lang=en", 1400), ("gaps", "/gaps?lang=en", 1400)])
+        ("offline", "/offline?lang=en", 1400), ("gaps", "/gaps?lang=en", 1400),
+        ("school-zh", "/school/east-no2-secondary?lang=zh", 1400), ("offline-zh", "/offline?lang=zh", 1400)])
     tables = {k: v.split('data-table="schools"')[-1] for k, v in doms.items()}
     for school in agent_says:
         assert school in doms["city"]
@@ -163,6 +164,12 @@ def test_the_city_page_shows_what_each_schools_agent_judged(tmp_path):
     assert "Internet egress bandwidth of 100 Mbit/s or more" in doms["school"] and "Findings" in doms["school"]
     assert "capacity tests show 42 Mbit/s" in doms["school"]              # the agent's own words, not JSON
     assert "West No. 9 Teaching Point" in doms["offline"] and "never heard" in doms["offline"]
+    # the agents judged in English; the Chinese page reads their words in Chinese, and why a school is offline
+    assert "带宽测试结果为 42 Mbit/s" in doms["school-zh"] and "capacity tests show" not in doms["school-zh"]
+    assert "从未上线" in doms["offline-zh"]
+    assert "连接中断" in doms["offline-zh"] or "采集端正常关闭" in doms["offline-zh"]     # a death's reason, in words
+    for page in ("offline", "offline-zh"):
+        assert "connection_lost" not in doms[page] and ">shutdown<" not in doms[page], page
     assert "east-no1-primary" in doms["gaps"]
     for name, dom in doms.items():
         scroll, client_width = widths(dom)

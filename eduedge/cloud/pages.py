@@ -19,6 +19,7 @@ from eduedge.cloud.city import STATUS_ORDER, city_report
 from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db
 from eduedge.cloud.fmt import Fmt
+from eduedge.cloud.i18n import MESSAGES
 from eduedge.cloud.tables import Cell, Column, Table
 from eduedge.cloud.trends import access_trend, school_trends
 from eduedge.cloud.views import NONE, gaps, ingest_stats, offline, rules_of, school_detail, school_list
@@ -100,7 +101,7 @@ def city(db: Db, cfg: CloudConfig, f: Fmt, now: float, district: str | None, sch
     for x in rep["region_findings"]:
         ev = x["evidence"]
         counted = (f"{ev['with_access']} / {ev['schools']}" if "schools" in ev and "with_access" in ev
-                   else ev.get("why", ""))
+                   else region_why(ev, f))
         row = [Cell(x["region"].split("/", 1)[-1] if "/" in x["region"] else f._("chart.city")),
                Cell(x["status"], f.status(x["status"]), status=x["status"]),
                Cell(x["value"], f.number(x["value"], "%")),
@@ -184,7 +185,7 @@ def rule_page(db: Db, cfg: CloudConfig, f: Fmt, now: float, rule_id: str) -> dic
         rows = [[Cell(x["region"]), Cell(x["status"], f.status(x["status"]), status=x["status"],
                                          sort=RANK.get(x["status"])),
                  Cell(x["value"], f.number(x["value"], "%")), Cell(x["threshold"], f.number(x["threshold"], "%")),
-                 Cell(x["evidence"].get("why", ""))] for x in rep["region_findings"] if x["rule"] == rule_id]
+                 Cell(region_why(x["evidence"], f))] for x in rep["region_findings"] if x["rule"] == rule_id]
         table = Table("rule", f._("rule.schools"), [
             Column("region", f._("col.region")), Column("status", f._("col.status")),
             Column("value", f._("col.value"), True), Column("threshold", f._("col.threshold"), True),
@@ -224,6 +225,25 @@ def rule_page(db: Db, cfg: CloudConfig, f: Fmt, now: float, rule_id: str) -> dic
     counts = Counter(row[3].value for row in table.rows)
     return {"rule": rule, "title": rule_title(rule, rule_id, f.lang), "tables": {"rule": table},
             "counts": {s: counts[s] for s in STATUS_ORDER if counts[s]}}
+
+
+def region_why(ev: dict[str, Any], f: Fmt) -> str:
+    """A region finding's explanation in the page's language, from its counts (cloud/city.py writes English)."""
+    if ev.get("schools") == 0:
+        return f._("region.none")
+    if "schools" not in ev or "with_access" not in ev:
+        return str(ev.get("why", ""))
+    words = f._("region.reached", n=ev["with_access"], total=ev["schools"],
+                days=f"{ev.get('access_window_s', 0) / 86400:g}")
+    return words if ev.get("roster") else words + ("；" if f.lang == "zh" else "; ") + f._("region.no_roster")
+
+
+def offline_why(reason: str | None, f: Fmt) -> str:
+    """Why a school is not online: its last death's reason, or its state (silent, never heard from)."""
+    if reason in ("silent", "never"):
+        return f.state(reason)
+    key = f"reason.{reason}"
+    return f._(key) if key in MESSAGES[f.lang] else (reason or "")
 
 
 def school(db: Db, cfg: CloudConfig, f: Fmt, now: float, school_id: str) -> dict[str, Any] | None:
@@ -314,7 +334,8 @@ def offline_page(db: Db, cfg: CloudConfig, f: Fmt, now: float) -> dict[str, Any]
         Column("reason", f._("col.reason"))],
         [[Cell(r["name"] or r["school"], href=school_href(r["school"])), Cell(r["district"] or "-"),
           Cell(r["type"], f.school_type(r["type"])), Cell(r["state"], f.state(r["state"]), status=r["state"]),
-          Cell(r["since"], f.time(r["since"])), Cell(r["for_s"], f.duration(r["for_s"])), Cell(r["why"] or "")]
+          Cell(r["since"], f.time(r["since"])), Cell(r["for_s"], f.duration(r["for_s"])),
+          Cell(r["why"] or "", offline_why(r["why"], f))]
          for r in rows])
     return {"tables": {"offline": table}, "n": len(rows), "after": f.duration(cfg.city.offline_after)}
 
