@@ -129,11 +129,11 @@ def test_a_host_name_and_an_oid_name_are_taken(switch):
 
 
 def test_the_standard_mibs_pysnmp_does_not_ship_are_named_too(switch):
-    r = run("walk", f"127.0.0.1:{switch.port}", "--oid", "ifXTable")
+    r = run("walk", f"127.0.0.1:{switch.port}", "--community", "names", "--oid", "ifXTable")
     assert r.stdout == ("1.3.6.1.2.1.31.1.1.1.1.1 = GE0/0/1\n1.3.6.1.2.1.31.1.1.1.1.2 = GE0/0/2\n"
                         "1.3.6.1.2.1.31.1.1.1.6.1 = 1234567890123\n"), r.stderr
-    r = run("walk", f"127.0.0.1:{switch.port}", "--oid", "IF-MIB::ifName.2")
-    assert r.stdout == "1.3.6.1.2.1.31.1.1.1.1.2 = GE0/0/2\n", r.stderr
+    r = run("walk", f"127.0.0.1:{switch.port}", "--community", "names", "--oid", "IF-MIB::ifName")
+    assert r.stdout == "1.3.6.1.2.1.31.1.1.1.1.1 = GE0/0/1\n1.3.6.1.2.1.31.1.1.1.1.2 = GE0/0/2\n", r.stderr
 
 
 def test_an_unknown_oid_name_gives_the_close_names_and_the_way_out(switch):
