@@ -30,11 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from eduedge.core.i18n import catalogue
+from eduedge.core.i18n import Lang, catalogue
 
 _FIELD = re.compile(r"\{(\w+)(?:[!:][^{}]*)?\}")
-# The joiners of eduedge.core.i18n's clauses() and listing(), per language.
-_JOINERS = {"en": ("; ", ", "), "zh": ("；", "、")}
+LANGS: tuple[Lang, ...] = ("en", "zh")
 # A message with fewer words of its own than this ("{type} zone {zone}", "{status} from {time}") matches too
 # easily: it is a reading only where what it leaves unread is a name or a number.
 _WEAK = 5
@@ -94,14 +93,23 @@ def _compile(source: str, target: str) -> _Message | None:
 
 
 @functools.cache
+def _joiners(lang: Lang) -> tuple[str, str]:
+    """What eduedge.core.i18n's clauses() and listing() put between parts in `lang`: `; ` and `, ` in English."""
+    return catalogue(lang).gettext("; "), catalogue(lang).gettext(", ")
+
+
+@functools.cache
+def _pairs() -> list[tuple[str, str]]:
+    """(English, Chinese) of every message of the agent's catalogue and every title of the shipped rule packs."""
+    # The catalogue's own table: gettext has no public way to list its messages.
+    return [(k, v) for k, v in catalogue("zh")._catalog.items()   # type: ignore[attr-defined]
+            if isinstance(k, str) and k and v] + _pack_titles()
+
+
+@functools.cache
 def _messages(to: str) -> tuple[dict[str, str], tuple[_Message, ...], tuple[_Message, ...]]:
     """(plain sentence -> its translation, messages with parts between punctuation, with words) for `to`."""
-    # The catalogue's own table: gettext has no public way to list its messages.
-    pairs = [(k, v) for k, v in catalogue("zh")._catalog.items()   # type: ignore[attr-defined]
-             if isinstance(k, str) and k and v]
-    pairs += _pack_titles()
-    if to == "en":
-        pairs = [(zh, en) for en, zh in pairs]
+    pairs = _pairs() if to == "zh" else [(zh, en) for en, zh in _pairs()]
     plain: dict[str, str] = {}
     with_parts = []
     for source, target in pairs:
@@ -185,8 +193,7 @@ def _parse(text: str, to: str, depth: int) -> Reading | None:
         # puts what is missing inside "missing {what}"
         if best is None or read[1] > best[1] or (read[1] == best[1] and m.leads and not best_leads):
             best, best_leads = read, m.leads
-    source = "zh" if to == "en" else "en"
-    for joiner, into in zip(_JOINERS[source], _JOINERS[to], strict=True):
+    for joiner, into in zip(_joiners("zh" if to == "en" else "en"), _joiners(to), strict=True):  # type: ignore[arg-type]
         pieces = text.split(joiner)
         if len(pieces) < 2:
             continue
@@ -200,10 +207,9 @@ def _parse(text: str, to: str, depth: int) -> Reading | None:
     return best
 
 
-@functools.lru_cache(maxsize=8192)
 def translate(text: str, to: str) -> str:
     """`text`, an agent's sentence, in `to` (zh or en) where the agent's catalogue has it; else `text`."""
-    if to not in _JOINERS:
+    if to not in LANGS:
         return text
     read = _parse(text, to, 0)
     return text if read is None else read[0]

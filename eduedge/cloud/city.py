@@ -27,6 +27,7 @@ from typing import Any
 from eduedge.agent.compliance.packs import Rule
 from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db
+from eduedge.cloud.i18n import text
 from eduedge.cloud.views import NONE, offline, rules_of, school_list, schools
 
 STATUS_ORDER = ("fail", "port-limited", "unknown", NONE, "pass")
@@ -50,6 +51,15 @@ def _compare(value: float, op: str, threshold: float) -> bool:
     return {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold, "<": value < threshold}[op]
 
 
+def access_why(ev: dict[str, Any], lang: str) -> str:
+    """The access rule's explanation in `lang`, from its evidence's counts (the page shows it in the reader's)."""
+    if not ev["schools"]:
+        return text(lang, "region.none")
+    words = text(lang, "region.reached", n=ev["with_access"], total=ev["schools"],
+                 days=f"{ev['access_window_s'] / 86400:g}")
+    return words if ev["roster"] else words + text(lang, "join.clause") + text(lang, "region.no_roster")
+
+
 def _access(rule: Rule, region: str, rows: list[dict[str, Any]], cfg: CloudConfig, now: float) -> RegionFinding:
     counted = [r for r in rows if r["type"] and rule.applies_to_type(r["type"])]
     unknown_type = sorted(r["school"] for r in rows if not r["type"])
@@ -57,13 +67,9 @@ def _access(rule: Rule, region: str, rows: list[dict[str, Any]], cfg: CloudConfi
     without = sorted(r["school"] for r in counted if r["last_seen"] is None or now - r["last_seen"] > window)
     evidence: dict[str, Any] = {
         "schools": len(counted), "with_access": len(counted) - len(without), "without_access": without,
-        "access_window_s": window, "roster": bool(cfg.schools), "unknown_type": unknown_type,
-        "why": (f"{len(counted) - len(without)} of {len(counted)} schools reached the city cloud in the last "
-                f"{window / 86400:g} days")}
-    if not cfg.schools:
-        evidence["why"] += "; without a roster, schools that never connected are not counted (an upper bound)"
+        "access_window_s": window, "roster": bool(cfg.schools), "unknown_type": unknown_type}
+    evidence["why"] = access_why(evidence, "en")
     if not counted:
-        evidence["why"] = "no school of the types this rule applies to is known in this region"
         return RegionFinding(rule.id, region, "unknown", None, rule.threshold, rule.unit, evidence)
     share = round(100.0 * (len(counted) - len(without)) / len(counted), 2)
     assert rule.threshold is not None

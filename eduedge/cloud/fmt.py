@@ -114,7 +114,7 @@ class Fmt:
             return self._("ev.range", lo=self.number(min(v)), mid=self.number(statistics.median(v)),
                           hi=self.number(max(v)))
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
-            return ("；" if self.lang == "zh" else "; ").join(translate(x, self.lang) for x in v)
+            return self._("join.clause").join(translate(x, self.lang) for x in v)
         if isinstance(v, str):
             return translate(v, self.lang)          # the agent's words, in the page's language where it can
         return str(v)

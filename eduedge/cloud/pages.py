@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from eduedge.agent.compliance.packs import Rule
 from eduedge.cloud import agent_words, audit
-from eduedge.cloud.city import STATUS_ORDER, city_report
+from eduedge.cloud.city import STATUS_ORDER, access_why, city_report
 from eduedge.cloud.config import CloudConfig
 from eduedge.cloud.db import Db
 from eduedge.cloud.fmt import Fmt
@@ -228,14 +228,9 @@ def rule_page(db: Db, cfg: CloudConfig, f: Fmt, now: float, rule_id: str) -> dic
 
 
 def region_why(ev: dict[str, Any], f: Fmt) -> str:
-    """A region finding's explanation in the page's language, from its counts (cloud/city.py writes English)."""
-    if ev.get("schools") == 0:
-        return f._("region.none")
-    if "schools" not in ev or "with_access" not in ev:
-        return str(ev.get("why", ""))
-    words = f._("region.reached", n=ev["with_access"], total=ev["schools"],
-                days=f"{ev.get('access_window_s', 0) / 86400:g}")
-    return words if ev.get("roster") else words + ("；" if f.lang == "zh" else "; ") + f._("region.no_roster")
+    """A region finding's explanation in the page's language: the access rule's from its counts, any other's as
+    the city judged it."""
+    return access_why(ev, f.lang) if "with_access" in ev else str(ev.get("why", ""))
 
 
 def offline_why(reason: str | None, f: Fmt) -> str:
