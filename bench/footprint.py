@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,6 +157,10 @@ def run_agent(label: str, tree: Path | None, cfg: Path, minutes: float, every: f
                 proc.kill()
                 proc.wait()
     run.exit_code = proc.returncode
+    # a poll cut by its deadline holds a different share of its walks each time: say which devices were
+    cut = Counter(m.group(1) for m in re.finditer(r"(\S+): poll deadline of", log.read_text(errors="replace")))
+    if cut:
+        print(f"  {label}: polls cut by their deadline: " + ", ".join(f"{d} x{n}" for d, n in cut.most_common()))
     if proc.returncode not in (0, -15):
         print(f"  {label}: the agent exited with {proc.returncode}; last lines of {log}:")
         for line in log.read_text(errors="replace").splitlines()[-15:]:

@@ -1,13 +1,14 @@
 """A poller for a configured device: the one place where the `snmp` section becomes an `SnmpClient` and a
 `DevicePoller`, so that the daemon, discovery's switch tables, `eduedge diag` and `eduedge wifi` poll a
-device alike (its own timeout, retries, deadline and rate limit over `snmp.defaults`).
+device alike (its own timeout, retries, deadline, repetitions and rate limit over `snmp.defaults`).
 
 >>> snmp = SnmpConfig.model_validate({"credentials": {"lab": {"community": {"env": "LAB_COMMUNITY"}}},
 ...     "defaults": {"rate_limit_rps": 20}, "devices": [{"name": "sw-1", "host": "198.18.0.2", "credentials": "lab",
-...     "timeout": "5s"}]})
+...     "timeout": "5s", "max_repetitions": 40}]})
 >>> p = poller_for(snmp.devices[0], snmp, ProfileSet({}, [], {}), auth=SnmpAuth(community="lab"))
->>> (p.device, p.client.host, p.client.port, p.client.timeout, p.client.rate_limit_rps, p.deadline)
-('sw-1', '198.18.0.2', 161, 5.0, 20.0, 20.0)
+>>> c = p.client
+>>> (p.device, c.host, c.port, c.timeout, c.max_repetitions, c.rate_limit_rps, p.deadline)
+('sw-1', '198.18.0.2', 161, 5.0, 40, 20.0, 20.0)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def poller_for(device: SnmpDevice, snmp: SnmpConfig, profiles: ProfileSet, *, ra
     client = SnmpClient(device.name, host, port, auth,
                         timeout=device.timeout or dflt.timeout,
                         retries=device.retries if device.retries is not None else dflt.retries,
-                        max_repetitions=dflt.max_repetitions,
+                        max_repetitions=device.max_repetitions or dflt.max_repetitions,
                         rate_limit_rps=device.rate_limit_rps or dflt.rate_limit_rps,
                         oids_per_request=dflt.oids_per_request)
     return DevicePoller(client, profiles, rates, forced_profile=profile or device.profile,

@@ -74,6 +74,8 @@ class SnmpDevice(Strict):
     timeout: Duration | None = None
     retries: int | None = Field(None, ge=0, le=5)
     deadline: Duration | None = None
+    # rows per GETBULK: a controller's station table of thousands of clients is read in fewer requests
+    max_repetitions: int | None = Field(None, ge=1, le=100)
     rate_limit_rps: float | None = Field(None, gt=0)
     zone: str | None = None
     room: str | None = None
