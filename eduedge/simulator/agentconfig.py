@@ -123,7 +123,7 @@ def agent_config(world: World, state: SimState) -> dict:
             d["room"] = node.room
         if role == "wlc":     # as eduedge/config/example-school.yaml: a controller's station table takes many requests
             d["deadline"] = "45s"
-            d["max_repetitions"] = 40
+            d["max_repetitions"] = 50
         devices.append(d)
     cfg: dict = {
         "school": school,
