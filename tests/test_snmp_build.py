@@ -34,10 +34,10 @@ def test_the_device_takes_the_defaults_where_it_sets_nothing(monkeypatch: pytest
 def test_the_device_s_own_settings_win_and_the_pseudonymiser_and_rates_are_passed_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDUEDGE_TEST_COMMUNITY", "s3cret")
-    cfg = snmp(timeout="1s", retries=0, rate_limit_rps=5, deadline="8s", profile="huawei-ac")
+    cfg = snmp(timeout="1s", retries=0, rate_limit_rps=5, deadline="8s", profile="huawei-ac", max_repetitions=50)
     pseudo, rates = Pseudonymizer(b"school-key-0123456789abcdef"), RateTracker()
     p = poller_for(cfg.devices[0], cfg, load_profiles(), rates=rates, pseudonymizer=pseudo)
-    assert (p.client.timeout, p.client.retries, p.client.rate_limit_rps) == (1.0, 0, 5)
+    assert (p.client.timeout, p.client.retries, p.client.rate_limit_rps, p.client.max_repetitions) == (1.0, 0, 5, 50)
     assert (p.deadline, p.forced_profile) == (8.0, "huawei-ac")
     assert p.pseudonymizer is pseudo and p.rates is rates
     bridge = poller_for(cfg.devices[0], cfg, load_profiles(), profile="_bridge", static_refresh=0)
