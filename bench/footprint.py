@@ -1,7 +1,8 @@
 """The agent's footprint: resident memory and CPU of the real `eduedge run` on simulated campuses, over time.
 
     .venv/bin/python bench/footprint.py [--campus demo,large] [--minutes 10] [--baseline COMMIT]
-    .venv/bin/python bench/footprint.py --campus large --minutes 60            # the leak run
+    .venv/bin/python bench/footprint.py --campus large --minutes 60 --every 10 --warmup 5 --config polling --speed 0
+                                                                                 # the leak run
     .venv/bin/python bench/footprint.py --campus demo --minutes 5 --tracemalloc 12   # where the memory is
 
 1. Per campus (`eduedge/simulator/campuses/campus-NAME.yaml`): `sim_up` on loopback with its own MQTT broker,
@@ -16,7 +17,9 @@
    imported ahead of this checkout through PYTHONPATH; the simulator is this checkout's for both), and the
    two are printed side by side. With `--rounds 2` the runs alternate (new, old, new, old).
 4. Per run: RSS at the end, its peak, CPU % over the run after `--warmup` minutes, and the RSS slope in MB
-   per hour (least squares over the samples after the warm-up).
+   per hour (least squares over the samples after the warm-up). Sample well inside the agent's poll interval
+   (60 s): RSS swings by 1-2 MB within each poll cycle, and samples taken once a cycle drift slowly against it,
+   which shows that swing as steps that come and go over minutes and decides a 60-minute slope by chance.
 
 `--tracemalloc N` runs the agent under tracemalloc (bench/_traced_agent.py) and prints, at the end, the N
 files that hold the most Python memory and the growth per file between the end of the warm-up and the end;
@@ -32,6 +35,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -237,6 +241,8 @@ def main() -> None:
                          "clients and traffic for the whole run, as a leak run wants; counters still advance)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N", help="trace the agent; show the top N files")
     a = ap.parse_args()
+    # stopped with SIGTERM (a timeout, kill): the campus, its broker and the agent are stopped as on ^C
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="eduedge-bench-footprint-"))
     trees: list[tuple[str, Path | None]] = [("new", None)]
     if a.baseline:
