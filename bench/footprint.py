@@ -18,8 +18,9 @@
    two are printed side by side. With `--rounds 2` the runs alternate (new, old, new, old).
 4. Per run: RSS at the end, its peak, CPU % over the run after `--warmup` minutes, and the RSS slope in MB
    per hour (least squares over the samples after the warm-up). Sample well inside the agent's poll interval
-   (60 s): RSS swings by 1-2 MB within each poll cycle, and samples taken once a cycle drift slowly against it,
-   which shows that swing as steps that come and go over minutes and decides a 60-minute slope by chance.
+   (60 s): RSS swings by 0.5-1.5 MB within each poll cycle on campus-large, and each poll starts +-10 % off
+   its interval at random, so samples taken once a cycle wander against the cycle and show that swing as steps
+   that come and go over minutes, which can decide a 60-minute slope by chance.
 
 `--tracemalloc N` runs the agent under tracemalloc (bench/_traced_agent.py) and prints, at the end, the N
 files that hold the most Python memory and the growth per file between the end of the warm-up and the end;
