@@ -162,13 +162,15 @@ def run_agent(label: str, tree: Path | None, cfg: Path, minutes: float, every: f
                 proc.kill()
                 proc.wait()
     run.exit_code = proc.returncode
+    text = log.read_text(errors="replace")
     # a poll cut by its deadline holds a different share of its walks each time: say which devices were
-    cut = Counter(m.group(1) for m in re.finditer(r"(\S+): poll deadline of", log.read_text(errors="replace")))
+    # (the words of DevicePoller.poll's error)
+    cut = Counter(m.group(1) for m in re.finditer(r"(\S+): poll deadline of", text))
     if cut:
         print(f"  {label}: polls cut by their deadline: " + ", ".join(f"{d} x{n}" for d, n in cut.most_common()))
     if proc.returncode not in (0, -15):
         print(f"  {label}: the agent exited with {proc.returncode}; last lines of {log}:")
-        for line in log.read_text(errors="replace").splitlines()[-15:]:
+        for line in text.splitlines()[-15:]:
             print(f"    | {line}")
     if traced is not None:
         run.traced = traced_report(traced, top)
