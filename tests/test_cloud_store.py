@@ -282,6 +282,58 @@ def test_two_receivers_on_postgresql_store_each_message_once(pg):
         d.close()
 
 
+class PausingDb(Db):
+    """A receiver's connection that stops after its first statement on the schools table until `resume` is set (or
+    3 s): what another receiver commits in that moment lands between this batch's statements."""
+
+    def __init__(self, db: Db, resume: threading.Event):
+        super().__init__(db.engine, db.conn)
+        self.resume, self.paused = resume, threading.Event()
+
+    def _after(self, text: str) -> None:
+        if text.startswith("UPDATE schools") and not self.paused.is_set():
+            self.paused.set()
+            self.resume.wait(3)
+
+    def execute(self, text: str, params: Any = ()) -> int:
+        n = super().execute(text, params)
+        self._after(text)
+        return n
+
+    def query(self, text: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        rows = super().query(text, params)
+        self._after(text)
+        return rows
+
+
+def test_a_death_and_its_birth_in_two_receivers_at_once_leave_the_school_offline(pg):
+    """The will of connection 2 reaches one receiver while the other one is storing connection 2's birth: whichever
+    commits first, the school ends offline (a stale-death verdict here left it online for good)."""
+    cfg = make_cfg(pg_storage(pg))
+    db = connect(cfg.storage)
+    s = School("raced-school")
+    Ingestor(db, cfg.ingest.dedup_window).apply([s.birth(1, seq=1)], NOW)
+    resume = threading.Event()
+    slow = PausingDb(connect(cfg.storage), resume)
+    fast = connect(cfg.storage)
+    death = threading.Thread(target=Ingestor(slow, cfg.ingest.dedup_window, "rx1").apply,
+                             args=([s.death(2, seq=4)], NOW + 10))
+    death.start()
+    assert slow.paused.wait(10)
+    birth = threading.Thread(target=Ingestor(fast, cfg.ingest.dedup_window, "rx2").apply,
+                             args=([s.birth(2, seq=3)], NOW + 10))
+    birth.start()
+    birth.join(1.5)             # committed, or waiting for the death's row lock until the pause ends
+    resume.set()
+    death.join(10)
+    birth.join(10)
+    assert not death.is_alive() and not birth.is_alive()
+    state = db.dicts("SELECT online, bd_seq, offline_reason, stale_deaths FROM schools WHERE school = 'raced-school'")
+    assert state == [{"online": 0, "bd_seq": 2, "offline_reason": "connection_lost", "stale_deaths": 0}]
+    for d in (db, slow, fast):
+        d.close()
+
+
 def test_an_ingestor_given_a_new_connection_writes_its_rollups_there_too(tmp_path):
     # A receiver reconnects after a database error; a part still holding the closed connection would fail
     # every later message (seen: rollups on PostgreSQL, 48 of 176 messages kept aside after one error).

@@ -266,15 +266,23 @@ class Ingestor:
     def _death(self, m: Accepted, received: float) -> None:
         msg = m.msg
         bd, reason = msg["bdSeq"], msg["reason"]
-        if self.db.execute("UPDATE schools SET offline_since = CASE WHEN online = 1 THEN ? ELSE offline_since END, "
-                           "online = 0, offline_reason = ? WHERE school = ? AND agent = ? AND coalesce(epoch, '') = ? "
-                           "AND bd_seq = ?", [received, reason, m.school, m.agent, m.epoch, bd]):
-            pass
-        elif self.db.execute("UPDATE schools SET pending_death_bd = ? WHERE school = ? AND (bd_seq IS NULL OR "
-                             "(agent = ? AND coalesce(epoch, '') = ? AND bd_seq < ?)) AND (pending_death_bd IS NULL "
-                             "OR pending_death_bd < ?)", [bd, m.school, m.agent, m.epoch, bd, bd]):
+        # One statement decides both cases: with two receivers the death's birth may be committing in the other
+        # one's transaction, and PostgreSQL re-reads the row it waited for only inside the statement that waited.
+        # Two statements (current? else before its birth?) could each see the other side of that commit.
+        current = "(agent = ? AND coalesce(epoch, '') = ? AND bd_seq = ?)"
+        ahead = ("((bd_seq IS NULL OR (agent = ? AND coalesce(epoch, '') = ? AND bd_seq < ?)) "
+                 "AND (pending_death_bd IS NULL OR pending_death_bd < ?))")
+        cur = [m.agent, m.epoch, bd]
+        found = self.db.query(
+            f"UPDATE schools SET offline_since = CASE WHEN {current} AND online = 1 THEN ? ELSE offline_since END, "
+            f"offline_reason = CASE WHEN {current} THEN ? ELSE offline_reason END, "
+            f"pending_death_bd = CASE WHEN {current} THEN pending_death_bd ELSE ? END, "
+            f"online = CASE WHEN {current} THEN 0 ELSE online END "
+            f"WHERE school = ? AND ({current} OR {ahead}) RETURNING CASE WHEN {current} THEN 1 ELSE 0 END",
+            [*cur, received, *cur, reason, *cur, bd, *cur, m.school, *cur, m.agent, m.epoch, bd, bd, *cur])
+        if found and not found[0][0]:
             log.info("%s: death bdSeq %d before its birth; the birth will find the school offline", m.school, bd)
-        else:
+        elif not found:
             self.db.execute("UPDATE schools SET stale_deaths = stale_deaths + 1 WHERE school = ?", [m.school])
             log.info("%s: stale death bdSeq %d (%s) ignored: the school's current birth is newer", m.school, bd, reason)
         self._session(m, bd, will=reason == "connection_lost")
