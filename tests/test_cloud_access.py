@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -242,12 +243,34 @@ def test_one_definition_of_online_and_judge_exits_1_on_a_fail(city):
     db.execute("UPDATE messages SET received = ?", [time.time() - 30 * 86400])
     result = judge(city["cfg_path"])
     assert result.returncode == 1 and "FAIL" in result.stdout, result.stderr
+    assert "schools reached the city cloud in the last 7 days" in result.stdout, result.stdout
     assert judge(city["cfg_path"], "--schools").returncode == 1
+    # The integrator's terminal in Chinese: by the locale, or by a `city.language` written in the configuration;
+    # `--lang en` over both.
+    chinese = judge(city["cfg_path"], env={"LANG": "zh_CN.UTF-8"})
+    assert chinese.returncode == 1, chinese.stderr
+    n = len(table)
+    for words in (f"共 {n} 所学校：无数据上报 {n}", "只能由市级平台评判的标准：", "不达标", "各项标准的学校结论：",
+                  f"不在线（3600 秒内无数据，或会话已结束）：{n} 所"):
+        assert words in chinese.stdout, chinese.stdout
+    assert re.search(r"不达标 +hebei-2019.access-rate +yinchuan +0 +0 / \d+ 所学校在最近 7 天内连接过城市平台",
+                     chinese.stdout), chinese.stdout
+    assert not re.search(r"FAIL|schools|rules|online", chinese.stdout), chinese.stdout
+    configured = city["cfg_path"].with_name("cloud-zh.yaml")
+    doc = json.loads(city["cfg_path"].read_text())
+    configured.write_text(json.dumps({**doc, "city": {**doc["city"], "language": "zh"}}))
+    assert "不达标" in judge(configured).stdout
+    english = judge(configured, env={"LANG": "zh_CN.UTF-8"}, lang="en")
+    assert "FAIL" in english.stdout and "不达标" not in english.stdout, english.stdout
 
 
-def judge(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from eduedge.cli import main; main()", "cloud", "judge", "-c",
-                           str(cfg), *args], capture_output=True, text=True, timeout=120)
+def judge(cfg: Path, *args: str, env: dict[str, str] | None = None,
+          lang: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`eduedge [--lang L] cloud judge -c CFG ARGS`, in the C locale unless `env` says otherwise."""
+    env = {**os.environ, "LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-c", "from eduedge.cli import main; main()",
+                           *(["--lang", lang] if lang else []), "cloud", "judge", "-c", str(cfg), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_behind_a_reverse_proxy_under_a_path_prefix(city):

@@ -5,6 +5,8 @@ they are, and what the agent would refuse anyway is refused before it leaves."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -54,6 +56,11 @@ def test_commands_reach_a_real_agent_and_the_answer_is_shown(tmp_path):
         refused = subprocess.run([*cmd, "run-check", "snmp:nosuch"], capture_output=True, text=True, timeout=60)
         assert refused.returncode == 1
         assert "-> REFUSED: unknown check 'snmp:nosuch' (known: host)" in refused.stdout, refused.stdout
+        chinese = subprocess.run([*cmd, "run-check", "snmp:nosuch"], capture_output=True, text=True, timeout=60,
+                                 env={**os.environ, "LC_ALL": "", "LANG": "zh_CN.UTF-8"})
+        assert chinese.returncode == 1, chinese.stderr
+        assert re.match(r"cmd-school: run-check snmp:nosuch -> 被拒绝：unknown check .*，用时 [\d.]+ 秒",
+                        chinese.stdout), chinese.stdout
         local = subprocess.run([*cmd, "run-check", "rm -rf /"], capture_output=True, text=True, timeout=60)
         assert local.returncode == 2 and "args.check" in local.stderr, local.stderr   # never leaves the cloud
         unknown = subprocess.run([EDUEDGE, "cloud", "cmd", "--config", str(cloud_cfg), "no-such-school", "rebirth"],
@@ -66,7 +73,7 @@ def test_commands_reach_a_real_agent_and_the_answer_is_shown(tmp_path):
         assert json.loads(db.query("SELECT birth FROM schools WHERE school = 'cmd-school'")[0][0])["rebirth"] is True
         rows = db.dicts("SELECT command, status, reason FROM commands WHERE school = 'cmd-school' ORDER BY sent")
         assert [(r["command"], r["status"]) for r in rows] == [("run-check", "ok"), ("rebirth", "ok"),
-                                                               ("run-check", "refused")]
+                                                               ("run-check", "refused"), ("run-check", "refused")]
     finally:
         stop_agent(agent, 20)
         rx.stop()

@@ -20,7 +20,11 @@ import typer
 from rich.padding import Padding
 
 from eduedge.cloud.config import CloudConfig, CloudConfigError, load_cloud_config
+from eduedge.cloud.i18n import MESSAGES
+from eduedge.cloud.i18n import text as pages_text
 from eduedge.cloud.speedtest_server import SpeedtestServer, read_tokens, serve
+from eduedge.core import i18n
+from eduedge.core.i18n import _, language
 from eduedge.core.netaddr import split_host_port
 from eduedge.core.secrets import SecretError
 from eduedge.core.tables import add, key, num, table, terminal
@@ -30,12 +34,17 @@ CONFIG = typer.Option(..., "--config", "-c",
 
 
 def _load(path: Path) -> CloudConfig:
+    """The configuration; a `city.language` written in it is the language of what the command prints from here on,
+    unless `--lang` said otherwise (the same order as the agent's `ui.lang`). Left out, the locale speaks: the
+    pages' default of zh is for browsers, not for the integrator's terminal."""
     try:
-        return load_cloud_config(path)
+        cfg = load_cloud_config(path)
     except CloudConfigError as e:
         for line in e.problems:
             typer.echo(line, err=True)
         raise typer.Exit(2) from None
+    i18n.choose(configured=cfg.city.language if "language" in cfg.city.model_fields_set else None)
+    return cfg
 
 
 def _logging() -> None:
@@ -48,10 +57,11 @@ def _db(cfg: CloudConfig) -> Any:
     try:
         return connect(cfg.storage)
     except (SecretError, OSError, RuntimeError) as e:
-        typer.echo(f"eduedge cloud: cannot open the database: {e}", err=True)
+        typer.echo(_("eduedge cloud: cannot open the database: {error}").format(error=e), err=True)
         raise typer.Exit(2) from None
     except Exception as e:   # psycopg's OperationalError and friends: say it, no traceback
-        typer.echo(f"eduedge cloud: cannot open the database: {type(e).__name__}: {e}", err=True)
+        typer.echo(_("eduedge cloud: cannot open the database: {error}").format(error=f"{type(e).__name__}: {e}"),
+                   err=True)
         raise typer.Exit(2) from None
 
 
@@ -60,25 +70,38 @@ def _on_stop(stop: Any) -> None:
         signal.signal(sig, lambda *_: stop())
 
 
+def _word(kind: str, value: str) -> str:
+    """A status or a state in the words of the city's pages (cloud/i18n.py), so the terminal and the page agree."""
+    return pages_text(language(), f"{kind}.{value}") if f"{kind}.{value}" in MESSAGES["en"] else value
+
+
+def _counts(counts: dict[str, int], kind: str) -> str:
+    return i18n.listing(_("{n} {word}").format(n=n, word=_word(kind, s)) for s, n in sorted(counts.items()))
+
+
 def _print_city(rep: dict[str, Any]) -> None:
-    console = terminal()
-    typer.echo(f"{len(rep['schools'])} schools: " + ", ".join(f"{n} {s}" for s, n in sorted(rep["states"].items())))
-    typer.echo("rules only the city can judge:")
-    t = table(key("status"), key("rule"), key("region"), num("value %"), "why")
+    from eduedge.cloud.city import access_why
+
+    console, lang = terminal(), language()
+    typer.echo(_("{n} schools: {states}").format(n=len(rep["schools"]), states=_counts(rep["states"], "state")))
+    typer.echo(_("rules only the city can judge:"))
+    t = table(key(_("status")), key(_("rule")), key(_("region")), num(_("value %")), _("why"))
     for f in rep["region_findings"]:
-        add(t, f["status"].upper(), f["rule"], f["region"], None if f["value"] is None else f"{f['value']:g}",
-            f["evidence"]["why"])
+        add(t, _word("status", f["status"]).upper(), f["rule"], f["region"],
+            None if f["value"] is None else f"{f['value']:g}", access_why(f["evidence"], lang))
     console.print(Padding(t, (0, 0, 0, 2), expand=False))
-    typer.echo("schools per rule status:")
-    t = table(key("rule"), "schools")
+    typer.echo(_("schools per rule status:"))
+    t = table(key(_("rule")), _("schools"))
     for rule, counts in rep["status_counts"].items():
-        add(t, rule, ", ".join(f"{n} {s}" for s, n in counts.items()))
+        add(t, rule, _counts(counts, "status"))
     console.print(Padding(t, (0, 0, 0, 2), expand=False))
-    typer.echo(f"not online (nothing for {rep['offline_after_s']:g} s, or the session ended): {len(rep['offline'])}")
+    typer.echo(_("not online (nothing for {seconds} s, or the session ended): {n}").format(
+        seconds=f"{rep['offline_after_s']:g}", n=len(rep["offline"])))
     if rep["offline"]:
-        t = table(key("school"), key("state"), "offline")
+        t = table(key(_("school")), key(_("state")), _("offline"))
         for r in rep["offline"]:
-            add(t, r["school"], r["state"], "never heard from" if r["for_s"] is None else f"for {r['for_s']:.0f} s")
+            add(t, r["school"], _word("state", r["state"]), _("never heard from") if r["for_s"] is None
+                else _("for {seconds} s").format(seconds=f"{r['for_s']:.0f}"))
         console.print(Padding(t, (0, 0, 0, 2), expand=False))
 
 
@@ -109,8 +132,8 @@ def register(app: typer.Typer) -> None:
         cfg = _load(config)
         _logging()
         if not cfg.serve.users:
-            typer.echo("eduedge cloud serve: no `serve.users` in the configuration - nobody could log in "
-                       "(see eduedge/config/cloud-example.yaml)", err=True)
+            typer.echo(_("eduedge cloud serve: no `serve.users` in the configuration - nobody could log in "
+                         "(see eduedge/config/cloud-example.yaml)"), err=True)
             raise typer.Exit(2)
         try:
             host, port = split_host_port(listen or cfg.serve.listen, 8080)
@@ -155,8 +178,9 @@ def register(app: typer.Typer) -> None:
         db = _db(cfg)
         streams = sweep(db)
         rep = apply_retention(db, cfg)
-        typer.echo(f"{streams} streams swept; {rep.folded} raw samples folded into rollups; removed {rep.messages} "
-                   f"old message ids, {rep.rollups} rollups, {rep.rejects} refused messages")
+        typer.echo(_("{streams} streams swept; {folded} raw samples folded into rollups; removed {messages} old "
+                     "message ids, {rollups} rollups, {rejects} refused messages").format(
+            streams=streams, folded=rep.folded, messages=rep.messages, rollups=rep.rollups, rejects=rep.rejects))
 
     @cloud.command("cmd", context_settings={"allow_extra_args": False})
     def cmd(school: str = typer.Argument(..., help="the school's id"),
@@ -175,16 +199,20 @@ def register(app: typer.Typer) -> None:
             "run-check": (["CHECK"], lambda a: {"check": a[0]}),
             "set-interval": (["CHECK", "SECONDS"], lambda a: {"check": a[0], "interval_s": float(a[1])})}
         if command not in shapes:
-            typer.echo(f"eduedge cloud cmd: unknown command {command!r} (allowed: {', '.join(shapes)})", err=True)
+            typer.echo(_("eduedge cloud cmd: unknown command {command} (allowed: {allowed})").format(
+                command=repr(command), allowed=", ".join(shapes)), err=True)
             raise typer.Exit(2)
         want, build = shapes[command]
         if len(args) != len(want):
-            typer.echo(f"eduedge cloud cmd: {command} takes {' '.join(want) or 'no arguments'}", err=True)
+            typer.echo(_("eduedge cloud cmd: {command} takes {arguments}").format(
+                command=command, arguments=" ".join(want)) if want else
+                _("eduedge cloud cmd: {command} takes no arguments").format(command=command), err=True)
             raise typer.Exit(2)
         try:
             cmd_args = build(args)
         except ValueError:
-            typer.echo(f"eduedge cloud cmd: SECONDS must be a number, not {args[-1]!r}", err=True)
+            typer.echo(_("eduedge cloud cmd: SECONDS must be a number, not {value}").format(value=repr(args[-1])),
+                       err=True)
             raise typer.Exit(2) from None
         cfg = _load(config)
         db = _db(cfg)
@@ -196,11 +224,17 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
         else:
-            typer.echo(f"{school}: {command} {' '.join(args)} -> {answer.status.upper()}"
-                       + (f" (a repeat of request {answer.request_id})" if answer.duplicate else "")
-                       + (f": {answer.reason}" if answer.reason else "")
-                       + (f" - no answer within {timeout:g} s (sent {answer.sent} times)"
-                          if answer.status == "timeout" else f" after {answer.waited_s:.1f} s"))
+            said = " ".join([command, *args]) + " -> " + _word("status", answer.status).upper()
+            if answer.duplicate:
+                said += _(" (a repeat of request {request})").format(request=answer.request_id)
+            if answer.reason:
+                said += _(": {reason}").format(reason=answer.reason)
+            if answer.status == "timeout":
+                said += _(" - no answer within {seconds} s (sent {n} times)").format(seconds=f"{timeout:g}",
+                                                                                     n=answer.sent)
+            else:
+                said += _(" after {seconds} s").format(seconds=f"{answer.waited_s:.1f}")
+            typer.echo(f"{school}: {said}")
             if answer.result:
                 typer.echo(json.dumps(answer.result, ensure_ascii=False, indent=1))
         raise typer.Exit(0 if answer.status == "ok" else 1)
@@ -224,5 +258,6 @@ def register(app: typer.Typer) -> None:
         try:
             asyncio.run(serve(SpeedtestServer(host, port, max_tests, max_seconds, tokens, max_streams)))
         except OSError as e:
-            typer.echo(f"eduedge cloud speedtest-server: cannot listen on {listen}: {e.strerror or e}", err=True)
+            typer.echo(_("eduedge cloud speedtest-server: cannot listen on {address}: {error}").format(
+                address=listen, error=e.strerror or e), err=True)
             raise typer.Exit(2) from None
