@@ -268,19 +268,19 @@ class Ingestor:
         bd, reason = msg["bdSeq"], msg["reason"]
         # One statement decides both cases: with two receivers the death's birth may be committing in the other
         # one's transaction, and PostgreSQL re-reads the row it waited for only inside the statement that waited.
-        # Two statements (current? else before its birth?) could each see the other side of that commit.
-        current = "(agent = ? AND coalesce(epoch, '') = ? AND bd_seq = ?)"
-        ahead = ("((bd_seq IS NULL OR (agent = ? AND coalesce(epoch, '') = ? AND bd_seq < ?)) "
-                 "AND (pending_death_bd IS NULL OR pending_death_bd < ?))")
-        cur = [m.agent, m.epoch, bd]
+        # Two statements (current? else before its birth?) could each see the other side of that commit. A row the
+        # WHERE takes with bd_seq = bd is the current birth's (the other case needs bd_seq < bd or NULL), so the SET
+        # and the caller tell the two cases apart by bd_seq alone.
         found = self.db.query(
-            f"UPDATE schools SET offline_since = CASE WHEN {current} AND online = 1 THEN ? ELSE offline_since END, "
-            f"offline_reason = CASE WHEN {current} THEN ? ELSE offline_reason END, "
-            f"pending_death_bd = CASE WHEN {current} THEN pending_death_bd ELSE ? END, "
-            f"online = CASE WHEN {current} THEN 0 ELSE online END "
-            f"WHERE school = ? AND ({current} OR {ahead}) RETURNING CASE WHEN {current} THEN 1 ELSE 0 END",
-            [*cur, received, *cur, reason, *cur, bd, *cur, m.school, *cur, m.agent, m.epoch, bd, bd, *cur])
-        if found and not found[0][0]:
+            "UPDATE schools SET offline_since = CASE WHEN bd_seq = ? AND online = 1 THEN ? ELSE offline_since END, "
+            "offline_reason = CASE WHEN bd_seq = ? THEN ? ELSE offline_reason END, "
+            "pending_death_bd = CASE WHEN bd_seq = ? THEN pending_death_bd ELSE ? END, "
+            "online = CASE WHEN bd_seq = ? THEN 0 ELSE online END "
+            "WHERE school = ? AND ((agent = ? AND coalesce(epoch, '') = ? AND bd_seq = ?) "
+            "OR ((bd_seq IS NULL OR (agent = ? AND coalesce(epoch, '') = ? AND bd_seq < ?)) "
+            "AND (pending_death_bd IS NULL OR pending_death_bd < ?))) RETURNING bd_seq",
+            [bd, received, bd, reason, bd, bd, bd, m.school, m.agent, m.epoch, bd, m.agent, m.epoch, bd, bd])
+        if found and found[0][0] != bd:
             log.info("%s: death bdSeq %d before its birth; the birth will find the school offline", m.school, bd)
         elif not found:
             self.db.execute("UPDATE schools SET stale_deaths = stale_deaths + 1 WHERE school = ?", [m.school])
